@@ -1,0 +1,1 @@
+"""ukbb-pipeline: UK Biobank DXA and Dixon MRI bulk files to training-ready data."""
