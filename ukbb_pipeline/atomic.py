@@ -1,0 +1,84 @@
+"""Atomic writes: an output either exists whole or not at all.
+
+Outputs are written to a temporary name in a scratch folder on the same file system and renamed into place, so a run
+killed at any moment leaves no half-written file where readers (or the paper's loader) would find it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+_HOST = socket.gethostname().split(".")[0]
+
+
+def _scratch_name(final: Path) -> str:
+    return f"{final.name}.{_HOST}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+
+
+@contextlib.contextmanager
+def atomic_file(final: Path, *, scratch_dir: Path) -> Iterator[Path]:
+    """Yield a temporary path; on success move it to ``final`` atomically, on error remove it."""
+    scratch_dir.mkdir(parents=True, exist_ok=True)
+    tmp = scratch_dir / _scratch_name(final)
+    try:
+        yield tmp
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, final)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(final: Path, *, scratch_dir: Path) -> Iterator[Path]:
+    """Yield a temporary folder; on success it replaces ``final`` (a folder) as a whole, on error it is removed."""
+    scratch_dir.mkdir(parents=True, exist_ok=True)
+    tmp = scratch_dir / _scratch_name(final)
+    tmp.mkdir()
+    try:
+        yield tmp
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if final.exists():
+            old = scratch_dir / _scratch_name(final)
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def remove_stale_scratch(scratch_dir: Path) -> int:
+    """Remove scratch files left by dead processes of this host; return how many were removed."""
+    if not scratch_dir.is_dir():
+        return 0
+    removed = 0
+    for entry in scratch_dir.iterdir():
+        parts = entry.name.rsplit(".", 4)
+        if len(parts) != 5 or parts[-1] != "tmp" or parts[1] != _HOST or not parts[2].isdigit():
+            continue
+        if _pid_alive(int(parts[2])):
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

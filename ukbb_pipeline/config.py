@@ -1,0 +1,202 @@
+"""Structured-config schemas: the typed shape of every config group.
+
+Hydra merges the YAML files in ``conf/`` onto these dataclasses, so a misspelt key or a value of the wrong type fails
+at start-up naming the key. The dataclass defaults are the documented defaults; the YAML files select a schema.
+Only :func:`register_configs` touches Hydra.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Optional
+
+from omegaconf import MISSING
+
+# OmegaConf validates these annotations at runtime, so they use typing's spelling (Optional), not PEP 604.
+
+
+class Channel(str, Enum):
+    """Dixon channels, named by the SeriesDescription suffix UK Biobank uses."""
+
+    F = "F"
+    W = "W"
+    # "in" is a Python keyword, hence the member names; the values are the suffixes.
+    IN = "in"
+    OPP = "opp"
+
+
+class VolumeDtype(str, Enum):
+    uint16 = "uint16"
+    float32 = "float32"
+
+
+class DownloadBackend(str, Enum):
+    ukbfetch = "ukbfetch"
+    dx = "dx"
+
+
+@dataclass
+class PathsConfig:
+    """Where the data lives: every stage folder defaults to a name under ``root``."""
+
+    root: str = "outputs/demo"
+    raw_dxa: str = "${paths.root}/raw/dxas"
+    raw_mri: str = "${paths.root}/raw/mris"
+    dxa: str = "${paths.root}/dxas-processed"
+    mri: str = "${paths.root}/mris-processed"
+    slices: str = "${paths.root}/mri-mid-corr-slices"
+
+
+@dataclass
+class ShardConfig:
+    """This run processes the inputs whose stable hash modulo ``count`` equals ``index``."""
+
+    index: int = 0
+    count: int = 1
+
+
+@dataclass
+class ZipLimits:
+    """Bounds checked before memory is spent on a zip (declared and actual inflated sizes)."""
+
+    max_member_mb: float = 64.0
+    max_total_mb: float = 4096.0
+    max_members: int = 10000
+
+
+@dataclass
+class StageConfig:
+    """What every stage has: a name, an input folder and an output folder."""
+
+    name: str = MISSING
+    input_dir: str = MISSING
+    output_dir: str = MISSING
+
+
+@dataclass
+class UnzipDxaConfig(StageConfig):
+    name: str = "unzip_dxa"
+    input_dir: str = "${paths.raw_dxa}"
+    output_dir: str = "${paths.dxa}"
+    limits: ZipLimits = field(default_factory=ZipLimits)
+
+
+@dataclass
+class UnzipMriConfig(StageConfig):
+    name: str = "unzip_mri"
+    input_dir: str = "${paths.raw_mri}"
+    output_dir: str = "${paths.mri}"
+    channels: list[Channel] = field(default_factory=lambda: [Channel.F, Channel.W])
+    z_spacing: Optional[float] = None  # mm; None = the in-plane pixel spacing
+    fix_swaps: bool = False
+    allow_missing_stations: bool = False
+    dtype: VolumeDtype = VolumeDtype.uint16
+    trim_slices: int = 2  # noisy slab-edge slices dropped at each end of a station (where a neighbour covers them)
+    limits: ZipLimits = field(default_factory=ZipLimits)
+
+
+@dataclass
+class ExtractSlicesConfig(StageConfig):
+    name: str = "extract_slices"
+    input_dir: str = "${paths.mri}"
+    output_dir: str = "${paths.slices}"
+    n_neighbours: int = 5
+    spacing: int = 2  # a step in rows, not mm
+    sheet_size: int = 100  # subjects per QC contact sheet
+
+
+@dataclass
+class DownloadConfig(StageConfig):
+    name: str = "download"
+    input_dir: str = "${paths.root}"  # unused by ukbfetch; the mounted project folder's Bulk root for dx
+    output_dir: str = "${paths.root}/raw"
+    eids_file: Optional[str] = None
+    key_file: str = ".ukbkey"
+    backend: DownloadBackend = DownloadBackend.ukbfetch
+    parallel: int = 10
+    fields: list[int] = field(default_factory=lambda: [20158, 20201])
+    instances: list[int] = field(default_factory=lambda: [2])
+    ukbfetch: str = "ukbfetch"
+    dx: str = "dx"
+    retries: int = 3
+    retry_backoff_s: float = 30.0
+    dx_folders: dict[str, str] = field(
+        default_factory=lambda: {"20201": "/Bulk/Whole Body MRI/Dixon", "20158": "/Bulk/Whole Body DXA/DXA"}
+    )
+
+
+@dataclass
+class DemoConfig(StageConfig):
+    """Generate a small synthetic cohort once, then run every processing stage on it."""
+
+    name: str = "demo"
+    input_dir: str = "${paths.root}/raw"
+    output_dir: str = "${paths.root}"
+    subjects: int = 6
+    size: str = "small"
+    seed: int = 0
+    unzip_dxa: UnzipDxaConfig = field(default_factory=UnzipDxaConfig)
+    unzip_mri: UnzipMriConfig = field(default_factory=UnzipMriConfig)
+    extract_slices: ExtractSlicesConfig = field(default_factory=ExtractSlicesConfig)
+
+
+@dataclass
+class WriterConfig:
+    name: str = MISSING
+
+
+@dataclass
+class Hdf5WriterConfig(WriterConfig):
+    """HDF5 with filters every h5py has built in (no plugin needed to read)."""
+
+    name: str = "hdf5"
+    compression: Optional[str] = "gzip"  # gzip | lzf | None
+    compression_level: int = 1  # gzip only, 1-9
+    shuffle: bool = True
+    file_locking: Optional[bool] = None  # None = HDF5's default; false on NFS/Lustre where locking breaks
+
+
+@dataclass
+class PickleWriterConfig(WriterConfig):
+    """The original scripts' pickles: the images as float32 plus ``pixel_spacing``, nothing else."""
+
+    name: str = "pickle"
+
+
+@dataclass
+class PipelineConfig:
+    """The whole configuration of one run."""
+
+    stage: Any = MISSING
+    writer: Any = MISSING
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    shard: ShardConfig = field(default_factory=ShardConfig)
+    n_jobs: Optional[int] = None  # None = the CPUs this process may use, capped by SLURM_CPUS_PER_TASK
+    eids_file: Optional[str] = None
+    exclude_eids_file: Optional[str] = None
+    overwrite: bool = False
+    allow_failures: bool = False
+    qc: bool = True
+
+
+STAGE_SCHEMAS: dict[str, type[StageConfig]] = {
+    "unzip_dxa": UnzipDxaConfig,
+    "unzip_mri": UnzipMriConfig,
+    "extract_slices": ExtractSlicesConfig,
+    "download": DownloadConfig,
+    "demo": DemoConfig,
+}
+WRITER_SCHEMAS: dict[str, type[WriterConfig]] = {"hdf5": Hdf5WriterConfig, "pickle": PickleWriterConfig}
+
+
+def register_configs() -> None:
+    """Put the schemas in Hydra's ConfigStore, where ``conf/`` refers to them as ``<name>_schema``."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    store.store(name="pipeline_schema", node=PipelineConfig)
+    for name, schema in STAGE_SCHEMAS.items():
+        store.store(group="stage", name=f"{name}_schema", node=schema)
+    for name, schema in WRITER_SCHEMAS.items():
+        store.store(group="writer", name=f"{name}_schema", node=schema)

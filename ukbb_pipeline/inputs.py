@@ -1,0 +1,110 @@
+"""Finding a stage's inputs and reading EID lists.
+
+The unit of work is one bulk file ``<eid>_<field>_<instance>_<array>.<ext>``; its stem names every output, so the
+visit (instance) is never lost. Inputs sit either in one flat folder or in the Research Analysis Platform's nested
+layout ``<first two digits of eid>/<eid>_<field>_<instance>_<array>.zip``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ukbb_pipeline.errors import InputError
+
+_STEM = re.compile(r"^(?P<eid>\d{6,8})_(?P<field>\d+)_(?P<instance>\d+)_(?P<array>\d+)$")
+
+
+@dataclass(frozen=True, order=True)
+class InputFile:
+    """One input file. ``eid`` etc. are None when its name does not follow the UK Biobank pattern."""
+
+    path: Path
+    stem: str
+    eid: int | None = None
+    field: int | None = None
+    instance: int | None = None
+    array: int | None = None
+
+
+def parse_input(path: Path) -> InputFile:
+    """Describe ``path`` from its name; names off the UK Biobank pattern keep ``eid=None``."""
+    stem = path.name.split(".", 1)[0]
+    match = _STEM.match(stem)
+    if match is None:
+        return InputFile(path=path, stem=stem)
+    return InputFile(path=path, stem=stem, **{key: int(value) for key, value in match.groupdict().items()})
+
+
+def discover_inputs(input_dir: Path, *, suffix: str, eids: set[int] | None = None) -> list[InputFile]:
+    """List the ``*<suffix>`` inputs in ``input_dir`` (flat or RAP-nested), sorted by name.
+
+    With ``eids``, only the two-digit RAP folders those EIDs live in are listed: listing a whole mounted
+    ``/mnt/project/Bulk`` folder is slow.
+    """
+    if not input_dir.is_dir():
+        raise FileNotFoundError(f"input folder {input_dir} does not exist")
+    found = [path for path in input_dir.glob(f"*{suffix}") if path.is_file()]
+    if eids is None:
+        nested_dirs = [d for d in input_dir.iterdir() if d.is_dir() and re.fullmatch(r"\d\d", d.name)]
+    else:
+        nested_dirs = [input_dir / prefix for prefix in sorted({str(eid)[:2] for eid in eids})]
+    for folder in nested_dirs:
+        if folder.is_dir():
+            found.extend(path for path in folder.glob(f"*{suffix}") if path.is_file())
+    return sorted(parse_input(path) for path in found)
+
+
+def read_eid_list(path: Path) -> set[int]:
+    """Read EIDs from a text file: one per line, or a ukbconv ``.bulk`` file (``<eid> <field>_<instance>_<array>``).
+
+    Blank lines, ``#`` comments and an ``eid`` header are allowed. Any other line that does not start with an EID
+    is an error naming the line numbers: silently dropping a line of a withdrawal list would keep a withdrawn
+    participant's data.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"EID list {path} does not exist")
+    eids: set[int] = set()
+    bad: list[str] = []
+    text = path.read_text(encoding="utf-8", errors="replace")
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip().strip('"')
+        if not line or (number == 1 and line.lower() in {"eid", "f.eid", "participant id"}):
+            continue
+        token = re.split(r"[\s,]+", line, maxsplit=1)[0].strip('"')
+        if token.isdigit() and 6 <= len(token) <= 8:
+            eids.add(int(token))
+        else:
+            bad.append(f"{number} ({raw.strip()[:40]!r})")
+    if bad:
+        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise InputError(f"EID list {path}: lines that are not EIDs: {shown}")
+    return eids
+
+
+def filter_by_eid(
+    inputs: Iterable[InputFile], *, only: set[int] | None, exclude: set[int] | None
+) -> list[InputFile]:
+    """Keep inputs whose EID is in ``only`` (when given) and not in ``exclude``.
+
+    Inputs whose name carries no EID survive an exclusion list (they fail later with a clear reason and produce
+    no output) but not an ``only`` list.
+    """
+    kept = []
+    for item in inputs:
+        if exclude and item.eid in exclude:
+            continue
+        if only is not None and item.eid not in only:
+            continue
+        kept.append(item)
+    return kept
+
+
+def require_ukbb_name(item: InputFile, *, field: int) -> None:
+    """Raise :class:`InputError` unless ``item`` is named ``<eid>_<field>_<instance>_<array>``."""
+    if item.eid is None:
+        raise InputError(f"name {item.path.name!r} is not <eid>_<field>_<instance>_<array>")
+    if item.field != field:
+        raise InputError(f"field {item.field} in the name, expected {field}")

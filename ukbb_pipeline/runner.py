@@ -1,0 +1,220 @@
+"""The skeleton every processing stage shares.
+
+discover -> drop excluded EIDs -> keep this shard's -> skip those done with the same settings -> process each (a pure
+function, in parallel) -> write atomically -> one manifest row each -> summary. One bad input gets a one-line reason
+in the manifest and the log, and the rest of the run goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from ukbb_pipeline.atomic import remove_stale_scratch
+from ukbb_pipeline.errors import InputError, StageFailed
+from ukbb_pipeline.fingerprint import settings_fingerprint
+from ukbb_pipeline.folders import StageFolders
+from ukbb_pipeline.inputs import InputFile, filter_by_eid
+from ukbb_pipeline.manifest import FAILED, OK, SKIPPED, ManifestRow, ManifestWriter
+from ukbb_pipeline.parallel import imap_unordered
+from ukbb_pipeline.sharding import in_shard
+from ukbb_pipeline.writers.base import Output, Writer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The run-wide settings every stage shares (the top level of the config)."""
+
+    n_jobs: int = 1
+    overwrite: bool = False
+    allow_failures: bool = False
+    shard_index: int = 0
+    shard_count: int = 1
+    only_eids: frozenset[int] | None = None
+    exclude_eids: frozenset[int] | None = None
+
+
+@dataclass(frozen=True)
+class StageJob:
+    """What a stage asks the runner to do: ``process`` turns one input into an :class:`Output`.
+
+    ``process`` must be picklable (a module-level function or a ``functools.partial`` of one), because it runs in
+    worker processes. ``settings`` are everything that changes the outputs; their fingerprint decides what a
+    re-run redoes. ``nested`` asks for the layout with a folder per output where the writer has one (DXA pickles).
+    """
+
+    name: str
+    folders: StageFolders
+    inputs: list[InputFile]
+    process: Callable[[InputFile], Output]
+    writer: Writer
+    settings: dict[str, Any]
+    nested: bool = False
+
+
+@dataclass
+class StageSummary:
+    name: str
+    rows: list[ManifestRow]
+    manifest: Path | None
+    output_dir: Path
+    seconds: float
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[ManifestRow]:
+        return [row for row in self.rows if row.status == FAILED]
+
+
+def select_inputs(inputs: list[InputFile], options: RunOptions) -> list[InputFile]:
+    """The inputs this run is responsible for: EID filters, then this shard."""
+    kept = filter_by_eid(inputs, only=options.only_eids, exclude=options.exclude_eids)
+    return [item for item in kept if in_shard(item.stem, index=options.shard_index, count=options.shard_count)]
+
+
+def run_stage(job: StageJob, options: RunOptions) -> StageSummary:
+    """Run ``job`` over this shard's inputs and return the summary (the manifest is written as rows arrive)."""
+    started = time.monotonic()
+    inputs = select_inputs(job.inputs, options)
+    job.folders.meta.mkdir(parents=True, exist_ok=True)
+    remove_stale_scratch(job.folders.scratch)
+    fingerprint = settings_fingerprint({"stage": job.name, **job.settings, **job.writer.settings()})
+
+    manifest = ManifestWriter(
+        job.folders.meta, stage=job.name, shard_index=options.shard_index, shard_count=options.shard_count
+    )
+    todo: list[tuple[InputFile, str]] = []
+    for item in inputs:
+        redo_reason = _redo_reason(job, item, fingerprint, overwrite=options.overwrite)
+        if redo_reason is None:
+            path = job.writer.output_path(job.folders, item.stem, nested=job.nested)
+            manifest.add(_row(item, SKIPPED, output=path, reason="done earlier with the same settings", fp=fingerprint))
+        else:
+            todo.append((item, redo_reason))
+
+    if not inputs:
+        log.warning("%s: no inputs in this shard (input folder and filters as configured)", job.name)
+    else:
+        log.info("%s: %d inputs in this shard, %d to process, %d done already",
+                 job.name, len(inputs), len(todo), len(inputs) - len(todo))
+    arguments = [(item, reason, job, fingerprint) for item, reason in todo]
+    try:
+        with tqdm(total=len(todo), desc=job.name, unit="input", disable=None) as progress:
+            for row in imap_unordered(_process_one, arguments, n_jobs=min(options.n_jobs, max(1, len(todo)))):
+                manifest.add(row)
+                progress.update()
+                if row.status == FAILED:
+                    log.error("%s failed: %s", Path(row.input).name, row.reason)
+                elif row.reason:
+                    log.info("%s: %s", Path(row.input).name, row.reason)
+    finally:
+        if inputs:
+            manifest.flush()
+
+    rows = manifest.rows
+    summary = StageSummary(
+        name=job.name,
+        rows=rows,
+        manifest=manifest.path if inputs else None,
+        output_dir=job.folders.output,
+        seconds=time.monotonic() - started,
+        counts={status: sum(row.status == status for row in rows) for status in (OK, FAILED, SKIPPED)},
+    )
+    log.info(format_summary(summary))
+    return summary
+
+
+def raise_on_failures(summaries: list[StageSummary], *, allow_failures: bool) -> None:
+    """Raise :class:`StageFailed` when an input failed (after every manifest is written), unless allowed."""
+    failed = [(summary, row) for summary in summaries for row in summary.failed]
+    if failed and not allow_failures:
+        names = ", ".join(f"{summary.name}: {Path(row.input).name}" for summary, row in failed[:5])
+        more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
+        raise StageFailed(
+            f"{len(failed)} input(s) failed ({names}{more}); reasons are in the manifests "
+            f"(set allow_failures=true to exit 0 anyway)"
+        )
+
+
+def format_summary(summary: StageSummary) -> str:
+    counts = summary.counts
+    lines = [
+        f"{summary.name}: {len(summary.rows)} inputs: {counts.get(OK, 0)} ok, {counts.get(FAILED, 0)} failed, "
+        f"{counts.get(SKIPPED, 0)} skipped in {summary.seconds:.1f} s",
+        f"  outputs:  {summary.output_dir}",
+    ]
+    if summary.manifest is not None:
+        lines.append(f"  manifest: {summary.manifest}")
+    for row in summary.failed[:10]:
+        lines.append(f"  failed:   {Path(row.input).name}: {row.reason}")
+    if len(summary.failed) > 10:
+        lines.append(f"  ... and {len(summary.failed) - 10} more failures (see the manifest)")
+    return "\n".join(lines)
+
+
+def _redo_reason(job: StageJob, item: InputFile, fingerprint: str, *, overwrite: bool) -> str | None:
+    """Why this input must be (re)done, or None when its output is there, opens, and has the same settings."""
+    path = job.writer.output_path(job.folders, item.stem, nested=job.nested)
+    if not path.exists():
+        return ""
+    if overwrite:
+        return "redone: overwrite=true"
+    stored = job.writer.stored_fingerprint(job.folders, item.stem, nested=job.nested)
+    if stored is None:
+        return "redone: the previous output did not open"
+    if stored != fingerprint:
+        return "redone: settings changed since the previous output"
+    return None
+
+
+def _process_one(item: InputFile, redo_reason: str, job: StageJob, fingerprint: str) -> ManifestRow:
+    """Process and write one input; every error becomes a failed row with a one-line reason."""
+    started = time.monotonic()
+    try:
+        output = job.process(item)
+        path = job.writer.write(job.folders, item.stem, output, fingerprint=fingerprint, nested=job.nested)
+    except InputError as error:
+        return _row(item, FAILED, reason=str(error), fp=fingerprint, started=started)
+    except MemoryError:
+        return _row(item, FAILED, reason="out of memory", fp=fingerprint, started=started)
+    except OSError as error:  # disk full, permissions, a file gone: say what and where
+        return _row(item, FAILED, reason=f"I/O error: {error}", fp=fingerprint, started=started)
+    except Exception as error:  # a bug must not stop 100,000 subjects; say where it happened
+        frame = traceback.extract_tb(error.__traceback__)[-1]
+        where = f"{Path(frame.filename).name}:{frame.lineno}"
+        reason = f"unexpected {type(error).__name__} at {where}: {error}"
+        return _row(item, FAILED, reason=reason, fp=fingerprint, started=started)
+    reason = "; ".join(part for part in (redo_reason, *output.notes) if part)
+    return _row(item, OK, output=path, reason=reason, fp=fingerprint, started=started, qc=output.qc)
+
+
+def _row(
+    item: InputFile,
+    status: str,
+    *,
+    output: Path | None = None,
+    reason: str = "",
+    fp: str = "",
+    started: float | None = None,
+    qc: dict[str, Any] | None = None,
+) -> ManifestRow:
+    return ManifestRow(
+        input=str(item.path),
+        status=status,
+        eid=item.eid,
+        instance=item.instance,
+        output="" if output is None else str(output),
+        reason=reason,
+        seconds=0.0 if started is None else time.monotonic() - started,
+        settings_fingerprint=fp,
+        qc=qc or {},
+    )

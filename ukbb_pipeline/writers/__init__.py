@@ -1,0 +1,24 @@
+"""Pluggable output writers, selected by the ``writer`` config group."""
+
+from __future__ import annotations
+
+from ukbb_pipeline.config import Hdf5WriterConfig, PickleWriterConfig, WriterConfig
+from ukbb_pipeline.writers.base import Output, Writer
+from ukbb_pipeline.writers.hdf5 import Hdf5Writer
+from ukbb_pipeline.writers.pickle import PickleWriter, safe_load
+
+__all__ = ["Hdf5Writer", "Output", "PickleWriter", "Writer", "make_writer", "safe_load"]
+
+
+def make_writer(config: WriterConfig) -> Writer:
+    """Build the writer a ``writer`` config group entry describes."""
+    if isinstance(config, Hdf5WriterConfig):
+        return Hdf5Writer(
+            compression=config.compression,
+            compression_level=config.compression_level,
+            shuffle=config.shuffle,
+            file_locking=config.file_locking,
+        )
+    if isinstance(config, PickleWriterConfig):
+        return PickleWriter()
+    raise ValueError(f"unknown writer {config.name!r}")
