@@ -16,14 +16,9 @@ from omegaconf import MISSING
 # OmegaConf validates these annotations at runtime, so they use typing's spelling (Optional), not PEP 604.
 
 
-class Channel(str, Enum):
-    """Dixon channels, named by the SeriesDescription suffix UK Biobank uses."""
-
-    F = "F"
-    W = "W"
-    # "in" is a Python keyword, hence the member names; the values are the suffixes.
-    IN = "in"
-    OPP = "opp"
+# Dixon channels, named by the SeriesDescription suffix UK Biobank uses. OmegaConf matches enum members by name, and
+# "in" is a Python keyword, hence the functional form: Channel["in"].
+Channel = Enum("Channel", {"F": "F", "W": "W", "in": "in", "opp": "opp"}, type=str)
 
 
 class VolumeDtype(str, Enum):
@@ -87,7 +82,7 @@ class UnzipMriConfig(StageConfig):
     name: str = "unzip_mri"
     input_dir: str = "${paths.raw_mri}"
     output_dir: str = "${paths.mri}"
-    channels: list[Channel] = field(default_factory=lambda: [Channel.F, Channel.W])
+    channels: list[Channel] = field(default_factory=lambda: [Channel["F"], Channel["W"]])
     z_spacing: Optional[float] = None  # mm; None = the in-plane pixel spacing
     fix_swaps: bool = False
     allow_missing_stations: bool = False
