@@ -119,3 +119,27 @@ def test_a_run_killed_mid_way_and_run_again_does_every_input_exactly_once(inputs
         assert _value(out / f"{1000000 + i}_99999_2_0.h5") == float(i)
     assert list((out / "pipeline-toy" / "tmp").iterdir()) == []  # the dead run's scratch is cleaned up
     assert {row["status"] for row in read_manifests(out)} <= {"ok", "skipped"}
+
+
+def test_a_full_disk_stops_the_run_with_a_clear_error_and_no_partial_file(inputs, tmp_path, monkeypatch):
+    import errno
+
+    from ukbb_pipeline.errors import OutputError
+    from ukbb_pipeline.writers import Hdf5Writer
+
+    original = Hdf5Writer.write
+    calls = []
+
+    def fill_disk_after_three(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) > 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Hdf5Writer, "write", fill_disk_after_three)
+    with pytest.raises(OutputError, match="No space left on device"):
+        run_toy(inputs, tmp_path / "out")
+    assert len(calls) == 4, "the run stops at the first full-disk error"
+    assert len(list((tmp_path / "out").glob("*.h5"))) == 3
+    assert list((tmp_path / "out" / "pipeline-toy" / "tmp").iterdir()) == []
+    assert len(read_manifests(tmp_path / "out")) == 3, "the finished rows are in the manifest"
