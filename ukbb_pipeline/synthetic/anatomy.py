@@ -75,8 +75,12 @@ def interp(zl: np.ndarray, xp: tuple[float, ...], fp: tuple[float, ...]) -> np.n
     return np.interp(zl, xp, fp).astype(np.float32)
 
 
-def _reaches(zl_range: tuple[float, float], low: float, high: float, margin: float = 10 * CAP_WIDTH) -> bool:
-    """Whether body heights in ``zl_range`` can touch a part spanning [low, high]."""
+def _reaches(zl_range: tuple[float, float], low: float, high: float, *, width: float = CAP_WIDTH) -> bool:
+    """Whether body heights in ``zl_range`` can touch a part spanning [low, high] with ends softened by ``width``.
+
+    Beyond 25 widths the logistic tail is below 1e-10, so skipping the part changes no value that is written.
+    """
+    margin = 25.0 * width
     return zl_range[1] > low - margin and zl_range[0] < high + margin
 
 
@@ -205,7 +209,7 @@ def _organs(
     if _reaches(zl_range, -20.0, 740.0):  # vertebral column, continuing into the neck
         column = inside(ellipse_distance(u, v + 48.0, 17.0, 17.0)) * slab(zl, -20.0, 740.0, width=CAP_WIDTH)
         yield column, SPINE.fat, SPINE.water
-    if _reaches(zl_range, 70.0, 330.0):  # visceral fat with a bowel-like water texture
+    if _reaches(zl_range, 70.0, 330.0, width=12.0):  # visceral fat with a bowel-like water texture
         a, b = torso_axes(p, zl)
         region = inside(ellipse_distance(u, v + 1.15 * b, 0.72 * (a - 25.0), 0.6 * b), width=4.0)
         region = region * slab(zl, 70.0, 330.0, width=12.0)
