@@ -119,14 +119,14 @@ def _draw_profile(axes, rows, profile, n_rows, centre, window_rows, window_shift
     axes.vlines(window_rows, 0, 0.08, color="darkorange", lw=1.5)
     axes.axvline(centre, color="crimson", lw=1.5, label=f"centre row {centre}")
     if window_shift:
-        axes.text(0.02, 0.97, f"window moved {window_shift:+d} rows to fit", transform=axes.transAxes, va="top",
-                  color="crimson", fontsize=9)
+        axes.text(0.98, 0.97, f"window moved {window_shift:+d} rows to fit", transform=axes.transAxes, va="top",
+                  ha="right", color="crimson", fontsize=9)
     axes.set_xlim(0, n_rows - 1)
     axes.set_ylim(0, 1.08)
     axes.set_xlabel("coronal row (anterior \u2192 posterior)")
     axes.set_ylabel("body fat per row (relative)")
     axes.set_title("coronal fat profile (noise and table removed)", fontsize=10)
-    axes.legend(loc="upper right", fontsize=8, framealpha=0.8)
+    axes.legend(loc="upper left", fontsize=8, framealpha=0.85)
 
 
 def _draw_slab(axes, fat, water, window_rows, centre, spacing) -> None:

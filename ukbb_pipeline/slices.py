@@ -3,13 +3,12 @@
 The centre is the coronal row (axis 1 of an (x, y, z) volume) at which the cumulative fat signal reaches half of the
 total, the original scripts' "centre of mass of the coronal intensity histogram" (a weighted median of y). Two
 things that are not the body would pull it: background noise, spread over every row, and the scanner table, a plate
-under the body's back that shows in the fat image. So the profile sums only fat above a noise threshold, after
-removing each (x, y) line's z-invariant background: along z the table is the same in every axial slice, whereas the
-body changes (neck, trunk, legs with air between them), so a low quantile along z that is close to the median along
-z is table (or a constant offset), and a low quantile far below it is air under a body part.
+under the body's back that shows in the fat image. So the profile sums only fat above a noise threshold, and leaves
+out the table's lines: an (x, row) line of the table has the same signal in every axial slice, and the table's rows
+are flat across the whole field of view, whereas the body changes along z (neck, trunk, legs with air between them).
 
-Everything here takes arrays and returns numbers; the profile can be built from a subset of rows (every k-th row,
-plus a dense stretch around the centre), so that an HDF5 reader decompresses only a fraction of the volume.
+Everything here takes arrays and returns numbers. The profile can be measured on a subset of rows (every k-th row,
+then more rows near the first answer), so that an HDF5 reader decompresses only a fraction of the volume.
 """
 
 from __future__ import annotations
@@ -21,8 +20,8 @@ import numpy as np
 
 from ukbb_pipeline.errors import InputError
 
-# Robust standard deviation of a difference of two Gaussian samples, from its median absolute value.
-_MAD_TO_SIGMA = 1.0 / (0.6745 * np.sqrt(2.0))
+# The median |difference| of two independent Rayleigh(sigma) samples (magnitude noise in air) is 0.613 sigma.
+_MEDIAN_DIFFERENCE_TO_SIGMA = 1.0 / 0.613
 
 
 @dataclass(frozen=True)
@@ -36,6 +35,15 @@ class SignalLevels:
     noise_sigma: float
     fat_level: float
     threshold: float
+
+
+@dataclass(frozen=True)
+class TableModel:
+    """How the scanner table is told from the body (see :func:`table_background`)."""
+
+    low_quantile: float = 0.05  # of a line's values along z: its background
+    flatness: float = 0.5  # a line is flat when that background is at least this fraction of its median
+    width: float = 0.6  # a row is table when at least this fraction of its columns is flat
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,21 @@ class CentreEstimate:
     levels: SignalLevels
 
 
+# Sampling that keeps the centre within a row of the full profile's (phantoms with noise, table and station gains).
+PROFILE_STEP_MM = 14.0  # between coarse profile rows: 6 rows at 2.23 mm, every row at 8.9 mm
+IN_PLANE_STEP_MM = 9.5  # between the x and z samples summed per row: every 4th voxel at 2.23 mm
+
+
+def auto_profile_stride(row_spacing: float) -> int:
+    """Rows between coarse profile samples for rows ``row_spacing`` mm apart (about 14 mm, at least 1)."""
+    return max(1, int(PROFILE_STEP_MM // row_spacing))
+
+
+def auto_in_plane_step(x_spacing: float, z_spacing: float) -> int:
+    """Voxels between the samples summed along x and z (about 9.5 mm on the coarser axis, at least 1)."""
+    return max(1, int(IN_PLANE_STEP_MM // max(x_spacing, z_spacing)))
+
+
 def profile_rows(n_rows: int, *, stride: int) -> np.ndarray:
     """Every ``stride``-th row from 0, and the last row, so that interpolation covers the whole volume."""
     if stride < 1:
@@ -80,14 +103,15 @@ def signal_levels(
 ) -> SignalLevels:
     """Estimate the noise and fat-tissue levels of a fat image block ``(x, rows, z)``.
 
-    The noise is the robust spread of neighbour differences along z (exact zeros, e.g. padding, left out): most
-    voxels lie in smooth regions, so edges barely move the median. The body threshold is the larger of
-    ``noise_multiple`` noise deviations and ``fat_fraction`` of the fat-tissue level.
+    The noise is the median absolute difference of neighbours along z (exact zeros, e.g. padding, left out),
+    scaled for magnitude noise in air, which fills most of a neck-to-knee field of view; tissue edges barely move
+    the median. The body threshold is the larger of ``noise_multiple`` noise deviations and ``fat_fraction`` of
+    the fat-tissue level (the ``fat_percentile`` of the block).
     """
     values = np.asarray(fat, dtype=np.float32)
     left, right = values[..., 1:], values[..., :-1]
     differences = np.abs(left - right)[(left != 0) | (right != 0)]
-    noise_sigma = float(np.median(differences)) * _MAD_TO_SIGMA if differences.size else 0.0
+    noise_sigma = float(np.median(differences)) * _MEDIAN_DIFFERENCE_TO_SIGMA if differences.size else 0.0
     fat_level = float(np.percentile(values, fat_percentile)) if values.size else 0.0
     if not fat_level > 0:
         raise InputError("the fat image holds no signal")
@@ -95,24 +119,36 @@ def signal_levels(
     return SignalLevels(noise_sigma=float(noise_sigma), fat_level=fat_level, threshold=float(threshold))
 
 
-def table_background(fat: np.ndarray, *, low_quantile: float = 0.05, flatness: float = 0.5) -> np.ndarray:
-    """The z-invariant background of each (x, row) line of a block ``(x, rows, z)``, shape ``(x, rows, 1)``.
+def table_lines(fat: np.ndarray, *, threshold: float, table: TableModel = TableModel()) -> np.ndarray:
+    """Which (x, row) lines of a block ``(x, rows, z)`` are the scanner table: bool, shape ``(x, rows, 1)``.
 
-    A line's background is its ``low_quantile`` along z when that is at least ``flatness`` times its median along
-    z (the line is flat: table, coil or offset), and 0 otherwise (air under some body part, or noise).
+    A line is flat when its median along z exceeds ``threshold`` and its ``table.low_quantile`` along z is at
+    least ``table.flatness`` times that median: much the same signal in every axial slice (station gains, which
+    step the table's signal from station to station, stay well within that). The body's back resting on the
+    table is flat too, but only over the columns of the trunk and legs, whereas the table is flat across the
+    field of view: so flat lines are table only in rows where at least ``table.width`` of the columns are flat.
+    Axial slices that are zero throughout (padding where a station is missing) are left out.
     """
-    n_z = fat.shape[-1]
-    low_k = min(n_z - 1, int(low_quantile * n_z))
+    values = np.asarray(fat, dtype=np.float32)
+    acquired = np.any(values != 0, axis=(0, 1))  # all-zero axial slices are padding (a missing station)
+    if not acquired.all():
+        values = values[..., acquired]
+    n_z = values.shape[-1]
+    if n_z == 0:
+        return np.zeros((*fat.shape[:2], 1), dtype=bool)
+    low_k = min(n_z - 1, int(table.low_quantile * n_z))
     mid_k = n_z // 2
-    parted = np.partition(np.asarray(fat, dtype=np.float32), sorted({low_k, mid_k}), axis=-1)
+    parted = np.partition(values, sorted({low_k, mid_k}), axis=-1)
     low, mid = parted[..., low_k : low_k + 1], parted[..., mid_k : mid_k + 1]
-    return np.where((low > 0) & (low >= flatness * mid), low, np.float32(0))
+    flat = (mid > threshold) & (low >= table.flatness * mid)
+    return flat & (flat.mean(axis=0, keepdims=True) >= table.width)
 
 
-def body_fat(fat: np.ndarray, *, levels: SignalLevels, low_quantile: float = 0.05, flatness: float = 0.5) -> np.ndarray:
-    """Fat above the table background where that exceeds the body threshold, else 0 (float32, same shape)."""
-    above = np.asarray(fat, dtype=np.float32) - table_background(fat, low_quantile=low_quantile, flatness=flatness)
-    return np.where(above > levels.threshold, above, np.float32(0))
+def body_fat(fat: np.ndarray, *, levels: SignalLevels, table: TableModel = TableModel()) -> np.ndarray:
+    """The fat signal where it is body: above the threshold and not on a table line; else 0 (float32)."""
+    values = np.asarray(fat, dtype=np.float32)
+    keep = (values > levels.threshold) & ~table_lines(values, threshold=levels.threshold, table=table)
+    return np.where(keep, values, np.float32(0))
 
 
 def coronal_profile(
@@ -120,8 +156,7 @@ def coronal_profile(
     *,
     levels: SignalLevels,
     in_plane_step: int = 4,
-    low_quantile: float = 0.05,
-    flatness: float = 0.5,
+    table: TableModel = TableModel(),
 ) -> np.ndarray:
     """Body fat summed over x and z for each row of a block ``(x, rows, z)`` (float64, one value per row).
 
@@ -129,7 +164,7 @@ def coronal_profile(
     with x and z, so sampling every ~9 mm moves the centre by far less than a row and cuts the work 16-fold.
     """
     block = fat[::in_plane_step, :, ::in_plane_step]
-    kept = body_fat(block, levels=levels, low_quantile=low_quantile, flatness=flatness)
+    kept = body_fat(block, levels=levels, table=table)
     return kept.sum(axis=(0, 2), dtype=np.float64) * float(in_plane_step * in_plane_step)
 
 
@@ -166,21 +201,21 @@ def estimate_centre(
     *,
     n_rows: int,
     stride: int = 6,
-    refine_half_width: int = 4,
-    refine_step: int = 2,
     in_plane_step: int = 4,
     noise_multiple: float = 5.0,
     fat_fraction: float = 0.05,
-    low_quantile: float = 0.05,
-    flatness: float = 0.5,
+    table: TableModel = TableModel(),
+    min_body_share: float = 0.002,
 ) -> CentreEstimate:
     """Find the centre row from a profile measured every ``stride`` rows, then again with more rows near it.
 
     ``read_fat_rows(rows)`` returns the fat image at those rows of axis 1, shape ``(x, len(rows), z)``. It is
-    called twice: for the coarse rows, then for every ``refine_step``-th row within ``refine_half_width`` of the
-    first answer (rows a slab centred there reads anyway when its spacing is ``refine_step``), so a reader that
-    caches rows decompresses about ``n_rows / stride + refine_half_width`` rows in all. On phantoms with noise and
-    table the answer is within a row of the full profile's for strides up to 8; ``stride=1`` reads every row.
+    called twice: for the coarse rows, then for the rows within ``stride - 2`` of the first answer (every second
+    one when ``stride >= 4``: the rows a slab with spacing 2 reads anyway), so a reader that caches rows
+    decompresses about ``n_rows / stride + 3`` rows in all. ``stride=1`` measures every row.
+
+    A volume whose body fat is under ``min_body_share`` of (voxels x fat-tissue signal) holds no body (noise, a
+    table, a blank station) and raises :class:`InputError`; a real neck-to-knee volume is at several per cent.
     """
     coarse = profile_rows(n_rows, stride=stride)
     coarse_fat = read_fat_rows(coarse)
@@ -189,15 +224,20 @@ def estimate_centre(
     )
 
     def profile_of(block: np.ndarray) -> np.ndarray:
-        return coronal_profile(
-            block, levels=levels, in_plane_step=in_plane_step, low_quantile=low_quantile, flatness=flatness
-        )
+        return coronal_profile(block, levels=levels, in_plane_step=in_plane_step, table=table)
 
     profile = profile_of(coarse_fat)
+    body_share = float(profile.sum()) / (levels.fat_level * coarse_fat.size)
     del coarse_fat
+    if body_share < min_body_share:
+        raise InputError(
+            f"no body found in the fat image: fat above the noise and table is {body_share:.2%} of the volume's "
+            f"fat-tissue signal (need {min_body_share:.1%})"
+        )
     first = weighted_median_row(profile, rows=coarse, n_rows=n_rows)
-    reach = refine_half_width // max(1, refine_step)
-    near = first + refine_step * np.arange(-reach, reach + 1)
+    step = 2 if stride >= 4 else 1
+    reach = max(1, stride - 2) // step
+    near = first + step * np.arange(-reach, reach + 1)
     extra = np.setdiff1d(near[(near >= 0) & (near < n_rows)], coarse)
     rows = coarse
     if extra.size:

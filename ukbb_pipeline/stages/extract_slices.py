@@ -25,7 +25,7 @@ from ukbb_pipeline.folders import StageFolders
 from ukbb_pipeline.inputs import InputFile, discover_inputs
 from ukbb_pipeline.manifest import OK, SKIPPED, ManifestRow, read_manifests
 from ukbb_pipeline.runner import RunOptions, StageJob, StageSummary, run_stage
-from ukbb_pipeline.slices import estimate_centre, slab_window
+from ukbb_pipeline.slices import auto_in_plane_step, auto_profile_stride, estimate_centre, slab_window
 from ukbb_pipeline.volumes import MRI_STAGE, REQUIRED_CHANNEL, open_volume
 from ukbb_pipeline.writers.base import Output, Writer
 from ukbb_pipeline.writers.hdf5 import Hdf5Writer
@@ -46,7 +46,7 @@ class SlabSettings:
 
     n_neighbours: int
     spacing: int
-    profile_stride: int
+    profile_stride: int | None  # None: chosen from the row spacing (auto_profile_stride)
 
 
 def process_volume(
@@ -61,15 +61,18 @@ def process_volume(
     with open_volume(item.path, locking=hdf5_locking) as volume:
         info = volume.info
         n_rows = info.shape[1]
+        sx, sy, sz = info.spacing
         estimate = estimate_centre(
-            lambda rows: volume.rows(REQUIRED_CHANNEL, rows), n_rows=n_rows, stride=settings.profile_stride
+            lambda rows: volume.rows(REQUIRED_CHANNEL, rows),
+            n_rows=n_rows,
+            stride=settings.profile_stride or auto_profile_stride(sy),
+            in_plane_step=auto_in_plane_step(sx, sz),
         )
         window = slab_window(
             estimate.centre, n_rows=n_rows, n_neighbours=settings.n_neighbours, spacing=settings.spacing
         )
         arrays = {channel: volume.rows(channel, window.rows) for channel in info.channels}
 
-    sx, sy, sz = info.spacing
     notes = []
     if info.origin is None:
         origin = [math.nan] * 3
@@ -126,8 +129,8 @@ def settings_from(config: ExtractSlicesConfig) -> SlabSettings:
         raise ValueError(f"stage.n_neighbours must be >= 0, got {config.n_neighbours}")
     if config.spacing < 1:
         raise ValueError(f"stage.spacing must be >= 1 (a step in rows), got {config.spacing}")
-    if config.profile_stride < 1:
-        raise ValueError(f"stage.profile_stride must be >= 1, got {config.profile_stride}")
+    if config.profile_stride is not None and config.profile_stride < 1:
+        raise ValueError(f"stage.profile_stride must be >= 1 or null, got {config.profile_stride}")
     return SlabSettings(n_neighbours=config.n_neighbours, spacing=config.spacing, profile_stride=config.profile_stride)
 
 
