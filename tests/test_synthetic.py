@@ -28,6 +28,7 @@ from ukbb_pipeline.synthetic import (
     MriQuirks,
     Phantom,
     make_cohort,
+    mixed_quirks,
     sample_truth,
     station_geometries,
     write_dxa_zip,
@@ -659,6 +660,10 @@ def test_phantom_anatomy(phantom):
     assert abdomen_water.max() > 0.6 * phantom.water_signal  # water-rich muscle and organs
     assert phantom.fat(0.0, 0.0, 5000.0) == 0.0
     assert phantom.body_mask(phantom.x_shift, phantom.y_rest - 80.0, phantom.z_shift + 250.0)
+    lung = (phantom.x_shift + 50.0, phantom.y_rest - 100.0, phantom.z_shift + 500.0 * phantom.height_scale)
+    assert phantom.water(*lung) < 0.1 * phantom.water_signal  # air-filled, dark in both images
+    assert phantom.body_mask(*lung)  # yet inside the body
+    assert not phantom.body_mask(phantom.x_shift, phantom.y_rest - 80.0, phantom.head_top_z + 30.0)
     # the table lies posterior to the body, with signal in both images
     bed = phantom.bed(phantom.x_shift, ys[:, None], phantom.z_shift + 250.0)[:, 0]
     body_rows = ys[(abdomen_fat + abdomen_water).max(axis=1) > 50]
@@ -729,6 +734,16 @@ def test_cohort_layout_and_determinism(tmp_path):
     again = make_cohort(tmp_path / "again", n_subjects=1, seed=9, first_eid=2000001)
     assert again[0].phantom == subjects[0].phantom
     assert again[0].mri.path.read_bytes() == subjects[0].mri.path.read_bytes()
+
+
+def test_mixed_quirks_cycle_through_the_faults():
+    mri, dxa = mixed_quirks(9, include_failures=True)
+    assert mri[0] == MriQuirks()
+    assert dxa[0] == DxaQuirks()
+    assert {q.swapped_station for q in mri.values()} >= {3}
+    assert mri[8].missing_station == 4
+    assert dxa[8].only_one_total_body
+    assert mixed_quirks(9)[0][8].missing_station is None
 
 
 def test_cli_writes_a_cohort(tmp_path, capsys):

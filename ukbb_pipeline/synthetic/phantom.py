@@ -113,9 +113,8 @@ class Phantom:
         return np.float32(BED_WATER_FACTOR) * self.bed(x, y, z)
 
     def body_mask(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
-        """Whether each point is inside the body (soft occupancy above one half)."""
-        fat, water = self.signals(x, y, z)
-        return (fat / np.float32(self.fat_signal) + water / np.float32(self.water_signal)) > 0.5
+        """Whether each point is inside the body (its soft occupancy is above one half; the lungs are inside)."""
+        return anatomy.body_occupancy(self, x, y, z) > 0.5
 
     def grid(
         self,
