@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +29,7 @@ from ukbb_pipeline.synthetic.identity import (
     visit,
 )
 from ukbb_pipeline.synthetic.manifest import ManifestRow, manifest_text
+from ukbb_pipeline.synthetic.part10 import encode_file
 from ukbb_pipeline.synthetic.phantom import Phantom
 from ukbb_pipeline.synthetic.quirks import DxaQuirks
 from ukbb_pipeline.synthetic.stations import ds_text
@@ -205,7 +205,6 @@ def _dicom_bytes(exam: _Exam, image: _Image, *, sop: str, rng: np.random.Generat
     meta.ImplementationVersionName = OFFIS_IMPLEMENTATION_VERSION
     meta.SourceApplicationEntityTitle = "GELUNAR"
     ds = Dataset()
-    ds.file_meta = meta
     ds.SpecificCharacterSet = "ISO_IR 100"
     ds.ImageType = ["DERIVED", "PRIMARY"]
     ds.SOPClassUID = ComputedRadiographyImageStorage
@@ -266,6 +265,4 @@ def _dicom_bytes(exam: _Exam, image: _Image, *, sop: str, rng: np.random.Generat
     ds.PerformedProcedureStepDescription = image.region
     ds.add_new(0x00408302, "DS", ds_text(round(float(rng.uniform(0.005, 0.05)), 4)))  # EntranceDoseInmGy
     ds.add_new(0x7FE00010, "OB", np.ascontiguousarray(image.pixels, dtype=np.uint8).tobytes())
-    out = BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
+    return encode_file(ds, meta)
