@@ -696,6 +696,24 @@ def test_sample_truth_axes_follow_the_output_convention(phantom):
         sample_truth(phantom, origin=origin, spacing=spacing, shape=shape, channel="T1")
 
 
+def test_covering_grid_spans_every_station(clean_zip):
+    truth = clean_zip[0]
+    grid = truth.covering_grid(z_spacing=3.0)
+    (x0, y0, top), (_, sy, sz), (nx, ny, nz) = grid["origin"], grid["spacing"], grid["shape"]
+    assert (nx, ny, sz) == (56, 44, 3.0)
+    assert top == truth.z_range[1]
+    assert top - (nz - 1) * sz <= truth.z_range[0] + sz
+    assert top - (nz - 1) * sz >= truth.z_range[0]
+    for station in truth.stations:
+        g = station.geometry
+        assert g.x0 == x0
+        assert y0 <= g.y0 <= g.y0 + (g.rows - 1) * g.pixel_spacing <= y0 + (ny - 1) * sy + 1e-6
+    volume = truth.sample(**grid, channel="fat", include_bed=True)
+    assert volume.shape == (nx, ny, nz)
+    assert truth.repeated_station is None
+    assert truth.missing_station is None
+
+
 def test_mid_coronal_is_the_weighted_median_row(phantom):
     xs = np.arange(-248.0, 250.0, 8.0)
     ys = np.arange(-190.0, 175.0, 4.0)

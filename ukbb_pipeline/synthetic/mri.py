@@ -130,10 +130,41 @@ class MriTruth:
         raise KeyError(f"station {number} is not in this zip")
 
     @property
+    def repeated_station(self) -> int | None:
+        return self.quirks.repeated_station
+
+    @property
+    def missing_station(self) -> int | None:
+        return self.quirks.missing_station
+
+    @property
+    def dropped_slice(self) -> tuple[int, int] | None:
+        return self.quirks.dropped_slice
+
+    @property
+    def size_mismatch_station(self) -> int | None:
+        return self.quirks.size_mismatch_station
+
+    @property
     def z_range(self) -> tuple[float, float]:
         """(lowest, highest) slice-centre z over the kept stations (mm)."""
         zs = [z for s in self.stations for z in s.geometry.z]
         return (min(zs), max(zs))
+
+    def covering_grid(self, *, z_spacing: float | None = None) -> dict[str, tuple]:
+        """An output grid (``origin``, ``spacing``, ``shape`` as :meth:`sample` takes them) spanning all stations.
+
+        x: the 224 (56 small) columns; y: the rows of the deepest field of view; z: from the highest slice centre
+        down to the lowest in steps of ``z_spacing`` (default: the in-plane spacing), head to feet.
+        """
+        deepest = max(self.stations, key=lambda s: s.geometry.rows).geometry
+        sz = float(z_spacing or deepest.pixel_spacing)
+        low, high = self.z_range
+        return {
+            "origin": (deepest.x0, deepest.y0, high),
+            "spacing": (deepest.pixel_spacing, deepest.pixel_spacing, sz),
+            "shape": (deepest.columns, deepest.rows, int(np.floor((high - low) / sz + 1e-9)) + 1),
+        }
 
     def sample(
         self,
