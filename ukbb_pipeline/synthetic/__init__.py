@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from ukbb_pipeline.synthetic.cohort import SubjectTruth, make_cohort
 from ukbb_pipeline.synthetic.dxa import DxaTruth, dxa_zip_name, write_dxa_zip
-from ukbb_pipeline.synthetic.mri import MriTruth, StationTruth, mri_zip_name, write_mri_zip
+from ukbb_pipeline.synthetic.mri import mri_zip_name, write_mri_zip
+from ukbb_pipeline.synthetic.mri_truth import MriTruth, StationTruth
 from ukbb_pipeline.synthetic.phantom import Phantom
 from ukbb_pipeline.synthetic.quirks import DxaQuirks, MriQuirks, mixed_quirks
 from ukbb_pipeline.synthetic.stations import StationGeometry, station_geometries
