@@ -97,7 +97,6 @@ class _Image:
     pixels: np.ndarray
     area: tuple[int, int]
     acquired: datetime
-    exported: datetime
 
 
 def write_dxa_zip(
@@ -132,7 +131,7 @@ def write_dxa_zip(
         for order, region in enumerate(REGIONS):
             pixels = dxa_images.region_image(phantom, region, size=size)
             acquired = start + timedelta(seconds=60.0 + 110.0 * order)
-            images.append(_Image(region.name, region.instance, pixels, region.area, acquired, export))
+            images.append(_Image(region.name, region.instance, pixels, region.area, acquired))
     grid = dxa_images.total_body_grid(phantom, size=size, rng=rng)
     pairs = [(phantom, (TISSUE_INSTANCE, BONE_INSTANCE))]
     if quirks.n_total_body_pairs == 2:
@@ -143,9 +142,9 @@ def write_dxa_zip(
         tissue = dxa_images.soft_tissue_image(dxa_images.tissue_thickness(body, grid))
         bone = dxa_images.bone_image(body, grid, tissue)
         acquired = start + timedelta(seconds=800.0 + 480.0 * order)
-        images.append(_Image(TOTAL_BODY, numbers[0], tissue, dxa_images.TOTAL_BODY_AREA, acquired, export))
+        images.append(_Image(TOTAL_BODY, numbers[0], tissue, dxa_images.TOTAL_BODY_AREA, acquired))
         if not quirks.only_one_total_body:
-            images.append(_Image(TOTAL_BODY, numbers[1], bone, dxa_images.TOTAL_BODY_AREA, acquired, export))
+            images.append(_Image(TOTAL_BODY, numbers[1], bone, dxa_images.TOTAL_BODY_AREA, acquired))
         chosen = (tissue, None if quirks.only_one_total_body else bone)
     members, rows = [], []
     for image in sorted(images, key=lambda im: im.instance):
@@ -170,7 +169,7 @@ def write_dxa_zip(
         members = shuffled(members, rng=rng)
     write_zip(path, members, when=export)
     chosen_numbers = pairs[-1][1][:1] if quirks.only_one_total_body else pairs[-1][1]
-    superseded = tuple(n for body, numbers in pairs[:-1] for n in numbers[: len(chosen_numbers)])
+    superseded = tuple(n for _, numbers in pairs[:-1] for n in numbers[: len(chosen_numbers)])
     width, height = dxa_images.TOTAL_BODY_AREA
     return DxaTruth(
         path=path,
