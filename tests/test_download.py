@@ -226,7 +226,7 @@ def test_a_call_that_hangs_is_stopped_and_reported(tmp_path, fakes, work):
     [summary] = download.run(config, options=RunOptions(only_eids=frozenset({1000001})))
     [row] = summary.rows
     assert row.status == "failed"
-    assert row.reason == "ukbfetch failed (timed out after 0 s); no file"
+    assert row.reason == "ukbfetch failed (timed out after 0.3 s); no file"
 
 
 def test_the_key_never_appears_in_any_output(tmp_path, fakes, work, caplog, capsys):
@@ -298,3 +298,13 @@ def test_the_command_line_refuses_shards_and_more_than_10_downloads(run_main):
 def test_retry_waits_grow_and_are_capped():
     policy = RetryPolicy(retries=5, backoff_s=30.0, max_backoff_s=100.0)
     assert [policy.delay(attempt) for attempt in (1, 2, 3, 4)] == [30.0, 60.0, 100.0, 100.0]
+
+
+def test_a_ukbconv_bulk_file_is_fetched_line_by_line_for_the_configured_instances(tmp_path, fakes, work):
+    fakes.publish(["1000001_20201_3_0"])
+    (work / "ukb12345.bulk").write_text("1000001 20201_2_0\n1000001 20201_3_0\n1000002 20201_2_0\n1000003 20158_2_0\n")
+    config = make_config(tmp_path, eids_file="ukb12345.bulk", fields=[20201], instances=[2, 3])
+    [summary] = download.run(config, options=RunOptions())
+    assert summary.counts == {"ok": 3, "failed": 0, "skipped": 0}
+    assert sorted(fakes.requested()) == ["1000001_20201_2_0", "1000001_20201_3_0", "1000002_20201_2_0"]
+    assert raw_file(tmp_path, "1000001_20201_3_0").exists()

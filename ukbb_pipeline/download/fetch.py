@@ -121,7 +121,7 @@ def fetch_all(
                     if retry_later:
                         delay = retry.delay(call.attempt)
                         pending.append(_Call(retry_later, attempt=call.attempt + 1, ready_at=time.monotonic() + delay))
-                        log.warning("%s: %d file(s) to retry in %.0f s (attempt %d of %d), e.g. %s",
+                        log.warning("%s: %d file(s) to retry in %.3g s (attempt %d of %d), e.g. %s",
                                     backend.name, len(retry_later), delay, call.attempt + 1, retry.retries + 1,
                                     retry_later[0].stem)
         except BaseException:

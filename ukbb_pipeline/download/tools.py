@@ -90,7 +90,7 @@ class ChildProcesses:
         except subprocess.TimeoutExpired:
             process.kill()
             stdout, stderr = process.communicate()
-            error = f"timed out after {timeout_s:.0f} s"
+            error = f"timed out after {timeout_s:g} s"
         finally:
             with self._lock:
                 self._running.discard(process)

@@ -11,7 +11,9 @@ from ukbb_pipeline.download.bulk import MAX_FILES_PER_CALL, BulkRequest, write_b
 from ukbb_pipeline.download.keyfile import KeyFile
 from ukbb_pipeline.download.tools import ChildProcesses, ToolRun
 
-FIRST_LINE = 1  # -s counts batch-file lines from 1 (UK Biobank's examples: -s1 -m1000, then -s1001 -m1000)
+# -s counts batch-file lines from 1 as public scripts use it (-s1 -m1000, -s28001 -m1000). Each call has a batch file of
+# its own lines only, so it always starts at the first.
+FIRST_LINE = 1
 BATCH_FILE = "request.bulk"
 
 
