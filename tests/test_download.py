@@ -178,6 +178,7 @@ def test_overwrite_fetches_everything_again(tmp_path, fakes, work):
     assert all(row.reason == "redone: overwrite=true" for row in again.rows)
 
 
+@pytest.mark.slow
 def test_a_run_killed_mid_way_and_run_again_fetches_each_file_once(tmp_path, fakes, work):
     fakes.behave(sleep_per_file=0.1)
     command = [
@@ -245,6 +246,7 @@ def test_the_key_never_appears_in_any_output(tmp_path, fakes, work, caplog, caps
             assert PASSWORD.encode() not in path.read_bytes(), path
 
 
+@pytest.mark.slow
 def test_the_key_never_appears_in_main_py_output_or_the_saved_config(tmp_path, fakes, work, run_main):
     fakes.behave(leak_key=True, missing=[1000007])
     result = subprocess.run(
@@ -286,6 +288,7 @@ def test_bad_lines_in_the_eid_list_are_refused_with_their_numbers(tmp_path, fake
     assert fakes.calls() == []
 
 
+@pytest.mark.slow
 def test_the_command_line_refuses_shards_and_more_than_10_downloads(run_main):
     result = run_main("stage=download", "stage.parallel=12")
     assert result.returncode != 0

@@ -11,7 +11,7 @@ from ukbb_pipeline.inputs import discover_inputs
 from ukbb_pipeline.runner import RunOptions
 from ukbb_pipeline.stages import download
 
-EIDS = [1000000 + i for i in range(6)] + [2100000 + i for i in range(6)]  # two two-digit folders: 10 and 21
+EIDS = [1000000 + i for i in range(4)] + [2100000 + i for i in range(4)]  # in two two-digit folders: 10 and 21
 STEMS = [f"{eid}_{field}_2_0" for eid in EIDS for field in (20158, 20201)]
 
 
@@ -35,13 +35,13 @@ def make_config(tmp_path, **overrides) -> DownloadConfig:
 
 def test_dx_downloads_each_file_from_its_bulk_folder_into_the_raw_folders(tmp_path, fakes):
     [summary] = download.run(make_config(tmp_path), options=RunOptions())
-    assert summary.counts == {"ok": 24, "failed": 0, "skipped": 0}
+    assert summary.counts == {"ok": 16, "failed": 0, "skipped": 0}
     calls = fakes.calls("dx")
-    assert len(calls) == 24
+    assert len(calls) == 16
     assert all(len(call["requested"]) == 1 for call in calls)
     paths = {call["argv"][1] for call in calls}
     assert "project-Gk1:/Bulk/Whole Body MRI/Dixon/21/2100003_20201_2_0.zip" in paths
-    assert "project-Gk1:/Bulk/Whole Body DXA/DXA/10/1000004_20158_2_0.zip" in paths
+    assert "project-Gk1:/Bulk/Whole Body DXA/DXA/10/1000002_20158_2_0.zip" in paths
     for stem in STEMS:
         folder = "dxas" if "_20158_" in stem else "mris"
         assert (tmp_path / "raw" / folder / f"{stem}.zip").read_bytes() == (fakes.served / f"{stem}.zip").read_bytes()
@@ -49,14 +49,14 @@ def test_dx_downloads_each_file_from_its_bulk_folder_into_the_raw_folders(tmp_pa
 
 
 def test_dx_retries_damaged_downloads_and_reports_files_it_cannot_find(tmp_path, fakes):
-    fakes.behave(transient={"1000001_20201_2_0": 1}, truncate={"2100002_20158_2_0": 1}, missing=[2100005])
+    fakes.behave(transient={"1000001_20201_2_0": 1}, truncate={"2100002_20158_2_0": 1}, missing=[2100003])
     [summary] = download.run(make_config(tmp_path, retries=1), options=RunOptions())
-    assert summary.counts == {"ok": 22, "failed": 2, "skipped": 0}
+    assert summary.counts == {"ok": 14, "failed": 2, "skipped": 0}
     rows = {row.input: row for row in summary.rows}
     assert rows["1000001_20201_2_0"].qc["attempts"] == 2
     assert rows["2100002_20158_2_0"].qc["attempts"] == 2
-    assert rows["2100005_20201_2_0"].reason.startswith("after 2 attempts: dx failed (exit code 3: ")
-    assert "Unable to resolve" in rows["2100005_20201_2_0"].reason
+    assert rows["2100003_20201_2_0"].reason.startswith("after 2 attempts: dx failed (exit code 3: ")
+    assert "Unable to resolve" in rows["2100003_20201_2_0"].reason
 
 
 def test_dx_resumes_where_it_stopped(tmp_path, fakes):
@@ -65,7 +65,7 @@ def test_dx_resumes_where_it_stopped(tmp_path, fakes):
     fakes.behave()
     before = len(fakes.calls())
     [again] = download.run(make_config(tmp_path), options=RunOptions())
-    assert again.counts == {"ok": 2, "failed": 0, "skipped": 22}
+    assert again.counts == {"ok": 2, "failed": 0, "skipped": 14}
     assert sorted(s for call in fakes.calls()[before:] for s in call["requested"]) == [
         "1000002_20158_2_0", "1000002_20201_2_0"]
 
@@ -86,6 +86,6 @@ def test_on_the_mounted_project_an_eid_list_lists_only_the_folders_it_needs(tmp_
     monkeypatch.setattr(
         type(mounted), "glob", lambda self, pattern: listed.append(self.name) or original_glob(self, pattern)
     )
-    found = discover_inputs(mounted, suffix=".zip", eids={2100001, 2100004})
-    assert {item.eid for item in found} == set(EIDS[6:])  # the folder "21" (the runner then keeps the listed EIDs)
+    found = discover_inputs(mounted, suffix=".zip", eids={2100001, 2100003})
+    assert {item.eid for item in found} == set(EIDS[4:])  # the folder "21" (the runner then keeps the listed EIDs)
     assert sorted(set(listed)) == ["21", "Dixon"]  # never the folder "10"
