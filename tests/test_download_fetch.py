@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
+import pytest
 from fakes import synthetic_zip
 
 from ukbb_pipeline.download.bulk import BulkRequest
 from ukbb_pipeline.download.fetch import FileResult, RetryPolicy, fetch_all
 from ukbb_pipeline.download.tools import ToolRun
+from ukbb_pipeline.errors import OutputError
 
 REQUESTS = [BulkRequest(1000000 + i, 20201, 2) for i in range(5)]
 
@@ -20,16 +23,22 @@ class ScriptedBackend:
     name = "scripted"
     max_per_call = 1000
 
-    def __init__(self, fail_at: list[str] | None = None, *, leave_nothing: bool = False, crash: bool = False):
+    def __init__(
+        self, fail_at: list[str] | None = None, *, leave_nothing: bool = False, crash: bool = False,
+        disk_full: bool = False,
+    ):
         self.fail_at = list(fail_at or [])
         self.leave_nothing = leave_nothing
         self.crash = crash
+        self.disk_full = disk_full
         self.calls: list[list[str]] = []
 
     def fetch(self, requests, scratch: Path, children) -> ToolRun:
         self.calls.append([r.stem for r in requests])
         if self.crash:
             raise RuntimeError("a bug")
+        if self.disk_full:
+            raise OSError(errno.ENOSPC, "No space left on device", str(scratch / "request.bulk"))
         if self.leave_nothing:
             return ToolRun(1, "server unavailable", 0.0)
         for request in requests:
@@ -76,4 +85,10 @@ def test_a_bug_is_reported_where_it_happened_and_not_retried(tmp_path):
     reason = results["1000000_20201_2_0"].reason
     assert reason.startswith("unexpected RuntimeError at test_download_fetch.py:")
     assert reason.endswith(": a bug")
+    assert list((tmp_path / "scratch").iterdir()) == []
+
+
+def test_a_full_disk_stops_the_run_with_one_clear_error(tmp_path):
+    with pytest.raises(OutputError, match=r"request\.bulk: No space left on device"):
+        run(ScriptedBackend(disk_full=True), tmp_path, retries=3)
     assert list((tmp_path / "scratch").iterdir()) == []

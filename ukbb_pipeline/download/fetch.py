@@ -27,8 +27,12 @@ from ukbb_pipeline.atomic import _scratch_name
 from ukbb_pipeline.download.bulk import BulkRequest, split_into_calls
 from ukbb_pipeline.download.tools import ChildProcesses, ToolRun
 from ukbb_pipeline.download.verify import zip_problem
+from ukbb_pipeline.errors import OutputError
 
 log = logging.getLogger(__name__)
+
+# As in the runner: these stop the run, since every other file would fail the same way.
+_STOP_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 class Backend(Protocol):
@@ -173,14 +177,23 @@ def _run_call(
             reached = max(index for index, present in enumerate(left) if present) + 1  # the last it left, and one
             results = [result if index <= reached or result.ok else dataclasses.replace(result, charged=False)
                        for index, result in enumerate(results)]
+    except OSError as error:
+        if error.errno in _STOP_ERRNOS:
+            raise OutputError(f"download: cannot write {error.filename or scratch_root}: {error.strerror}") from None
+        results = _unexpected(error, call.requests)
     except Exception as error:  # a bug must not lose the manifest; say where it happened, and do not retry
-        frame = traceback.extract_tb(error.__traceback__)[-1]
-        reason = f"unexpected {type(error).__name__} at {Path(frame.filename).name}:{frame.lineno}: {error}"
-        results = [FileResult(request, ok=False, reason=reason, retryable=False) for request in call.requests]
+        results = _unexpected(error, call.requests)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     share = (time.monotonic() - started) / len(call.requests)
     return [dataclasses.replace(result, seconds=share) for result in results]
+
+
+def _unexpected(error: Exception, requests: Sequence[BulkRequest]) -> list[FileResult]:
+    """Every file of the call failed by an error of ours: say where it happened, and do not retry."""
+    frame = traceback.extract_tb(error.__traceback__)[-1]
+    reason = f"unexpected {type(error).__name__} at {Path(frame.filename).name}:{frame.lineno}: {error}"
+    return [FileResult(request, ok=False, reason=reason, retryable=False) for request in requests]
 
 
 def _collect(

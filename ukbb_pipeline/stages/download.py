@@ -30,6 +30,7 @@ from ukbb_pipeline.download.keyfile import check_key_file
 from ukbb_pipeline.download.resume import PresentFile, check_present, read_ledger, set_aside
 from ukbb_pipeline.download.tools import find_executable
 from ukbb_pipeline.download.ukbfetch import UkbfetchBackend
+from ukbb_pipeline.errors import OutputError
 from ukbb_pipeline.folders import StageFolders
 from ukbb_pipeline.manifest import FAILED, OK, SKIPPED, ManifestRow, ManifestWriter
 from ukbb_pipeline.runner import RunOptions, StageSummary, format_summary
@@ -105,7 +106,10 @@ def run(
     backend = make_backend(config)
     output_dir = Path(config.output_dir)
     folders = StageFolders(output=output_dir, stage=STAGE)
-    folders.meta.mkdir(parents=True, exist_ok=True)
+    try:
+        folders.scratch.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"download: cannot write to {output_dir}: {error.strerror}") from None
     remove_stale_scratch(folders.scratch)
 
     def destination(request: BulkRequest) -> Path:
