@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from ukbb_pipeline.atomic import _scratch_name
+from ukbb_pipeline.atomic import scratch_name
 from ukbb_pipeline.download.bulk import BulkRequest, split_into_calls
 from ukbb_pipeline.download.tools import ChildProcesses, ToolRun
 from ukbb_pipeline.download.verify import zip_problem
@@ -167,7 +167,7 @@ def _run_call(
 ) -> list[FileResult]:
     """One tool call in a fresh scratch folder, then verify and place each file it wrote."""
     started = time.monotonic()
-    scratch = scratch_root / _scratch_name(Path(f"{backend.name}-call"))
+    scratch = scratch_root / scratch_name(Path(f"{backend.name}-call"))
     try:
         scratch.mkdir(parents=True)
         run = backend.fetch(call.requests, scratch, children)
