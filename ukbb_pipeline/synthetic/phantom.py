@@ -34,7 +34,7 @@ class Phantom:
     ``water_signal`` the water image's value in pure water (muscle shows 0.92 of it). The body's position thus
     varies by a few cm in x (``x_shift``), in y (table height and body depth) and in z (``z_shift``).
 
-    Signals are on a uint16-like scale (body up to ~1500, air exactly 0) and every edge is a ~6 mm logistic ramp, so
+    Signals are on a uint16-like scale (body up to ~1500, air < 0.5) and every edge is a ~6 mm logistic ramp, so
     linear interpolation between samples 2-4.5 mm apart is accurate. The table is separate: see :meth:`bed`.
     """
 
