@@ -16,14 +16,9 @@ from omegaconf import MISSING
 # OmegaConf validates these annotations at runtime, so they use typing's spelling (Optional), not PEP 604.
 
 
-class Channel(str, Enum):
-    """Dixon channels, named by the SeriesDescription suffix UK Biobank uses."""
-
-    F = "F"
-    W = "W"
-    # "in" is a Python keyword, hence the member names; the values are the suffixes.
-    IN = "in"
-    OPP = "opp"
+# Dixon channels, named by the SeriesDescription suffix UK Biobank uses. OmegaConf matches enum members by name, and
+# "in" is a Python keyword, hence the functional form: Channel["in"].
+Channel = Enum("Channel", {"F": "F", "W": "W", "in": "in", "opp": "opp"}, type=str)
 
 
 class VolumeDtype(str, Enum):
@@ -87,7 +82,7 @@ class UnzipMriConfig(StageConfig):
     name: str = "unzip_mri"
     input_dir: str = "${paths.raw_mri}"
     output_dir: str = "${paths.mri}"
-    channels: list[Channel] = field(default_factory=lambda: [Channel.F, Channel.W])
+    channels: list[Channel] = field(default_factory=lambda: [Channel["F"], Channel["W"]])
     z_spacing: Optional[float] = None  # mm; None = the in-plane pixel spacing
     fix_swaps: bool = False
     allow_missing_stations: bool = False
@@ -124,6 +119,16 @@ class DownloadConfig(StageConfig):
     dx_folders: dict[str, str] = field(
         default_factory=lambda: {"20201": "/Bulk/Whole Body MRI/Dixon", "20158": "/Bulk/Whole Body DXA/DXA"}
     )
+
+
+@dataclass
+class WithdrawConfig(StageConfig):
+    """Delete every trace of the EIDs in ``exclude_eids_file`` under ``paths.root`` and the Hydra log folders."""
+
+    name: str = "withdraw"
+    input_dir: str = "${paths.root}"
+    output_dir: str = "${paths.root}"
+    log_dirs: list[str] = field(default_factory=lambda: ["outputs/runs", "outputs/multirun"])
 
 
 @dataclass
@@ -186,6 +191,7 @@ STAGE_SCHEMAS: dict[str, type[StageConfig]] = {
     "extract_slices": ExtractSlicesConfig,
     "download": DownloadConfig,
     "demo": DemoConfig,
+    "withdraw": WithdrawConfig,
 }
 WRITER_SCHEMAS: dict[str, type[WriterConfig]] = {"hdf5": Hdf5WriterConfig, "pickle": PickleWriterConfig}
 

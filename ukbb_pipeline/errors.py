@@ -13,3 +13,7 @@ class InputError(Exception):
 
 class StageFailed(RuntimeError):
     """Raised at the end of a stage (after its manifest is written) when some inputs failed."""
+
+
+class OutputError(RuntimeError):
+    """The output folder cannot be written (full disk, read-only, no permission): the run stops with this reason."""

@@ -7,7 +7,10 @@ in the manifest and the log, and the rest of the run goes on.
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
+import re
 import time
 import traceback
 from collections.abc import Callable
@@ -18,7 +21,7 @@ from typing import Any
 from tqdm import tqdm
 
 from ukbb_pipeline.atomic import remove_stale_scratch
-from ukbb_pipeline.errors import InputError, StageFailed
+from ukbb_pipeline.errors import InputError, OutputError, StageFailed
 from ukbb_pipeline.fingerprint import settings_fingerprint
 from ukbb_pipeline.folders import StageFolders
 from ukbb_pipeline.inputs import InputFile, filter_by_eid
@@ -85,7 +88,10 @@ def run_stage(job: StageJob, options: RunOptions) -> StageSummary:
     """Run ``job`` over this shard's inputs and return the summary (the manifest is written as rows arrive)."""
     started = time.monotonic()
     inputs = select_inputs(job.inputs, options)
-    job.folders.meta.mkdir(parents=True, exist_ok=True)
+    try:
+        job.folders.scratch.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"{job.name}: cannot write to {job.folders.output}: {error.strerror}") from None
     remove_stale_scratch(job.folders.scratch)
     fingerprint = settings_fingerprint({"stage": job.name, **job.settings, **job.writer.settings()})
 
@@ -181,7 +187,9 @@ def _process_one(item: InputFile, redo_reason: str, job: StageJob, fingerprint: 
     started = time.monotonic()
     try:
         output = job.process(item)
-        path = job.writer.write(job.folders, item.stem, output, fingerprint=fingerprint, nested=job.nested)
+        path = _write(job, item, output, fingerprint)
+    except OutputError:
+        raise
     except InputError as error:
         return _row(item, FAILED, reason=str(error), fp=fingerprint, started=started)
     except MemoryError:
@@ -195,6 +203,28 @@ def _process_one(item: InputFile, redo_reason: str, job: StageJob, fingerprint: 
         return _row(item, FAILED, reason=reason, fp=fingerprint, started=started)
     reason = "; ".join(part for part in (redo_reason, *output.notes) if part)
     return _row(item, OK, output=path, reason=reason, fp=fingerprint, started=started, qc=output.qc)
+
+
+_STOP_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def _write(job: StageJob, item: InputFile, output: Output, fingerprint: str) -> Path:
+    """Write one output; a full disk or an unwritable folder stops the run, since every other input would fail too."""
+    try:
+        return job.writer.write(job.folders, item.stem, output, fingerprint=fingerprint, nested=job.nested)
+    except OSError as error:
+        code = _errno_of(error)
+        if code in _STOP_ERRNOS:
+            raise OutputError(f"{job.name}: cannot write to {job.folders.output}: {os.strerror(code)}") from None
+        raise
+
+
+def _errno_of(error: OSError) -> int | None:
+    """The errno of an OSError; h5py puts it only in the message ("... errno = 28, error message = ...")."""
+    if error.errno is not None:
+        return error.errno
+    match = re.search(r"errno = (\d+)", str(error))
+    return int(match.group(1)) if match else None
 
 
 def _row(

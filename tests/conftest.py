@@ -1,0 +1,50 @@
+"""Shared fixtures: composing the Hydra config, and running main.py the way a user does."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def compose() -> Callable[..., object]:
+    """Compose the project's config with overrides, as ``main.py`` would (no run directory, no logging set-up)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from ukbb_pipeline.config import register_configs
+
+    register_configs()
+
+    def _compose(overrides: Sequence[str] = ()) -> object:
+        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+            return hydra_compose(config_name="config", overrides=list(overrides))
+
+    return _compose
+
+
+@pytest.fixture
+def run_main(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run ``python main.py <overrides>`` in a subprocess, with Hydra's run folder under ``tmp_path``."""
+
+    def _run(*overrides: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, str(REPO / "main.py"), *overrides]
+        if not any(item.startswith("hydra.run.dir=") for item in overrides) and "-m" not in overrides:
+            command.append(f"hydra.run.dir={tmp_path / 'hydra-run'}")
+        return subprocess.run(
+            command,
+            cwd=tmp_path,
+            env={**os.environ, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    return _run
