@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ukbb_pipeline.mri.edges import EdgeTrim, noisy_edge_slices, slice_levels
+from ukbb_pipeline.mri.edges import EdgeTrim, noisy_edge_slices, slice_profile
 from ukbb_pipeline.mri.grid import Grid, Placement, place, sample, union_grid
 from ukbb_pipeline.mri.harmonise import Overlap, relative_mismatch, station_scales
 from ukbb_pipeline.mri.stations import Station
@@ -83,16 +83,24 @@ def stitch_stations(
     sz = float(z_spacing) if z_spacing else in_plane[0]
 
     positions = [_station_positions(station) for station in stations]
-    wanted = [_noisy_edges(station, max_trim_slices, edge_drop) for station in stations]
+    covered = [
+        (i > 0 and positions[i - 1][-1] < positions[i][0], i < len(positions) - 1 and positions[i + 1][0] > positions[i][-1])
+        for i in range(len(positions))
+    ]
+    wanted = [_noisy_edges(s, max_trim_slices, edge_drop, ends) for s, ends in zip(stations, covered)]
     extents = trim_extents(positions, wanted, minimum=trim_slices, min_overlap=sz)
     boxes = [(*_in_plane_box(station), extent.bottom, extent.top) for station, extent in zip(stations, extents)]
     grid = union_grid(boxes, in_plane=in_plane, z_spacing=sz)
     placements = [
-        {channel: place(series, grid, top=extent.top, bottom=extent.bottom) for channel, series in station.channels.items()}
+        {
+            channel: place(series, grid, top=extent.reach_top, bottom=extent.reach_bottom,
+                           hold=(extent.top, extent.bottom))
+            for channel, series in station.channels.items()
+        }
         for station, extent in zip(stations, extents)
     ]
     for i in range(len(stations) - 1):
-        if extents[i + 1].top < extents[i].bottom - 1e-3:
+        if extents[i + 1].reach_top < extents[i].reach_bottom - 1e-3:
             notes.append(f"gap of {extents[i].bottom - extents[i + 1].top:.1f} mm between stations "
                          f"{stations[i].number} and {stations[i + 1].number}: left empty")
 
@@ -244,13 +252,13 @@ def _signal_sum(station: Station, *, z_step: int = 1, step: int = 1) -> np.ndarr
     return total
 
 
-def _noisy_edges(station: Station, max_slices: int, drop: float) -> EdgeTrim:
+def _noisy_edges(station: Station, max_slices: int, drop: float, covered: tuple[bool, bool]) -> EdgeTrim:
     if max_slices <= 0:
         return EdgeTrim()
     total = _signal_sum(station, step=2)
     if total is None:
         return EdgeTrim()
-    return noisy_edge_slices(slice_levels(total, step=1), max_slices=max_slices, drop=drop)
+    return noisy_edge_slices(slice_profile(total), max_slices=max_slices, drop=drop, covered=covered)
 
 
 def _pattern(station: Station) -> float:
@@ -265,19 +273,21 @@ def _pattern(station: Station) -> float:
 def _overlap(stations: Sequence[Station], extents: Sequence[Extent], i: int, grid: Grid,
              channels: Sequence[str]) -> Overlap | None:
     """Stations i and i+1 resampled onto the same voxels where both are kept; None when they do not overlap."""
-    top, bottom = extents[i + 1].top, extents[i].bottom
-    if top <= bottom:
+    upper, lower = extents[i], extents[i + 1]
+    if lower.reach_top <= upper.reach_bottom:
         return None
+    top, bottom = max(lower.top, upper.bottom), min(lower.top, upper.bottom)  # overlap, or a bridged gap
     sz = grid.spacing[2]
     n = max(2, int(np.floor((top - bottom) / sz)) + 1)
-    step = (top - bottom) / (n - 1)
+    step = max((top - bottom) / (n - 1), 1e-3)
     local = Grid(origin=(grid.origin[0], grid.origin[1], top), spacing=(*grid.spacing[:2], step),
                  shape=(*grid.shape[:2], n))
     data: list[dict[str, np.ndarray]] = [{}, {}]
     placements: list[dict[str, Placement]] = [{}, {}]
-    for side, index in enumerate((i, i + 1)):
+    for side, (index, extent) in enumerate(((i, upper), (i + 1, lower))):
         for channel in channels:
-            placements[side][channel] = place(stations[index].channels[channel], local, top=top, bottom=bottom)
+            placements[side][channel] = place(stations[index].channels[channel], local, top=top,
+                                              bottom=bottom - 1e-3, hold=(extent.top, extent.bottom))
     ys = _common(p.y.out for side in placements for p in side.values())
     xs = _common(p.x.out for side in placements for p in side.values())
     ks = _common(p.z.out for side in placements for p in side.values())

@@ -95,10 +95,21 @@ class Placement:
         return any(axis.out.stop <= axis.out.start for axis in (self.z, self.y, self.x))
 
 
-def place(series: Series, grid: Grid, *, top: float, bottom: float) -> Placement:
-    """How to resample ``series`` onto ``grid`` for the output slices between z ``top`` and ``bottom``."""
-    ks = grid.slices_within(min(top, series.z_top), max(bottom, series.z_bottom))
-    z_map = _z_map(series.z, grid.z[ks], ks)
+def place(
+    series: Series, grid: Grid, *, top: float, bottom: float, hold: tuple[float, float] | None = None
+) -> Placement:
+    """How to resample ``series`` onto ``grid`` for the output slices between z ``top`` and ``bottom``.
+
+    With ``hold`` = (high, low), output slices beyond that z range take the series at its edge (the slice at
+    ``high`` or ``low``, interpolated if need be), which bridges a gap to a neighbouring station.
+    """
+    if hold is None:
+        ks = grid.slices_within(min(top, series.z_top), max(bottom, series.z_bottom))
+        targets = grid.z[ks]
+    else:
+        ks = grid.slices_within(top, bottom)
+        targets = np.clip(grid.z[ks], max(hold[1], series.z_bottom), min(hold[0], series.z_top))
+    z_map = _z_map(series.z, targets, ks)
     y_map = _regular_map(grid.y, start=series.y0, step=series.sy, n=series.volume.shape[1])
     x_map = _regular_map(grid.x, start=series.x0, step=series.sx, n=series.volume.shape[2])
     return Placement(z=z_map, y=y_map, x=x_map)

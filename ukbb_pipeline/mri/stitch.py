@@ -21,11 +21,14 @@ WEIGHT_FLOOR = 1e-3  # a station's weight never drops below this where it covers
 
 @dataclass(frozen=True)
 class Extent:
-    """The z range a station contributes, after trimming, and the slices trimmed at each end."""
+    """The z range a station contributes: its kept slices (``top`` to ``bottom``, after trimming) and its reach,
+    which goes beyond them (holding the edge slice) to bridge a gap of up to one slice to a neighbour."""
 
     top: float
     bottom: float
     trimmed: EdgeTrim
+    reach_top: float
+    reach_bottom: float
 
 
 def trim_extents(
@@ -33,14 +36,18 @@ def trim_extents(
 ) -> list[Extent]:
     """The trimmed z extent of each station (``positions`` head first per station, stations head to feet).
 
-    Ends that a neighbour overlaps lose at least ``minimum`` slices, other ends only the noisy ones ``wanted``;
-    trims are then eased, the larger first, until each overlap keeps ``min_overlap`` mm (or what it had).
+    Ends that a neighbour overlaps lose at least ``minimum`` slices, and any end the noisy slices ``wanted``. The
+    fixed minimum is given back (the end with more trimmed first) where it would leave two neighbours less than
+    ``min_overlap`` mm of overlap (or less than they had); noisy slices are given back only where they would leave
+    a gap wider than a slice. A gap of at most a slice is bridged: both neighbours reach across it.
     """
     n = len(positions)
     overlaps_above = [i > 0 and positions[i - 1][-1] < positions[i][0] for i in range(n)]
     overlaps_below = [i < n - 1 and positions[i + 1][0] > positions[i][-1] for i in range(n)]
-    top = [max(minimum, wanted[i].top) if overlaps_above[i] else wanted[i].top for i in range(n)]
-    bottom = [max(minimum, wanted[i].bottom) if overlaps_below[i] else wanted[i].bottom for i in range(n)]
+    noisy_top = [w.top for w in wanted]
+    noisy_bottom = [w.bottom for w in wanted]
+    top = [max(minimum, noisy_top[i]) if overlaps_above[i] else noisy_top[i] for i in range(n)]
+    bottom = [max(minimum, noisy_bottom[i]) if overlaps_below[i] else noisy_bottom[i] for i in range(n)]
     for i in range(n):  # never trim a station away: keep two slices at least
         while top[i] + bottom[i] > positions[i].size - 2:
             if top[i] >= bottom[i]:
@@ -51,31 +58,59 @@ def trim_extents(
         if not overlaps_below[i]:
             continue
         upper, lower = positions[i], positions[i + 1]
-        needed = min(min_overlap, lower[0] - upper[-1])
-        while lower[top[i + 1]] - upper[-1 - bottom[i]] < needed and (bottom[i] or top[i + 1]):
-            if bottom[i] >= top[i + 1]:
+
+        def overlap() -> float:
+            return float(lower[top[i + 1]] - upper[-1 - bottom[i]])
+
+        needed = min(min_overlap, float(lower[0] - upper[-1]))
+        while overlap() < needed and (bottom[i] > noisy_bottom[i] or top[i + 1] > noisy_top[i + 1]):
+            upper_extra, lower_extra = bottom[i] - noisy_bottom[i], top[i + 1] - noisy_top[i + 1]
+            if upper_extra > 0 and (lower_extra <= 0 or bottom[i] >= top[i + 1]):
                 bottom[i] -= 1
             else:
                 top[i + 1] -= 1
+        step = max(_step(upper), _step(lower))
+        while overlap() < -step * (1 + 1e-6) and (bottom[i] or top[i + 1]):
+            if bottom[i] and (not top[i + 1] or bottom[i] >= top[i + 1]):
+                bottom[i] -= 1
+            else:
+                top[i + 1] -= 1
+    kept_top = [float(p[top[i]]) for i, p in enumerate(positions)]
+    kept_bottom = [float(p[-1 - bottom[i]]) for i, p in enumerate(positions)]
+    reach_top, reach_bottom = list(kept_top), list(kept_bottom)
+    for i in range(n - 1):
+        gap = kept_bottom[i] - kept_top[i + 1]
+        if overlaps_below[i] and 0 < gap <= max(_step(positions[i]), _step(positions[i + 1])) * (1 + 1e-6):
+            reach_bottom[i], reach_top[i + 1] = kept_top[i + 1], kept_bottom[i]
     return [
-        Extent(top=float(p[top[i]]), bottom=float(p[-1 - bottom[i]]), trimmed=EdgeTrim(top[i], bottom[i]))
-        for i, p in enumerate(positions)
+        Extent(top=kept_top[i], bottom=kept_bottom[i], trimmed=EdgeTrim(top[i], bottom[i]),
+               reach_top=reach_top[i], reach_bottom=reach_bottom[i])
+        for i in range(n)
     ]
+
+
+def _step(positions: np.ndarray) -> float:
+    return float(np.median(-np.diff(positions))) if positions.size > 1 else 0.0
 
 
 def feather_weights(z: np.ndarray, extents: Sequence[Extent], *, feather_mm: float) -> np.ndarray:
     """The weight of each station (rows) at each output slice z (columns), head to feet, summing to 1 where any
-    station covers a slice (before the in-plane normalisation of :func:`blend`)."""
+    station covers a slice (before the in-plane normalisation of :func:`blend`).
+
+    In an overlap the hand-over is a raised cosine ``feather_mm`` wide (at most the overlap) centred in it; across a
+    bridged gap it spans the gap, so the gap is filled by interpolating the two edge slices.
+    """
     tolerance = 1e-3
     weights = np.zeros((len(extents), z.size), dtype=np.float64)
     for i, extent in enumerate(extents):
-        weights[i] = (z <= extent.top + tolerance) & (z >= extent.bottom - tolerance)
+        weights[i] = (z <= extent.reach_top + tolerance) & (z >= extent.reach_bottom - tolerance)
     for i in range(len(extents) - 1):
         upper, lower = extents[i], extents[i + 1]
         high, low = lower.top, upper.bottom
-        if high <= low:
+        if lower.reach_top <= upper.reach_bottom:  # neither overlap nor bridge
             continue
-        centre, width = (high + low) / 2, min(feather_mm, high - low)
+        centre = (high + low) / 2
+        width = min(feather_mm, high - low) if high > low else low - high
         if width > 0:
             t = np.clip((z - (centre - width / 2)) / width, 0.0, 1.0)
             ramp = 0.5 - 0.5 * np.cos(np.pi * t)  # 0 below the band, 1 above it
