@@ -102,7 +102,7 @@ def station_series(station: FakeStation, **kwargs) -> list[Series]:
         Series(uid=f"{station.number}-{channel}", number=4 * (station.number - 1) + 1 + index,
                description=f"Dixon_{channel}", channel=channel, acquired="20200101120000", volume=volume,
                z=np.asarray(station.z), x0=station.x0, y0=station.y0, sx=station.spacing, sy=station.spacing)
-        for index, (channel, volume) in enumerate(images.items())
+        for index, (channel, volume) in enumerate((c, images[c]) for c in ("in", "opp", "F", "W"))
     ]
 
 
@@ -121,7 +121,7 @@ def dicom_bytes(image: np.ndarray, *, description: str, series_number: int, seri
     ds.Modality, ds.Manufacturer = "MR", "SIEMENS"
     ds.SeriesDescription, ds.SeriesNumber, ds.SeriesInstanceUID = description, series_number, series_uid
     ds.SeriesDate, ds.SeriesTime, ds.InstanceNumber = "20200101", series_time, instance
-    ds.ImagePositionPatient = [f"{v:.6g}" for v in position]
+    ds.ImagePositionPatient = [f"{v:.10g}" for v in position]
     ds.ImageOrientationPatient = list(orientation)
     ds.PixelSpacing = [spacing, spacing]
     ds.SliceLocation = position[2]

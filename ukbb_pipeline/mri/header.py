@@ -54,7 +54,7 @@ class SliceHeader:
     rows: int
     columns: int
     instance: int | None
-    rescale: tuple[float, float] | None  # (slope, intercept) when the file has a non-identity rescale
+    rescale: tuple[float, float] | None = None  # (slope, intercept) when the file has a non-identity rescale
 
 
 def channel_of(description: str, image_type: str = "") -> str | None:
