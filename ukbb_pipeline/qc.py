@@ -26,7 +26,8 @@ from ukbb_pipeline.atomic import atomic_file
 
 FLAG_COLOUR = (230, 40, 40)
 FAILED_GREY = 60
-LABEL_HEIGHT = 30  # px above each contact-sheet tile for its label
+LABEL_HEIGHT = 36  # px above each contact-sheet tile for its label (a name and up to two lines of flags)
+TITLE_LINE = 15  # px per line of a contact sheet's title
 TILE_GAP = 6  # px between tiles
 
 
@@ -102,11 +103,11 @@ def subject_figure(
 
     ``fat`` and ``water`` are the slab ``(x, slices, z)``; ``spacing`` the input volume's (sx, sy, sz) in mm.
     """
-    figure = Figure(figsize=(15, 5.2))
-    grid = figure.add_gridspec(1, 2, width_ratios=(1, 3.2), wspace=0.12, left=0.05, right=0.99, top=0.86, bottom=0.1)
+    figure = Figure(figsize=(15, 5.6))
+    grid = figure.add_gridspec(1, 2, width_ratios=(1, 3.2), wspace=0.12, left=0.05, right=0.99, top=0.8, bottom=0.1)
     _draw_profile(figure.add_subplot(grid[0]), profile_rows, profile, n_rows, centre, window_rows, window_shift)
     _draw_slab(figure.add_subplot(grid[1]), fat, water, window_rows, centre, spacing)
-    figure.suptitle(title, fontsize=11)
+    figure.suptitle(title, fontsize=11, y=0.97)
     return save_figure(figure, path, scratch_dir=scratch_dir, dpi=dpi)
 
 
@@ -189,21 +190,26 @@ def contact_sheet(
         labels.append((left, top, tile, flagged))
 
     height, width = canvas.shape[:2]
-    figure = Figure(figsize=(width / dpi, (height + 40) / dpi), dpi=dpi)
-    axes = figure.add_axes((0, 0, 1, height / (height + 40)))
+    title_lines = [line for part in title.split("\n") for line in textwrap.wrap(part, width=max(30, int(width / 7)))]
+    total = height + TITLE_LINE * len(title_lines) + 10
+    figure = Figure(figsize=(width / dpi, total / dpi), dpi=dpi)
+    axes = figure.add_axes((0, 0, 1, height / total))
     axes.imshow(canvas, interpolation="nearest")
     axes.set_xlim(0, width)
     axes.set_ylim(height, 0)
     axes.set_axis_off()
+    characters = max(12, int(box_w / 4.6))  # what fits across a tile at 6.5 pt
     for left, top, tile, flagged in labels:
         colour = "#c00000" if flagged else "black"
-        axes.text(left + 2, top - LABEL_HEIGHT + 2, tile.label, va="top", fontsize=7.5, color=colour, weight="bold")
+        axes.text(left + 2, top - LABEL_HEIGHT + 1, tile.label, va="top", fontsize=7.5, color=colour, weight="bold")
         if tile.flags:
-            axes.text(left + 2, top - 3, "; ".join(tile.flags), va="bottom", fontsize=6.5, color=colour)
+            lines = textwrap.wrap("; ".join(tile.flags), width=characters)
+            text = "\n".join(lines[:2]) + (" ..." if len(lines) > 2 else "")
+            axes.text(left + 2, top - 2, text, va="bottom", fontsize=6.5, color=colour, linespacing=1.0)
         if tile.failed:
-            reason = textwrap.fill("failed: " + tile.failed, width=22)
+            reason = "\n".join(textwrap.wrap("failed: " + tile.failed, width=characters)[:12])
             axes.text(left + 4, top + 6, reason, va="top", fontsize=6.5, color="white")
-    figure.text(0.005, 1 - 20 / (height + 40), title, fontsize=11, va="center")
+    figure.text(0.005, 1 - 4 / total, "\n".join(title_lines), fontsize=10, va="top", linespacing=1.2)
     return save_figure(figure, path, scratch_dir=scratch_dir, dpi=dpi)
 
 

@@ -217,8 +217,8 @@ def write_contact_sheets(
     for page in range(pages):
         chunk = tiles[page * sheet_size : (page + 1) * sheet_size]
         n_flagged = sum(bool(tile.flags or tile.failed) for tile in chunk)
-        title = (f"extract_slices {name}, sheet {page + 1} of {pages}: {len(chunk)} subjects, {n_flagged} flagged "
-                 f"(red). Centre slice: fat magenta, water green; head up, patient's right on the left")
+        title = (f"extract_slices {name}, sheet {page + 1} of {pages}: {len(chunk)} subjects, {n_flagged} flagged (red)\n"
+                 f"slab centre slice: fat magenta, water green; head up, patient's right on the left")
         path = folders.qc / f"contact-sheet-{name}-{page + 1:03d}.png"
         paths.append(pictures.contact_sheet(path, chunk, title=title, scratch_dir=folders.scratch))
     for stale in folders.qc.glob(f"contact-sheet-{name}-*.png"):
