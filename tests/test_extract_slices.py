@@ -257,7 +257,9 @@ def test_qc_pictures_are_valid_pngs(hdf5_run, cohort):
         picture = qc / "subjects" / f"{volume.stem}.png"
         assert is_png(picture)
         pixels = matplotlib.image.imread(picture)
-        assert pixels.ndim == 3 and pixels.shape[0] > 300 and pixels.shape[1] > 800
+        assert pixels.ndim == 3
+        assert pixels.shape[0] > 300
+        assert pixels.shape[1] > 800
     (sheet,) = sorted(qc.glob("contact-sheet-*.png"))
     assert sheet.name == "contact-sheet-shard0of1-001.png"
     assert is_png(sheet)
@@ -359,7 +361,8 @@ def test_bad_inputs_fail_with_a_one_line_reason_and_the_rest_go_on(tmp_path, coh
         row = by_stem[stem]
         assert row.status == FAILED, stem
         assert word in row.reason, (stem, row.reason)
-        assert "\n" not in row.reason and "unexpected" not in row.reason, row.reason
+        assert "\n" not in row.reason, row.reason
+        assert "unexpected" not in row.reason, row.reason
     outputs = sorted(path.name for path in (tmp_path / "mri-mid-corr-slices").iterdir())
     assert outputs == [f"{cohort[0].stem}.h5", "pipeline-extract-slices"]
     (sheet,) = (tmp_path / "mri-mid-corr-slices" / "pipeline-extract-slices" / "qc").glob("contact-sheet-*.png")

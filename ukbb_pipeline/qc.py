@@ -148,7 +148,8 @@ def _draw_slab(axes, fat, water, window_rows, centre, spacing) -> None:
         colour = "crimson" if row == centre else "0.35"
         axes.text(left + width / 2, -8, f"row {row}", ha="center", va="bottom", fontsize=7, color=colour)
         if row == centre:
-            axes.add_patch(Rectangle((left - 1.5, -1.5), width + 2, montage.shape[0] + 2, fill=False, ec="crimson", lw=1.2))
+            box = Rectangle((left - 1.5, -1.5), width + 2, montage.shape[0] + 2, fill=False, ec="crimson", lw=1.2)
+            axes.add_patch(box)
     names = " / ".join(f"{name} ({'top' if band == 0 else 'bottom'})" for band, (name, _) in enumerate(channels))
     axes.set_title(f"slab slices: {names}; head at the top, patient's right on the left", fontsize=10, pad=16)
     axes.set_axis_off()

@@ -25,8 +25,15 @@ from ukbb_pipeline.folders import StageFolders
 from ukbb_pipeline.inputs import InputFile, discover_inputs
 from ukbb_pipeline.manifest import OK, SKIPPED, ManifestRow, read_manifests
 from ukbb_pipeline.runner import RunOptions, StageJob, StageSummary, run_stage
-from ukbb_pipeline.slices import auto_in_plane_step, auto_profile_stride, estimate_centre, slab_window
-from ukbb_pipeline.volumes import MRI_STAGE, REQUIRED_CHANNEL, open_volume
+from ukbb_pipeline.slices import (
+    CentreEstimate,
+    SlabWindow,
+    auto_in_plane_step,
+    auto_profile_stride,
+    estimate_centre,
+    slab_window,
+)
+from ukbb_pipeline.volumes import MRI_STAGE, REQUIRED_CHANNEL, VolumeInfo, open_volume
 from ukbb_pipeline.writers.base import Output, Writer
 from ukbb_pipeline.writers.hdf5 import Hdf5Writer
 from ukbb_pipeline.writers.pickle import read_sidecar, safe_load
@@ -84,21 +91,8 @@ def process_volume(
     if window.shift:
         notes.append(f"centre row {window.centre} near the volume's edge: window moved {window.shift:+d} rows")
     if qc_dir is not None:
-        pictures.subject_figure(
-            qc_dir / f"{item.stem}.png",
-            title=f"{item.stem}: centre row {window.centre} of {n_rows}, slab rows {window.rows[0]}..{window.rows[-1]} "
-            f"every {settings.spacing}",
-            profile_rows=estimate.rows,
-            profile=estimate.profile,
-            n_rows=n_rows,
-            centre=window.centre,
-            window_rows=window.rows,
-            window_shift=window.shift,
-            fat=arrays[REQUIRED_CHANNEL],
-            water=arrays.get("water_scan"),
-            spacing=info.spacing,
-            scratch_dir=scratch_dir or qc_dir / "tmp",
-        )
+        notes.extend(_subject_figure(item, qc_dir=qc_dir, scratch_dir=scratch_dir, estimate=estimate, window=window,
+                                     arrays=arrays, info=info))
     return Output(
         arrays=arrays,
         attrs={
@@ -122,6 +116,41 @@ def process_volume(
         },
         notes=notes,
     )
+
+
+def _subject_figure(
+    item: InputFile,
+    *,
+    qc_dir: Path,
+    scratch_dir: Path | None,
+    estimate: CentreEstimate,
+    window: SlabWindow,
+    arrays: dict[str, np.ndarray],
+    info: VolumeInfo,
+) -> list[str]:
+    """Draw the subject's QC figure; a picture that fails is a note, never a failed extraction."""
+    rows = window.rows
+    step = int(rows[1] - rows[0]) if rows.size > 1 else 1
+    try:
+        pictures.subject_figure(
+            qc_dir / f"{item.stem}.png",
+            title=f"{item.stem}: centre row {window.centre} of {info.shape[1]}, slab rows {rows[0]}..{rows[-1]} "
+            f"every {step}",
+            profile_rows=estimate.rows,
+            profile=estimate.profile,
+            n_rows=info.shape[1],
+            centre=window.centre,
+            window_rows=rows,
+            window_shift=window.shift,
+            fat=arrays[REQUIRED_CHANNEL],
+            water=arrays.get("water_scan"),
+            spacing=info.spacing,
+            scratch_dir=scratch_dir or qc_dir / "tmp",
+        )
+    except Exception as error:  # matplotlib can fail in many ways; the slab itself is still good
+        log.warning("%s: QC figure failed: %s", item.stem, error)
+        return [f"QC figure failed: {type(error).__name__}: {error}"]
+    return []
 
 
 def settings_from(config: ExtractSlicesConfig) -> SlabSettings:
@@ -176,16 +205,20 @@ def run(config: ExtractSlicesConfig, *, options: RunOptions, writer: Writer, qc:
     job = make_job(config, inputs=inputs, writer=writer, qc=qc)
     summary = run_stage(job, options)
     if qc and summary.rows:
-        sheets = write_contact_sheets(
-            summary.rows,
-            folders=job.folders,
-            mri_dir=Path(config.input_dir),
-            name=f"shard{options.shard_index}of{options.shard_count}",
-            sheet_size=config.sheet_size,
-            seam_mismatch_limit=config.seam_mismatch_limit,
-        )
-        if sheets:
-            log.info("%s: %d contact sheet(s) in %s", STAGE, len(sheets), sheets[0].parent)
+        try:
+            sheets = write_contact_sheets(
+                summary.rows,
+                folders=job.folders,
+                mri_dir=Path(config.input_dir),
+                name=f"shard{options.shard_index}of{options.shard_count}",
+                sheet_size=config.sheet_size,
+                seam_mismatch_limit=config.seam_mismatch_limit,
+            )
+        except Exception:  # the outputs and manifest are written; a picture must not fail the run
+            log.exception("%s: contact sheets failed", STAGE)
+        else:
+            if sheets:
+                log.info("%s: %d contact sheet(s) in %s", STAGE, len(sheets), sheets[0].parent)
     return [summary]
 
 
@@ -217,8 +250,10 @@ def write_contact_sheets(
     for page in range(pages):
         chunk = tiles[page * sheet_size : (page + 1) * sheet_size]
         n_flagged = sum(bool(tile.flags or tile.failed) for tile in chunk)
-        title = (f"extract_slices {name}, sheet {page + 1} of {pages}: {len(chunk)} subjects, {n_flagged} flagged (red)\n"
-                 f"slab centre slice: fat magenta, water green; head up, patient's right on the left")
+        title = (
+            f"extract_slices {name}, sheet {page + 1} of {pages}: {len(chunk)} subjects, {n_flagged} flagged (red)\n"
+            "slab centre slice: fat magenta, water green; head up, patient's right on the left"
+        )
         path = folders.qc / f"contact-sheet-{name}-{page + 1:03d}.png"
         paths.append(pictures.contact_sheet(path, chunk, title=title, scratch_dir=folders.scratch))
     for stale in folders.qc.glob(f"contact-sheet-{name}-*.png"):
@@ -227,7 +262,9 @@ def write_contact_sheets(
     return paths
 
 
-def _tile(row: ManifestRow, upstream: dict[str, str] | None, *, seam_mismatch_limit: float | None) -> pictures.SheetTile:
+def _tile(
+    row: ManifestRow, upstream: dict[str, str] | None, *, seam_mismatch_limit: float | None
+) -> pictures.SheetTile:
     stem = _stem(row.input)
     label = stem if row.eid is None else f"{row.eid} visit {row.instance}"
     flags = upstream_flags(upstream, seam_mismatch_limit=seam_mismatch_limit)
