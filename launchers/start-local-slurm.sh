@@ -16,7 +16,8 @@
 #
 # Idempotent: starts only the daemons that are not running yet. Exits 0 only when
 # `sinfo` shows the node usable (idle/mixed/allocated), non-zero with the tail of the
-# failing daemon's log otherwise.
+# failing daemon's log otherwise (stopping what it started). Refuses to run unless the
+# host name resolves to 127.0.0.1 (the daemons bind that address only).
 #
 # Knobs (environment variables):
 #   LOCAL_SLURM_DIR         state directory (when no DIR argument is given)
@@ -35,7 +36,8 @@
 # Two clusters can run side by side with different DIR and ports.
 set -euo pipefail
 
-log() { printf 'start-local-slurm: %s\n' "$*" >&2; }
+T0=$EPOCHREALTIME
+log() { printf 'start-local-slurm: [%4.1fs] %s\n' "$(awk -v a="$T0" -v b="$EPOCHREALTIME" 'BEGIN { print b - a }')" "$*" >&2; }
 die() { printf 'start-local-slurm: error: %s\n' "$*" >&2; exit 1; }
 
 case ${1:-} in
@@ -56,7 +58,9 @@ TIMEOUT=${LOCAL_SLURM_TIMEOUT:-60}
 CLUSTER=local
 DAEMON_PATH=/usr/sbin:/usr/bin:/sbin:/bin
 
-t_start=$(date +%s.%N)
+for knob in CTLD_PORT SLURMD_PORT DBD_PORT TIMEOUT; do
+    [[ "${!knob}" =~ ^[1-9][0-9]*$ ]] || die "LOCAL_SLURM_$knob must be a positive integer (got '${!knob}')"
+done
 deadline=$(($(date +%s) + TIMEOUT))
 
 # ---------------------------------------------------------------- preconditions
@@ -83,11 +87,15 @@ none) ;;
 esac
 
 # The daemons bind the address that the host name resolves to (NoInAddrAny), so it
-# has to be a loopback address, or the cluster would listen on the network.
+# has to be a loopback address, or the cluster would listen on the network. It has to
+# be 127.0.0.1 itself: srun listens on that address too, but slurmd connects back to
+# the source address of srun's connection, which on lo is 127.0.0.1 (with Debian's
+# usual 127.0.1.1, srun times out "waiting for task launch").
 HOST=$(hostname -s)
 ADDR=$(getent ahostsv4 "$(hostname)" 2>/dev/null | awk 'NR == 1 { print $1 }')
 [[ -n "$ADDR" ]] || die "host name '$(hostname)' does not resolve; add '127.0.0.1 $(hostname)' to /etc/hosts"
-[[ "$ADDR" == 127.* ]] || die "host name '$(hostname)' resolves to $ADDR, not a 127.x loopback address; the daemons would listen on the network. Run on a host whose name resolves to 127.x (e.g. a line '127.0.0.1 $(hostname)' in /etc/hosts)"
+[[ "$ADDR" == 127.* ]] || die "host name '$(hostname)' resolves to $ADDR, not to 127.0.0.1; the daemons would listen on the network. Run on a host whose name resolves to 127.0.0.1 (a line '127.0.0.1 $(hostname)' in /etc/hosts, before any other line for it)"
+[[ "$ADDR" == 127.0.0.1 ]] || die "host name '$(hostname)' resolves to $ADDR, not to 127.0.0.1; srun would time out (slurmd answers to 127.0.0.1, the source address on lo). Put '127.0.0.1 $(hostname)' in /etc/hosts, before any other line for it"
 
 # DIR: create, or reuse only if it is ours (marker) or empty.
 if [[ -e "$DIR" && ! -e "$DIR/.local-slurm" ]]; then
@@ -97,7 +105,7 @@ fi
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd -P)
 touch "$DIR/.local-slurm"
-mkdir -p "$DIR"/{etc,run,log,spool/ctld,spool/d,jobs}
+mkdir -p "$DIR"/{etc,run/daemon,log,spool/ctld,spool/d}
 # munge dir: readable by all (jobs of any user need the socket); the key is mode 400.
 install -d -m 755 "$DIR/munge"
 # Unix socket paths are limited to 107 bytes; slurmstepd's are the longest.
@@ -131,6 +139,18 @@ pid_of() {
 
 running() { pid_of "$1" >/dev/null; }
 
+# launched_alive NAME: the process recorded in DIR/run/NAME.pid exists and is not a
+# zombie. Used while waiting for a daemon just launched: for a few milliseconds it is
+# still `env` or `setsid` before it execs the daemon, so pid_of would not match yet.
+launched_alive() {
+    local pid stat
+    pid=$(tr -dc '0-9' <"$DIR/run/$1.pid" 2>/dev/null) || return 1
+    [[ -n "$pid" ]] || return 1
+    stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    [[ "${stat%% *}" != Z ]]
+}
+
 check_deadline() {
     (($(date +%s) < deadline)) || die "timed out after ${TIMEOUT}s ($1); logs are in $DIR/log"
 }
@@ -150,8 +170,31 @@ port_busy() {
     timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$ADDR" "$1" 2>/dev/null
 }
 
+# On failure (or SIGINT/SIGTERM) stop the daemons that this run started, so that a
+# failed start leaves nothing behind; daemons that were already running stay.
+LAUNCHED=()
+LAUNCHED_NAMES=()
+cleanup_on_failure() {
+    local rc=$? pid i end
+    ((rc != 0 && ${#LAUNCHED[@]})) || return 0
+    log "start failed; stopping what this run started: ${LAUNCHED_NAMES[*]}"
+    kill -TERM "${LAUNCHED[@]}" 2>/dev/null || true
+    end=$((SECONDS + 5))
+    for pid in "${LAUNCHED[@]}"; do
+        while kill -0 "$pid" 2>/dev/null && ((SECONDS < end)); do sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    for i in "${LAUNCHED_NAMES[@]}"; do rm -f "$DIR/run/$i.pid"; done
+    return 0
+}
+trap cleanup_on_failure EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
 # launch NAME ARGS...: start a daemon in the foreground mode, detached (own session,
-# clean environment, stdio to DIR/log/NAME.out), and record its pid.
+# clean environment, stdio to DIR/log/NAME.out), and record its pid in DIR/run/NAME.pid.
+# The daemons' own pid files go to DIR/run/daemon/: a daemon rewriting the file we
+# read would race with the checks.
 launch() {
     local name=$1
     shift
@@ -160,6 +203,8 @@ launch() {
         MYSQL_UNIX_PORT="$MYSQL_SOCKET" \
         setsid "$@" </dev/null >>"$DIR/log/$name.out" 2>&1 &
     echo $! >"$DIR/run/$name.pid"
+    LAUNCHED+=("$!")
+    LAUNCHED_NAMES+=("$name")
     log "started $name (pid $!)"
 }
 
@@ -168,7 +213,7 @@ wait_for() {
     local name=$1 what=$2
     shift 2
     until "$@" >/dev/null 2>&1; do
-        if ! running "$name"; then
+        if ! launched_alive "$name"; then
             show_log "$DIR/log/$name.out" "$DIR/log/$name.log"
             die "$name exited during startup ($what)"
         fi
@@ -242,8 +287,8 @@ CredType=cred/munge
 AuthInfo=socket=$MUNGE_SOCKET,cred_expire=10
 StateSaveLocation=$DIR/spool/ctld
 SlurmdSpoolDir=$DIR/spool/d
-SlurmctldPidFile=$DIR/run/slurmctld.pid
-SlurmdPidFile=$DIR/run/slurmd.pid
+SlurmctldPidFile=$DIR/run/daemon/slurmctld.pid
+SlurmdPidFile=$DIR/run/daemon/slurmd.pid
 SlurmctldLogFile=$DIR/log/slurmctld.log
 SlurmdLogFile=$DIR/log/slurmd.log
 SlurmctldDebug=info
@@ -283,7 +328,7 @@ DbdAddr=$ADDR
 CommunicationParameters=NoInAddrAny
 DbdPort=$DBD_PORT
 SlurmUser=root
-PidFile=$DIR/run/slurmdbd.pid
+PidFile=$DIR/run/daemon/slurmdbd.pid
 LogFile=$DIR/log/slurmdbd.log
 DebugLevel=info
 StorageType=accounting_storage/mysql
@@ -307,7 +352,7 @@ if ! running munged; then
     chmod 400 "$DIR/munge/munge.key"
     rm -f "$MUNGE_SOCKET" "$MUNGE_SOCKET.lock"
     launch munged munged --foreground --force --socket="$MUNGE_SOCKET" \
-        --key-file="$DIR/munge/munge.key" --pid-file="$DIR/run/munged.pid" \
+        --key-file="$DIR/munge/munge.key" --pid-file="$DIR/run/daemon/munged.pid" \
         --seed-file="$DIR/munge/munged.seed" --log-file="$DIR/log/munged.log"
 fi
 munge_ok() { munge -n -S "$MUNGE_SOCKET" | unmunge -S "$MUNGE_SOCKET"; }
@@ -315,21 +360,24 @@ wait_for munged "munged to answer" munge_ok
 
 # ---------------------------------------------------------------- mariadbd + slurmdbd
 if [[ $ACCOUNTING == slurmdbd ]]; then
+    # A small redo log: the default 96 MB file makes up most of the disk use and of the
+    # time of mariadb-install-db.
+    MARIADB_OPTS=(--innodb-log-file-size=16M --innodb-buffer-pool-size=64M --skip-log-bin)
     if ! running mariadbd; then
         if [[ ! -d "$DIR/mysql/data/mysql" ]]; then
             rm -rf "$DIR/mysql"
             mkdir -p "$DIR/mysql/data"
             log "initialising MariaDB in $DIR/mysql/data"
             mariadb-install-db --no-defaults --datadir="$DIR/mysql/data" --user=root \
-                --auth-root-authentication-method=socket --skip-test-db \
+                --auth-root-authentication-method=socket --skip-test-db "${MARIADB_OPTS[@]}" \
                 >"$DIR/log/mariadb-install-db.log" 2>&1 \
                 || { show_log "$DIR/log/mariadb-install-db.log"; die "mariadb-install-db failed"; }
         fi
         rm -f "$MYSQL_SOCKET"
         launch mariadbd mariadbd --no-defaults --user=root --datadir="$DIR/mysql/data" \
-            --socket="$MYSQL_SOCKET" --skip-networking --pid-file="$DIR/run/mariadbd.pid" \
-            --log-error="$DIR/log/mariadbd.log" --innodb-buffer-pool-size=64M \
-            --innodb-log-file-size=16M --skip-log-bin --max-connections=50
+            --socket="$MYSQL_SOCKET" --skip-networking --pid-file="$DIR/run/daemon/mariadbd.pid" \
+            --log-error="$DIR/log/mariadbd.log" "${MARIADB_OPTS[@]}" \
+            --innodb-flush-log-at-trx-commit=0 --max-connections=50
     fi
     wait_for mariadbd "MariaDB to answer" \
         mariadb-admin --no-defaults --socket="$MYSQL_SOCKET" --user=root ping
@@ -380,7 +428,7 @@ while :; do
         fi
         ;;
     esac
-    if ! running slurmd || ! running slurmctld; then
+    if ! launched_alive slurmd || ! launched_alive slurmctld; then
         show_log "$DIR/log/slurmd.out" "$DIR/log/slurmd.log" "$DIR/log/slurmctld.log"
         die "a slurm daemon exited during startup"
     fi
@@ -391,7 +439,7 @@ while :; do
     sleep 0.1
 done
 
-t_end=$(date +%s.%N)
-log "cluster '$CLUSTER' up in $DIR: node $node_name ($state), partition $PARTITION, accounting $ACCOUNTING, $(awk -v a="$t_start" -v b="$t_end" 'BEGIN { printf "%.1f", b - a }') s"
+
+log "cluster '$CLUSTER' up in $DIR: node $node_name ($state), partition $PARTITION, accounting $ACCOUNTING"
 log "use it with: source $DIR/env.sh"
 grep '^export' "$DIR/env.sh"
