@@ -21,10 +21,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator
+from typing import Any
 
 import pytest
+
+pytestmark = pytest.mark.slurm
 
 REPO = Path(__file__).resolve().parents[1]
 START = REPO / "launchers" / "start-local-slurm.sh"
@@ -41,8 +44,8 @@ def _unavailable(reason: str) -> None:
     pytest.skip(f"local SLURM cluster unavailable: {reason}")
 
 
-def _run(cmd: list, timeout: float, **kwargs: Any) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kwargs)
+def _run(cmd: list[str], timeout: float, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout, **kwargs)
 
 
 def _cluster_answers(slurm_conf: Path) -> bool:
@@ -56,7 +59,7 @@ def _cluster_answers(slurm_conf: Path) -> bool:
 
 
 @pytest.fixture(scope="session")
-def local_slurm() -> Iterator[Dict[str, str]]:
+def local_slurm() -> Iterator[dict[str, str]]:
     """Start the local cluster; yield {SLURM_CONF, LOCAL_SLURM_DIR, LOCAL_SLURM_PARTITION,
     LOCAL_SLURM_ACCOUNTING}. SLURM_CONF is also set in os.environ for the session, so
     sbatch/sacct called by submitit and hydra find the cluster."""
@@ -67,21 +70,28 @@ def local_slurm() -> Iterator[Dict[str, str]]:
         _unavailable("start-local-slurm.sh must run as root (slurmd starts jobs as the submitting user)")
 
     cluster_dir = Path(os.environ.get("LOCAL_SLURM_DIR") or DEFAULT_DIR)
-    slurm_conf = cluster_dir.resolve() / "etc" / "slurm.conf"
-    already_running = _cluster_answers(slurm_conf)
-    t0 = time.monotonic()
-    try:
-        proc = _run(["bash", str(START), str(cluster_dir)], timeout=120)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"start-local-slurm.sh did not finish in 120 s:\n{exc.stderr}", pytrace=False)
-    if proc.returncode != 0:
-        pytest.fail(f"start-local-slurm.sh failed ({proc.returncode}):\n{proc.stderr}", pytrace=False)
-    start_s = time.monotonic() - t0
+    env_sh = cluster_dir / "env.sh"
+    # A running cluster is reused as it is (not restarted: its knobs may differ from
+    # this process's environment) and left running at the end.
+    already_running = env_sh.is_file() and _cluster_answers(cluster_dir.resolve() / "etc" / "slurm.conf")
+    if already_running:
+        env_lines = env_sh.read_text()
+        print(f"\nusing the local SLURM cluster already running in {cluster_dir}")
+    else:
+        t0 = time.monotonic()
+        try:
+            proc = _run(["bash", str(START), str(cluster_dir)], timeout=120)
+        except subprocess.TimeoutExpired as exc:
+            pytest.fail(f"start-local-slurm.sh did not finish in 120 s:\n{exc.stderr}", pytrace=False)
+        if proc.returncode != 0:
+            pytest.fail(f"start-local-slurm.sh failed ({proc.returncode}):\n{proc.stderr}", pytrace=False)
+        env_lines = proc.stdout  # the lines of DIR/env.sh
+        print(f"\nlocal SLURM cluster started in {cluster_dir} in {time.monotonic() - t0:.1f} s")
 
-    env: Dict[str, str] = {}
-    for line in proc.stdout.splitlines():  # the lines of DIR/env.sh: export K=V
+    env: dict[str, str] = {}
+    for line in env_lines.splitlines():  # export KEY=VALUE
         if line.startswith("export ") and "=" in line:
-            key, value = line[len("export "):].split("=", 1)
+            key, value = line[len("export ") :].split("=", 1)
             env[key] = value
     conf_text = Path(env["SLURM_CONF"]).read_text()
     env["LOCAL_SLURM_PARTITION"] = next(
@@ -90,8 +100,6 @@ def local_slurm() -> Iterator[Dict[str, str]]:
     env["LOCAL_SLURM_ACCOUNTING"] = (
         "slurmdbd" if "AccountingStorageType=accounting_storage/slurmdbd" in conf_text else "none"
     )
-    print(f"\nlocal SLURM cluster in {env['LOCAL_SLURM_DIR']} up in {start_s:.1f} s"
-          f"{' (already running)' if already_running else ''}")
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SLURM_CONF", env["SLURM_CONF"])
@@ -105,7 +113,7 @@ def local_slurm() -> Iterator[Dict[str, str]]:
 
 
 @pytest.fixture
-def accounting(local_slurm: Dict[str, str]) -> None:
+def accounting(local_slurm: dict[str, str]) -> None:
     """submitit reads job states only from sacct, which needs slurmdbd."""
     if local_slurm["LOCAL_SLURM_ACCOUNTING"] != "slurmdbd":
         _unavailable("the cluster runs without slurmdbd (LOCAL_SLURM_ACCOUNTING=none), so sacct fails")
@@ -113,12 +121,12 @@ def accounting(local_slurm: Dict[str, str]) -> None:
 
 def _with_deadline(fn: Callable[[], Any], timeout: float, what: str) -> Any:
     """Run fn() in a daemon thread; fail (rather than hang) if it takes longer than timeout."""
-    box: Dict[str, Any] = {}
+    box: dict[str, Any] = {}
 
     def target() -> None:
         try:
             box["value"] = fn()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+        except BaseException as exc:  # re-raised in the caller's thread
             box["error"] = exc
 
     thread = threading.Thread(target=target, daemon=True)
@@ -139,13 +147,13 @@ def _executor(folder: Path, partition: str) -> Any:
     return executor
 
 
-def test_srun_hostname(local_slurm: Dict[str, str]) -> None:
+def test_srun_hostname(local_slurm: dict[str, str]) -> None:
     proc = _run(["srun", "-p", local_slurm["LOCAL_SLURM_PARTITION"], "-t", "1", "hostname"], timeout=30)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == socket.gethostname()
 
 
-def test_submitit_job_returns_and_sacct_knows(local_slurm: Dict[str, str], accounting: None, tmp_path: Path) -> None:
+def test_submitit_job_returns_and_sacct_knows(local_slurm: dict[str, str], accounting: None, tmp_path: Path) -> None:
     # Functions from the standard library pickle by reference and import anywhere.
     job = _executor(tmp_path, local_slurm["LOCAL_SLURM_PARTITION"]).submit(operator.add, 2, 3)
     assert _with_deadline(job.result, 60, f"job {job.job_id}.result()") == 5
@@ -164,7 +172,7 @@ def test_submitit_job_returns_and_sacct_knows(local_slurm: Dict[str, str], accou
     assert proc.stdout.split() == ["COMPLETED"], proc.stdout + proc.stderr
 
 
-def test_cancelled_job_raises(local_slurm: Dict[str, str], accounting: None, tmp_path: Path) -> None:
+def test_cancelled_job_raises(local_slurm: dict[str, str], accounting: None, tmp_path: Path) -> None:
     from submitit.core.utils import UncompletedJobError
 
     job = _executor(tmp_path, local_slurm["LOCAL_SLURM_PARTITION"]).submit(time.sleep, 300)
@@ -178,12 +186,10 @@ def test_cancelled_job_raises(local_slurm: Dict[str, str], accounting: None, tmp
         _with_deadline(job.result, 60, f"cancelled job {job.job_id}.result()")
 
 
-def test_hydra_slurm_preset_multirun(local_slurm: Dict[str, str], accounting: None, tmp_path: Path) -> None:
+def test_hydra_slurm_preset_multirun(local_slurm: dict[str, str], accounting: None, tmp_path: Path) -> None:
     """conf/hydra/launcher/slurm.yaml runs a 2-job multirun on the cluster."""
     (tmp_path / "conf").mkdir()
-    (tmp_path / "conf" / "config.yaml").write_text(
-        f"x: 0\nhydra:\n  searchpath:\n    - file://{REPO / 'conf'}\n"
-    )
+    (tmp_path / "conf" / "config.yaml").write_text(f"x: 0\nhydra:\n  searchpath:\n    - file://{REPO / 'conf'}\n")
     (tmp_path / "app.py").write_text(
         "import os, hydra\n"
         "from hydra.core.hydra_config import HydraConfig\n"
@@ -198,10 +204,19 @@ def test_hydra_slurm_preset_multirun(local_slurm: Dict[str, str], accounting: No
     )
     sweep = tmp_path / "multirun"
     proc = _run(
-        [sys.executable, "app.py", "-m", "x=1,2", "hydra/launcher=slurm",
-         f"hydra.launcher.partition={local_slurm['LOCAL_SLURM_PARTITION']}",
-         "hydra.launcher.timeout_min=5", "hydra.launcher.mem_gb=1", f"hydra.sweep.dir={sweep}"],
-        timeout=90, cwd=tmp_path,
+        [
+            sys.executable,
+            "app.py",
+            "-m",
+            "x=1,2",
+            "hydra/launcher=slurm",
+            f"hydra.launcher.partition={local_slurm['LOCAL_SLURM_PARTITION']}",
+            "hydra.launcher.timeout_min=5",
+            "hydra.launcher.mem_gb=1",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        timeout=90,
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     results = sorted((sweep / str(i) / "result.txt").read_text() for i in range(2))
