@@ -70,8 +70,9 @@ for bin in munged munge slurmctld slurmd sinfo scontrol; do
 done
 case $ACCOUNTING in
 auto)
-    if command -v slurmdbd >/dev/null && command -v mariadbd >/dev/null \
-        && command -v mariadb-install-db >/dev/null; then
+    if command -v slurmdbd >/dev/null && command -v sacctmgr >/dev/null \
+        && command -v mariadbd >/dev/null && command -v mariadb-install-db >/dev/null \
+        && command -v mariadb-admin >/dev/null; then
         ACCOUNTING=slurmdbd
     else
         ACCOUNTING=none
@@ -104,12 +105,12 @@ if [[ -e "$DIR" && ! -e "$DIR/.local-slurm" ]]; then
 fi
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd -P)
+# Unix socket paths are limited to 107 bytes; slurmstepd's are the longest.
+((${#DIR} <= 60)) || die "DIR path is too long (${#DIR} > 60 characters) for the unix sockets under it: $DIR"
 touch "$DIR/.local-slurm"
 mkdir -p "$DIR"/{etc,run/daemon,log,spool/ctld,spool/d}
 # munge dir: readable by all (jobs of any user need the socket); the key is mode 400.
 install -d -m 755 "$DIR/munge"
-# Unix socket paths are limited to 107 bytes; slurmstepd's are the longest.
-((${#DIR} <= 60)) || die "DIR path is too long (${#DIR} > 60 characters) for the unix sockets under it: $DIR"
 
 SLURM_CONF=$DIR/etc/slurm.conf
 MUNGE_SOCKET=$DIR/munge/munge.socket
@@ -248,7 +249,8 @@ write_conf() {
 # ---------------------------------------------------------------- configuration
 # Node line from `slurmd -C`, with optional CPU/memory overrides (config_overrides
 # lets slurmd register with more than the hardware has).
-node_line=$(slurmd -C | head -n 1)
+node_line=$(slurmd -C)
+node_line=${node_line%%$'\n'*}
 [[ "$node_line" == NodeName=* ]] || die "unexpected output of slurmd -C: $node_line"
 node_name=$(sed -E 's/^NodeName=([^ ]+).*/\1/' <<<"$node_line")
 real_mem=$(sed -nE 's/.*RealMemory=([0-9]+).*/\1/p' <<<"$node_line")
@@ -344,6 +346,17 @@ export SLURM_CONF=$SLURM_CONF
 export LOCAL_SLURM_DIR=$DIR
 EOF
 
+# Ports of the daemons that are not running yet must be free (before starting anything).
+check_port() {
+    local name=$1 port=$2 knob=$3
+    if ! running "$name" && port_busy "$port"; then
+        die "port $ADDR:$port is in use (a system $name, or another local cluster?); set $knob"
+    fi
+}
+[[ $ACCOUNTING != slurmdbd ]] || check_port slurmdbd "$DBD_PORT" LOCAL_SLURM_DBD_PORT
+check_port slurmctld "$CTLD_PORT" LOCAL_SLURM_CTLD_PORT
+check_port slurmd "$SLURMD_PORT" LOCAL_SLURM_SLURMD_PORT
+
 # ---------------------------------------------------------------- munged
 if ! running munged; then
     if [[ ! -s "$DIR/munge/munge.key" ]]; then
@@ -383,9 +396,6 @@ if [[ $ACCOUNTING == slurmdbd ]]; then
         mariadb-admin --no-defaults --socket="$MYSQL_SOCKET" --user=root ping
 
     if ! running slurmdbd; then
-        if port_busy "$DBD_PORT"; then
-            die "port $ADDR:$DBD_PORT is in use (a system slurmdbd?); set LOCAL_SLURM_DBD_PORT"
-        fi
         launch slurmdbd slurmdbd -D
     fi
     dbd_ok() { timeout 10 sacctmgr -n -P show cluster format=cluster; }
@@ -397,18 +407,12 @@ fi
 
 # ---------------------------------------------------------------- slurmctld + slurmd
 if ! running slurmctld; then
-    if port_busy "$CTLD_PORT"; then
-        die "port $ADDR:$CTLD_PORT is in use (a system slurmctld?); set LOCAL_SLURM_CTLD_PORT"
-    fi
     launch slurmctld slurmctld -D -f "$SLURM_CONF"
 fi
 ctld_ok() { timeout 10 scontrol ping | grep 'is UP' >/dev/null; }
 wait_for slurmctld "slurmctld to answer" ctld_ok
 
 if ! running slurmd; then
-    if port_busy "$SLURMD_PORT"; then
-        die "port $ADDR:$SLURMD_PORT is in use (a system slurmd?); set LOCAL_SLURM_SLURMD_PORT"
-    fi
     launch slurmd slurmd -D -f "$SLURM_CONF"
 fi
 
