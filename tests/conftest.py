@@ -48,3 +48,6 @@ def run_main(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
         )
 
     return _run
+
+
+from local_slurm import accounting, local_slurm  # noqa: E402, F401  (fixtures for the SLURM tests)
