@@ -38,12 +38,18 @@ UNASSIGNED = "unassigned"  # a pair whose EID is in none of the user's split lis
 # Resampling and fitting
 
 
-def zoom_factors(spacing: Sequence[float], *, target: float, scaling: str) -> tuple[float, ...]:
-    """Output pixels per input pixel along each axis, for images of pixel ``spacing`` (mm)."""
+def zoom_factors(spacing: Sequence[float], *, target: float, scaling: str, modality: str) -> tuple[float, ...]:
+    """Output pixels per input pixel along each axis, for ``modality`` (mri | dxa) images of pixel ``spacing`` (mm).
+
+    ``physical``: ``spacing / target``. ``paper_loader``: what the public loader computes, ``target / spacing`` for
+    MRI and 1 for DXA (it overwrites the DXA spacing with the target before resampling).
+    """
+    if modality not in ("mri", "dxa"):
+        raise ValueError(f"modality must be mri or dxa, got {modality!r}")
     if scaling == "physical":
         return tuple(float(s) / target for s in spacing)
     if scaling == "paper_loader":
-        return tuple(target / float(s) for s in spacing)
+        return tuple(target / float(s) if modality == "mri" else 1.0 for s in spacing)
     raise ValueError(f"scaling must be one of {SCALING_RULES}, got {scaling!r}")
 
 
@@ -130,10 +136,9 @@ class FittedImage:
 
 
 def fit_channels(
-    channels: np.ndarray, *, spacing: tuple[float, float], target: float, scaling: str, shape: tuple[int, int]
+    channels: np.ndarray, *, spacing: tuple[float, float], factors: tuple[float, float], shape: tuple[int, int]
 ) -> FittedImage:
-    """Resample (channels, rows, columns) images of pixel ``spacing`` and centre them in ``shape``."""
-    factors = zoom_factors(spacing, target=target, scaling=scaling)
+    """Resample (channels, rows, columns) images of pixel ``spacing`` by ``factors`` and centre them in ``shape``."""
     resampled = resample_bicubic(channels, factors=factors)
     low = resampled.min(axis=(1, 2))
     high = resampled.max(axis=(1, 2))
@@ -199,8 +204,10 @@ def make_pair(
     ``mri_spacing`` (sz, sx) and ``mri_origin`` the LPS position of its pixel [0, 0] (NaN when unknown).
     ``dxa_images`` (channels, rows, columns) with ``dxa_spacing`` (row, column) mm.
     """
-    mri = fit_channels(mri_rows, spacing=mri_spacing, target=target, scaling=scaling, shape=mri_shape)
-    dxa = fit_channels(dxa_images, spacing=dxa_spacing, target=target, scaling=scaling, shape=dxa_shape)
+    mri_factors = zoom_factors(mri_spacing, target=target, scaling=scaling, modality="mri")
+    dxa_factors = zoom_factors(dxa_spacing, target=target, scaling=scaling, modality="dxa")
+    mri = fit_channels(mri_rows, spacing=mri_spacing, factors=mri_factors, shape=mri_shape)
+    dxa = fit_channels(dxa_images, spacing=dxa_spacing, factors=dxa_factors, shape=dxa_shape)
     mri_shift = _output_origin(mri, source_spacing=mri_spacing)  # mm along (rows: towards the feet, columns: left)
     origin = np.asarray(mri_origin, dtype=np.float64).copy()
     origin[0] += mri_shift[1]
