@@ -48,6 +48,32 @@ def dxa_truth(visit: Visit, rows_mm: np.ndarray, columns_mm: np.ndarray) -> tupl
     return bone, tissue
 
 
+GEOMETRY = ("mri_origin", "mri_pixel_spacing", "dxa_origin", "dxa_pixel_spacing")
+
+
+def check_item(mri: np.ndarray, dxa: np.ndarray, visit: Visit, *, mri_origin: np.ndarray,
+               mri_pixel_spacing: np.ndarray, dxa_origin: np.ndarray, dxa_pixel_spacing: np.ndarray) -> None:
+    """Every collected pixel (raw intensities) inside the source images equals the truth at its physical position."""
+    (x0, y0, z0), (row_mm, column_mm) = mri_origin, mri_pixel_spacing
+    rows, columns = np.arange(mri.shape[1])[:, None], np.arange(mri.shape[2])[None, :]
+    x, z = x0 + columns * column_mm, z0 - rows * row_mm
+    fat, water = mri_truth(visit, x, y0, z)
+    top = slab_origin(visit)[2]
+    inside = (z <= top - 6) & (z >= top - (SLAB_SHAPE[2] - 1) * SLAB_SPACING[2] + 6) & (np.abs(x) < 240)
+    assert inside.sum() > 10_000
+    assert np.abs(mri[0] - fat)[inside].max() < 2.5  # of 900: uint16 rounding and cubic convolution's smoothing
+    assert np.abs(mri[1] - water)[inside].max() < 2.5
+    assert mri[0][inside].max() > 850  # the blob is there, where the truth has it
+
+    (r0, c0), (dr, dc) = dxa_origin, dxa_pixel_spacing
+    rows_mm, columns_mm = r0 + np.arange(dxa.shape[1])[:, None] * dr, c0 + np.arange(dxa.shape[2])[None, :] * dc
+    bone, tissue = dxa_truth(visit, rows_mm, columns_mm)
+    inside = ((rows_mm >= 5) & (rows_mm <= (DXA_SHAPE[0] - 1) * DXA_SPACING[0] - 5)
+              & (columns_mm >= 5) & (columns_mm <= (DXA_SHAPE[1] - 1) * DXA_SPACING[1] - 5))
+    assert np.abs(dxa[0] - bone)[inside].max() < 1.2  # uint8 rounding
+    assert np.abs(dxa[1] - tissue)[inside].max() < 1.2
+
+
 def slab_origin(visit: Visit) -> np.ndarray:
     return np.array([-250.0 + SLAB_SPACING[0] / 2, 20.0 - 5 * SLAB_SPACING[1], 120.0 + visit.instance])
 

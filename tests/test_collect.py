@@ -8,20 +8,18 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
 from paired_inputs import (
-    DXA_SHAPE,
     DXA_SPACING,
+    GEOMETRY,
     SLAB_SHAPE,
     SLAB_SPACING,
     Visit,
-    dxa_truth,
-    mri_truth,
-    slab_origin,
+    check_item,
     write_dxa,
     write_slab,
     write_visits,
 )
+
 from ukbb_pipeline import collect
 from ukbb_pipeline.config import CollectConfig, Scaling
 from ukbb_pipeline.inputs import parse_input
@@ -72,7 +70,9 @@ def test_paper_loader_scaling_reproduces_its_inverted_factors():
         collect.zoom_factors((2.0, 2.0), target=2.0, scaling="nearest", modality="mri")
 
 
-@pytest.mark.parametrize(("size", "target", "offset"), [(10, 15, 2), (11, 15, 2), (20, 15, -3), (21, 15, -3), (15, 15, 0)])
+@pytest.mark.parametrize(
+    ("size", "target", "offset"), [(10, 15, 2), (11, 15, 2), (20, 15, -3), (21, 15, -3), (15, 15, 0)]
+)
 def test_centring_puts_the_smaller_half_first_like_the_loader(size, target, offset):
     # torch.nn.functional.pad(.., [floor(diff / 2), ceil(diff / 2)]): pads and crops alike
     image = np.arange(size, dtype=np.float32)[None, :, None] + np.zeros((1, 1, 4), np.float32)
@@ -87,7 +87,8 @@ def test_normalising_with_the_stored_range_gives_zero_padding_and_a_unit_range()
     image = np.random.default_rng(2).random((2, 40, 30)).astype(np.float32) * [[[500.0]], [[80.0]]] + 20
     fitted = collect.fit_channels(image, spacing=(2.0, 2.0), factors=(1.0, 1.0), shape=(60, 20))
     normalised = collect.normalise(fitted.image, fitted.value_range)
-    assert fitted.offset == (10, -5) and fitted.cut == (0, 10)
+    assert fitted.offset == (10, -5)
+    assert fitted.cut == (0, 10)
     np.testing.assert_allclose(normalised[:, :10], 0.0, atol=1e-6)  # padding
     full = (image - image.min(axis=(1, 2), keepdims=True)) / (np.ptp(image, axis=(1, 2), keepdims=True) + 1e-5)
     np.testing.assert_allclose(normalised[:, 10:50], full[:, :, 5:25], atol=1e-6)  # range of the uncropped image
@@ -145,8 +146,8 @@ def _config(root: Path, **overrides) -> CollectConfig:
     )
 
 
-def _run(root: Path, options: RunOptions = RunOptions(), **overrides):
-    return collect_stage.run(_config(root, **overrides), options=options, writer=Hdf5Writer())[0]
+def _run(root: Path, options: RunOptions | None = None, **overrides):
+    return collect_stage.run(_config(root, **overrides), options=options or RunOptions(), writer=Hdf5Writer())[0]
 
 
 def _read(path: Path) -> dict[str, np.ndarray]:
@@ -155,26 +156,8 @@ def _read(path: Path) -> dict[str, np.ndarray]:
 
 
 def check_against_truth(collection: dict, index: int, visit: Visit) -> None:
-    """Every collected pixel inside the source images equals the truth at its physical position."""
-    mri, dxa = collection["mri"][index], collection["dxa"][index]
-    (x0, y0, z0), (row_mm, column_mm) = collection["mri_origin"][index], collection["mri_pixel_spacing"][index]
-    rows, columns = np.arange(mri.shape[1])[:, None], np.arange(mri.shape[2])[None, :]
-    x, z = x0 + columns * column_mm, z0 - rows * row_mm
-    fat, water = mri_truth(visit, x, y0, z)
-    top = slab_origin(visit)[2]
-    inside = (z <= top - 6) & (z >= top - (SLAB_SHAPE[2] - 1) * SLAB_SPACING[2] + 6) & (np.abs(x) < 240)
-    assert inside.sum() > 10_000
-    assert np.abs(mri[0] - fat)[inside].max() < 2.5  # of 900: uint16 rounding and cubic convolution's smoothing
-    assert np.abs(mri[1] - water)[inside].max() < 2.5
-    assert mri[0][inside].max() > 850  # the blob is there, where the truth has it
-
-    (r0, c0), (dr, dc) = collection["dxa_origin"][index], collection["dxa_pixel_spacing"][index]
-    rows_mm, columns_mm = r0 + np.arange(dxa.shape[1])[:, None] * dr, c0 + np.arange(dxa.shape[2])[None, :] * dc
-    bone, tissue = dxa_truth(visit, rows_mm, columns_mm)
-    inside = ((rows_mm >= 5) & (rows_mm <= (DXA_SHAPE[0] - 1) * DXA_SPACING[0] - 5)
-              & (columns_mm >= 5) & (columns_mm <= (DXA_SHAPE[1] - 1) * DXA_SPACING[1] - 5))
-    assert np.abs(dxa[0] - bone)[inside].max() < 1.2  # uint8 rounding
-    assert np.abs(dxa[1] - tissue)[inside].max() < 1.2
+    check_item(collection["mri"][index], collection["dxa"][index], visit,
+               **{name: collection[name][index] for name in GEOMETRY})
 
 
 def test_a_collection_holds_every_pair_on_the_target_grid(tmp_path):
@@ -185,7 +168,8 @@ def test_a_collection_holds_every_pair_on_the_target_grid(tmp_path):
     assert summary.counts == {"ok": 4, "failed": 0, "skipped": 0}
 
     collection = _read(tmp_path / "collection" / "collection-shard0of1.h5")
-    assert collection["mri"].shape == (4, 2, 700, 224) and collection["dxa"].shape == (4, 2, 1000, 300)
+    assert collection["mri"].shape == (4, 2, 700, 224)
+    assert collection["dxa"].shape == (4, 2, 1000, 300)
     assert [(e, i) for e, i in zip(collection["eid"], collection["instance"], strict=True)] == [
         (v.eid, v.instance) for v in VISITS]
     np.testing.assert_allclose(collection["mri_pixel_spacing"], 2.0)
@@ -193,7 +177,8 @@ def test_a_collection_holds_every_pair_on_the_target_grid(tmp_path):
     np.testing.assert_allclose(collection["mri_source_spacing"], [SLAB_SPACING] * 4, rtol=1e-6)
     np.testing.assert_allclose(collection["dxa_source_spacing"], [DXA_SPACING] * 4, rtol=1e-6)
     assert list(collection["mri_slab_row"]) == [SLAB_SHAPE[1] // 2] * 4
-    assert collection["mri_source"][2] == b"1000002_20201_3_0" and collection["dxa_source"][2] == b"1000002_20158_3_0"
+    assert collection["mri_source"][2] == b"1000002_20201_3_0"
+    assert collection["dxa_source"][2] == b"1000002_20158_3_0"
     assert list(collection["attrs"]["mri_channels"]) == ["fat_scan", "water_scan"]
     assert list(collection["attrs"]["dxa_channels"]) == ["bone", "tissue"]
     for index, visit in enumerate(VISITS):
@@ -202,9 +187,11 @@ def test_a_collection_holds_every_pair_on_the_target_grid(tmp_path):
     assert collection["split"][1] == collection["split"][2]
 
     rows = read_manifests(tmp_path / "collection")
-    assert len(rows) == 4 and {row["status"] for row in rows} == {"ok"}
+    assert len(rows) == 4
+    assert {row["status"] for row in rows} == {"ok"}
     row = next(r for r in rows if r["instance"] == "3")
-    assert row["dxa_input"].endswith("1000002_20158_3_0.h5") and row["split"] in collect.SPLITS
+    assert row["dxa_input"].endswith("1000002_20158_3_0.h5")
+    assert row["split"] in collect.SPLITS
     assert (row["mri_cut_rows"], row["mri_cut_columns"]) == ("0", "25")  # 500 mm of x in 448 mm
 
 
@@ -233,7 +220,8 @@ def test_a_bad_input_fails_its_pair_only_and_a_rerun_retries_it(tmp_path):
     assert reasons[0].startswith("DXA 1000002_20158_3_0.h5: does not open as HDF5")
     assert reasons[1].startswith("MRI slab: spacing must be 3 positive numbers")
     collection = _read(tmp_path / "collection" / "collection-shard0of1.h5")
-    assert list(collection["eid"]) == [1000001, 1000002] and list(collection["instance"]) == [2, 2]
+    assert list(collection["eid"]) == [1000001, 1000002]
+    assert list(collection["instance"]) == [2, 2]
     check_against_truth(collection, 1, VISITS[1])  # the gaps are closed in order
     assert collection["attrs"]["n_failed"] == 2
 
@@ -285,7 +273,8 @@ def test_paper_loader_scaling_and_other_shapes(tmp_path):
     write_visits(tmp_path, VISITS[:1])
     _run(tmp_path, scaling=Scaling.paper_loader, mri_shape=[501, 224], dxa_shape=[800, 300])
     collection = _read(tmp_path / "collection" / "collection-shard0of1.h5")
-    assert collection["mri"].shape == (1, 2, 501, 224) and collection["dxa"].shape == (1, 2, 800, 300)
+    assert collection["mri"].shape == (1, 2, 501, 224)
+    assert collection["dxa"].shape == (1, 2, 800, 300)
     # MRI scaled by target/spacing: 2.232 -> 2.232**2/2 mm in x; DXA not resampled at all
     np.testing.assert_allclose(collection["mri_pixel_spacing"][0], [3.0**2 / 2, 2.232**2 / 2], rtol=1e-5)
     np.testing.assert_allclose(collection["dxa_pixel_spacing"][0], DXA_SPACING, rtol=1e-6)
