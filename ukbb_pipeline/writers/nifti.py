@@ -96,8 +96,10 @@ class NiftiWriter(Writer):
                 image.header.set_xyzt_units("mm")
                 image.header["descrip"] = f"ukbb-pipeline {stem} {name}".encode()[:79]
                 path = tmp_dir / f"{name}{self.suffix}"
-                with gzip.open(path, "wb", compresslevel=self.compression_level, mtime=0) as handle:
-                    handle.write(image.to_bytes())
+                with open(path, "wb") as raw, gzip.GzipFile(
+                    filename="", mode="wb", fileobj=raw, compresslevel=self.compression_level, mtime=0
+                ) as handle:
+                    image.to_stream(handle)
                 sizes[path.name] = path.stat().st_size
         sidecar = {
             "settings_fingerprint": fingerprint,
