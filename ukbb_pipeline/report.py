@@ -122,7 +122,8 @@ def _table(
     for row in rows:
         cells = []
         for index, value in enumerate(row):
-            classes = " ".join(c for c in ("n" if index in numeric else "", (cls or {}).get(index, "")) if c)
+            marked = (cls or {}).get(index, "") if value not in (0, "0", "") else ""  # a zero is not alarming
+            classes = " ".join(c for c in ("n" if index in numeric else "", marked) if c)
             attribute = f" class='{classes}'" if classes else ""
             cells.append(f"<td{attribute}>{_e(value)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
