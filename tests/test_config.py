@@ -15,6 +15,7 @@ from ukbb_pipeline.config import (
     PipelineConfig,
     UnzipDxaConfig,
     UnzipMriConfig,
+    WithdrawConfig,
 )
 
 STAGES = {
@@ -23,6 +24,7 @@ STAGES = {
     "unzip_dxa": UnzipDxaConfig,
     "unzip_mri": UnzipMriConfig,
     "extract_slices": ExtractSlicesConfig,
+    "withdraw": WithdrawConfig,
 }
 
 

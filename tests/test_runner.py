@@ -143,3 +143,18 @@ def test_a_full_disk_stops_the_run_with_a_clear_error_and_no_partial_file(inputs
     assert len(list((tmp_path / "out").glob("*.h5"))) == 3
     assert list((tmp_path / "out" / "pipeline-toy" / "tmp").iterdir()) == []
     assert len(read_manifests(tmp_path / "out")) == 3, "the finished rows are in the manifest"
+
+
+def test_two_runs_over_the_same_shard_at_once_lose_nothing_and_corrupt_nothing(inputs, tmp_path):
+    out = tmp_path / "out"
+    script = Path(__file__).with_name("toy_stage.py")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(script.parent), str(script.parents[1])])}
+    runs = [subprocess.Popen([sys.executable, str(script), str(inputs), str(out), "1", "0.02"], env=env)
+            for _ in range(2)]
+    assert [run.wait(timeout=120) for run in runs] == [0, 0]
+    for i in range(12):
+        assert _value(out / f"{1000000 + i}_99999_2_0.h5") == float(i)
+    every_row = read_manifests(out, latest=False)
+    assert len({row["manifest"] for row in every_row}) == 2, "one manifest file per run"
+    assert len(every_row) == 24, "no manifest row is lost"
+    assert {row["status"] for row in read_manifests(out)} <= {"ok", "skipped"}

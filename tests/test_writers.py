@@ -90,6 +90,16 @@ def test_pickles_name_only_globals_that_numpy_1_and_2_both_have():
     assert not any(op.name == "STACK_GLOBAL" for op, _, _ in pickletools.genops(buffer.getvalue()))
 
 
+def test_safe_load_reads_the_original_scripts_pickles(tmp_path):
+    # the original wrote float64 arrays and numpy scalars with the default pickler
+    path = tmp_path / "orig.pkl"
+    original = {"fat_scan": np.ones((4, 3, 5)), "pixel_spacing": [np.float64(2.23)] * 3}
+    path.write_bytes(pickle.dumps(original))
+    loaded = safe_load(path)
+    np.testing.assert_array_equal(loaded["fat_scan"], original["fat_scan"])
+    assert loaded["pixel_spacing"] == [2.23] * 3
+
+
 class _Exploit:
     def __reduce__(self):
         return (os.system, ("echo pwned",))

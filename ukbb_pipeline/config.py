@@ -169,6 +169,16 @@ class DownloadConfig(StageConfig):
 
 
 @dataclass
+class WithdrawConfig(StageConfig):
+    """Delete every trace of the EIDs in ``exclude_eids_file`` under ``paths.root`` and the Hydra log folders."""
+
+    name: str = "withdraw"
+    input_dir: str = "${paths.root}"
+    output_dir: str = "${paths.root}"
+    log_dirs: list[str] = field(default_factory=lambda: ["outputs/runs", "outputs/multirun"])
+
+
+@dataclass
 class DemoConfig(StageConfig):
     """Generate a small synthetic cohort once, then run every processing stage on it."""
 
@@ -236,6 +246,7 @@ STAGE_SCHEMAS: dict[str, type[StageConfig]] = {
     "extract_slices": ExtractSlicesConfig,
     "download": DownloadConfig,
     "demo": DemoConfig,
+    "withdraw": WithdrawConfig,
     "collect": CollectConfig,
     "report": ReportConfig,
 }

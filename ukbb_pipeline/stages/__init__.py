@@ -20,7 +20,7 @@ StageRun = Callable[..., list[StageSummary]]
 
 
 def _registry() -> dict[str, StageRun]:
-    from ukbb_pipeline.stages import collect, demo, download, extract_slices, report, unzip_dxa, unzip_mri
+    from ukbb_pipeline.stages import collect, demo, download, extract_slices, report, unzip_dxa, unzip_mri, withdraw
 
     return {
         "demo": demo.run,
@@ -28,6 +28,7 @@ def _registry() -> dict[str, StageRun]:
         "unzip_dxa": unzip_dxa.run,
         "unzip_mri": unzip_mri.run,
         "extract_slices": extract_slices.run,
+        "withdraw": withdraw.run,
         "collect": collect.run,
         "report": report.run,
     }

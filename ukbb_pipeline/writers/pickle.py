@@ -26,6 +26,8 @@ from ukbb_pipeline.writers.base import Output, Writer
 _SAFE_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"),
     ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),  # numpy scalars, e.g. a float64 pixel spacing in the original pickles
+    ("numpy._core.multiarray", "scalar"),
     ("numpy", "ndarray"),
     ("numpy", "dtype"),
 }

@@ -1,0 +1,249 @@
+"""DICOM attributes of the Dixon slices (ukbb-format.md 1.4): what a series shares and what each slice owns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate
+from pydicom.uid import MRImageStorage, RLELossless
+
+from ukbb_pipeline.synthetic import csa
+from ukbb_pipeline.synthetic.identity import Visit, dicom_date, dicom_time
+from ukbb_pipeline.synthetic.part10 import PIXEL_DATA, Element, Encapsulated
+from ukbb_pipeline.synthetic.stations import BREATH_HOLD, StationGeometry, ds_text
+
+CHANNEL_SUFFIX = {"in": "in", "opp": "opp", "F": "F", "W": "W"}
+IMAGE_TYPE = {
+    "in": ["ORIGINAL", "PRIMARY", "M", "DIXON", "IN_PHASE"],
+    "opp": ["ORIGINAL", "PRIMARY", "M", "DIXON", "OPP_PHASE"],
+    "F": ["DERIVED", "PRIMARY", "M", "DIXON", "FAT"],
+    "W": ["DERIVED", "PRIMARY", "M", "DIXON", "WATER"],
+}
+ECHO = {"in": (4.77, 2), "opp": (2.39, 1), "F": (2.39, 1), "W": (2.39, 1)}  # echo time (ms), echo number
+SIEMENS_IMPLEMENTATION_UID = "1.3.12.2.1107.5.2"
+SIEMENS_IMPLEMENTATION_VERSION = "MR_D13"
+BITS_STORED = 12
+MAX_VALUE = 2**BITS_STORED - 1
+# Elements each slice owns; everything else is shared by the slices of a series.
+VARYING_TAGS = (
+    0x00080018,  # SOPInstanceUID
+    0x00200013,  # InstanceNumber
+    0x00200032,  # ImagePositionPatient
+    0x00201041,  # SliceLocation
+    0x00280106,  # SmallestImagePixelValue
+    0x00280107,  # LargestImagePixelValue
+    0x00281050,  # WindowCenter
+    0x00281051,  # WindowWidth
+    0x00291010,  # CSA image header
+    0x7FE00010,  # PixelData
+)
+
+
+def series_description(station: int, channel: str) -> str:
+    """``Dixon_BH_17s_<channel>`` for the breath-hold stations 2-4, ``Dixon_noBH_<channel>`` otherwise."""
+    base = "Dixon_BH_17s" if BREATH_HOLD[station - 1] else "Dixon_noBH"
+    return f"{base}_{CHANNEL_SUFFIX[channel]}"
+
+
+@dataclass(frozen=True)
+class Study:
+    """What all series of one MRI exam share."""
+
+    visit: Visit
+    scanner_serial: int
+    study_uid: str
+    frame_of_reference_uid: str
+    start: datetime
+    size: str
+
+
+@dataclass(frozen=True)
+class Series:
+    """One written series: a channel of one acquisition of one station."""
+
+    station: int
+    channel: str
+    number: int
+    uid: str
+    time: datetime  # SeriesTime
+    acquired: datetime  # AcquisitionTime (the whole 3-D slab)
+    geometry: StationGeometry
+    rows: int  # as written (differs from geometry.rows for a W/F size mismatch)
+    columns: int
+
+    @property
+    def description(self) -> str:
+        return series_description(self.station, self.channel)
+
+
+def file_meta(transfer_syntax: str) -> FileMetaDataset:
+    meta = FileMetaDataset()
+    meta.FileMetaInformationVersion = b"\x00\x01"
+    meta.MediaStorageSOPClassUID = MRImageStorage
+    meta.MediaStorageSOPInstanceUID = "1.2"  # replaced per file
+    meta.TransferSyntaxUID = transfer_syntax
+    meta.ImplementationClassUID = SIEMENS_IMPLEMENTATION_UID
+    meta.ImplementationVersionName = SIEMENS_IMPLEMENTATION_VERSION
+    return meta
+
+
+def series_dataset(study: Study, series: Series) -> Dataset:
+    """The elements every slice of ``series`` carries."""
+    visit, g = study.visit, series.geometry
+    echo_time, echo_number = ECHO[series.channel]
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.ImageType = IMAGE_TYPE[series.channel]
+    ds.InstanceCreationDate = dicom_date(series.time)
+    ds.InstanceCreationTime = dicom_time(series.time)
+    ds.SOPClassUID = MRImageStorage
+    ds.StudyDate = dicom_date(study.start)
+    ds.SeriesDate = dicom_date(series.time)
+    ds.AcquisitionDate = dicom_date(series.acquired)
+    ds.ContentDate = dicom_date(series.time)
+    ds.StudyTime = dicom_time(study.start)
+    ds.SeriesTime = dicom_time(series.time)
+    ds.AcquisitionTime = dicom_time(series.acquired)
+    ds.ContentTime = dicom_time(series.time)
+    ds.AccessionNumber = ""
+    ds.Modality = "MR"
+    ds.Manufacturer = "SIEMENS"
+    ds.InstitutionName = "UK Biobank"
+    ds.ReferringPhysicianName = ""
+    ds.StationName = f"AWP{study.scanner_serial}"
+    ds.StudyDescription = "UKBIOBANK^Body"
+    ds.SeriesDescription = series.description
+    ds.ManufacturerModelName = "Aera"
+    ds.PatientName = visit.patient_name
+    ds.PatientID = visit.patient_id
+    ds.PatientBirthDate = visit.birth_date
+    ds.PatientSex = visit.sex
+    ds.PatientAge = visit.age_string
+    ds.PatientSize = ds_text(visit.height_m)
+    ds.PatientWeight = ds_text(visit.weight_kg)
+    ds.ScanningSequence = "GR"
+    ds.SequenceVariant = ["SK", "SP", "SS", "OSP"]
+    ds.ScanOptions = "PFP"
+    ds.MRAcquisitionType = "3D"
+    ds.SequenceName = "*fl3d2"
+    ds.AngioFlag = "N"
+    ds.SliceThickness = ds_text(g.thickness)
+    ds.RepetitionTime = "6.69"
+    ds.EchoTime = ds_text(echo_time)
+    ds.NumberOfAverages = "1"
+    ds.ImagingFrequency = "63.676024"
+    ds.ImagedNucleus = "1H"
+    ds.EchoNumbers = str(echo_number)
+    ds.MagneticFieldStrength = "1.5"
+    ds.SpacingBetweenSlices = ds_text(g.thickness)
+    ds.NumberOfPhaseEncodingSteps = str(series.rows)
+    ds.EchoTrainLength = "2"
+    ds.PercentSampling = "100"
+    ds.PercentPhaseFieldOfView = ds_text(round(100.0 * series.rows / series.columns, 4))
+    ds.PixelBandwidth = "490"
+    ds.DeviceSerialNumber = str(study.scanner_serial)
+    ds.SoftwareVersions = "syngo MR D13"
+    ds.ProtocolName = series.description.rsplit("_", 1)[0]
+    ds.TransmitCoilName = "Body"
+    ds.AcquisitionMatrix = [series.columns, 0, 0, series.rows]
+    ds.InPlanePhaseEncodingDirection = "COL"
+    ds.FlipAngle = "10"
+    ds.VariableFlipAngleFlag = "N"
+    ds.SAR = "0.0591"
+    ds.add_new(0x00181318, "DS", "0")  # dB/dt
+    ds.PatientPosition = "HFS"
+    ds.StudyInstanceUID = study.study_uid
+    ds.SeriesInstanceUID = series.uid
+    ds.StudyID = "1"
+    ds.SeriesNumber = str(series.number)
+    ds.AcquisitionNumber = "1"
+    ds.ImageOrientationPatient = ["1", "0", "0", "0", "1", "0"]
+    ds.FrameOfReferenceUID = study.frame_of_reference_uid
+    ds.PositionReferenceIndicator = ""
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows = series.rows
+    ds.Columns = series.columns
+    ds.PixelSpacing = [ds_text(g.pixel_spacing), ds_text(g.pixel_spacing)]
+    ds.BitsAllocated = 16
+    ds.BitsStored = BITS_STORED
+    ds.HighBit = BITS_STORED - 1
+    ds.PixelRepresentation = 0
+    ds.WindowCenterWidthExplanation = "Algo1"
+    ds.add_new(0x00290010, "LO", "SIEMENS CSA HEADER")
+    ds.add_new(0x00290011, "LO", "SIEMENS MEDCOM HEADER2")
+    ds.add_new(0x00291008, "CS", "IMAGE NUM 4")
+    ds.add_new(0x00291009, "LO", "20100114")
+    ds.add_new(0x00291018, "CS", "MR")
+    ds.add_new(0x00291019, "LO", "20100114")
+    series_csa = csa.series_header(
+        size=study.size,
+        description=series.description,
+        rows=series.rows,
+        columns=series.columns,
+        n_slices=g.n_slices,
+        thickness=g.thickness,
+    )
+    ds.add_new(0x00291020, "OB", series_csa)
+    ds.add_new(0x00291160, "LO", "com")
+    return ds
+
+
+def slice_elements(
+    study: Study,
+    series: Series,
+    *,
+    index: int,
+    sop_instance_uid: str,
+    image: np.ndarray,
+    transfer_syntax: str,
+) -> list[Element]:
+    """The elements slice ``index`` (0 = most superior) of ``series`` owns, its uint16 pixels included."""
+    g = series.geometry
+    x0, y0, z = g.position(index)
+    low, high = int(image.min()), int(image.max())
+    image_csa = csa.image_header(
+        size=study.size,
+        position=(x0 + g.pixel_spacing * (series.columns - 1) / 2, y0 + g.pixel_spacing * (series.rows - 1) / 2, z),
+        slice_number=index,
+        table_position=round(z),
+        echo_time=ECHO[series.channel][0],
+        image_type=IMAGE_TYPE[series.channel][-1],
+    )
+    data = np.ascontiguousarray(image, dtype="<u2")
+    if transfer_syntax == RLELossless:
+        pixels: Element = (PIXEL_DATA, "OB", Encapsulated(encapsulate([_rle(data)])))
+    else:
+        pixels = (PIXEL_DATA, "OW", data.tobytes())
+    return [
+        (0x00080018, "UI", sop_instance_uid),
+        (0x00200013, "IS", str(index + 1)),  # InstanceNumber
+        (0x00200032, "DS", [ds_text(x0), ds_text(y0), ds_text(z)]),  # ImagePositionPatient
+        (0x00201041, "DS", ds_text(z)),  # SliceLocation
+        (0x00280106, "US", low),  # SmallestImagePixelValue
+        (0x00280107, "US", high),  # LargestImagePixelValue
+        (0x00281050, "DS", str((low + high) // 2)),  # WindowCenter
+        (0x00281051, "DS", str(max(1, high - low))),  # WindowWidth
+        (0x00291010, "OB", image_csa),  # CSA image header
+        pixels,
+    ]
+
+
+def _rle(image: np.ndarray) -> bytes:
+    from pydicom.pixels.encoders import RLELosslessEncoder  # pydicom >= 3
+
+    return RLELosslessEncoder.encode(
+        image,
+        rows=image.shape[0],
+        columns=image.shape[1],
+        samples_per_pixel=1,
+        bits_allocated=16,
+        bits_stored=BITS_STORED,
+        pixel_representation=0,
+        photometric_interpretation="MONOCHROME2",
+        number_of_frames=1,
+        encoding_plugin="pydicom",
+    )

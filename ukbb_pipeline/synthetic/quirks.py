@@ -1,0 +1,107 @@
+"""Per-subject faults of real UK Biobank zips (ukbb-format.md 1.6 and 3), all off by default but member shuffling."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    RLELossless,
+)
+
+from ukbb_pipeline.synthetic.stations import N_STATIONS
+
+CHANNELS = ("in", "opp", "F", "W")
+MRI_TRANSFER_SYNTAXES = (ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian, RLELossless)
+MANIFEST_NAMES = ("manifest.cvs", "manifest.csv", None)
+
+
+@dataclass(frozen=True)
+class MriQuirks:
+    """Faults of one Dixon MRI zip. Stations are numbered 1-6 (neck to knee).
+
+    - ``shuffle_members``: zip members in random order (as real zips: never rely on member order).
+    - ``manifest_name``: "manifest.cvs" (the usual typo), "manifest.csv", or None for no manifest.
+    - ``manifest_malformed``: a run-on line (two records without a line break) and a truncated last line.
+    - ``repeated_station``: that station acquired twice. The first acquisition keeps its normal SeriesNumbers and is
+      motion-corrupted (shifted body, ghost, more noise); the repeat comes last, with SeriesNumbers 25-28 and the
+      latest SeriesTime, and holds the good data.
+    - ``dropped_slice``: (station, slice index) missing; index 0 is the most superior slice (InstanceNumber 1).
+      ``dropped_slice_channels`` says from which series it is missing (all four by default).
+    - ``missing_station``: no series at all for that station (the others keep their SeriesNumbers).
+    - ``swapped_station``: the fat and water images of that station exchanged (F series holds water, W holds fat).
+    - ``size_mismatch_station``: the W series of that station has fewer Rows and Columns than F (same IPP: the
+      common region is the first rows and columns), as seen by Langner's MIMIR.
+    - ``slab_edge_loss``: the 2-4 outermost slices at both ends of every station lose signal and gain noise.
+    - ``station_gains``: one multiplicative intensity per station (e.g. 0.8-1.25); None for 1.0 everywhere.
+    - ``noise_sigma``: standard deviation of the Gaussian noise added before taking the magnitude.
+    - ``transfer_syntax``: Explicit VR LE (default), Implicit VR LE, Deflated Explicit VR LE or RLE Lossless.
+    """
+
+    shuffle_members: bool = True
+    manifest_name: str | None = "manifest.cvs"
+    manifest_malformed: bool = False
+    repeated_station: int | None = None
+    dropped_slice: tuple[int, int] | None = None
+    dropped_slice_channels: tuple[str, ...] = CHANNELS
+    missing_station: int | None = None
+    swapped_station: int | None = None
+    size_mismatch_station: int | None = None
+    slab_edge_loss: bool = False
+    station_gains: tuple[float, ...] | None = None
+    noise_sigma: float = 6.0
+    transfer_syntax: str = ExplicitVRLittleEndian
+
+    def __post_init__(self) -> None:
+        for name in ("repeated_station", "missing_station", "swapped_station", "size_mismatch_station"):
+            station = getattr(self, name)
+            if station is not None and not 1 <= station <= N_STATIONS:
+                raise ValueError(f"{name} must be a station number 1-{N_STATIONS}, got {station}")
+        if self.dropped_slice is not None and not 1 <= self.dropped_slice[0] <= N_STATIONS:
+            raise ValueError(f"dropped_slice station must be 1-{N_STATIONS}, got {self.dropped_slice}")
+        if not set(self.dropped_slice_channels) <= set(CHANNELS):
+            raise ValueError(f"dropped_slice_channels must be among {CHANNELS}, got {self.dropped_slice_channels}")
+        if self.station_gains is not None and len(self.station_gains) != N_STATIONS:
+            raise ValueError(f"station_gains needs {N_STATIONS} values, got {self.station_gains}")
+        if self.manifest_name not in MANIFEST_NAMES:
+            raise ValueError(f"manifest_name must be one of {MANIFEST_NAMES}, got {self.manifest_name!r}")
+        if self.transfer_syntax not in MRI_TRANSFER_SYNTAXES:
+            raise ValueError(f"transfer_syntax must be one of {MRI_TRANSFER_SYNTAXES}, got {self.transfer_syntax}")
+        if self.noise_sigma < 0:
+            raise ValueError(f"noise_sigma must be >= 0, got {self.noise_sigma}")
+        if self.missing_station is not None and self.missing_station in (
+            self.repeated_station,
+            self.swapped_station,
+            self.size_mismatch_station,
+            self.dropped_slice[0] if self.dropped_slice else None,
+        ):
+            raise ValueError("missing_station cannot also carry another station fault")
+
+    def gain(self, station: int) -> float:
+        return 1.0 if self.station_gains is None else float(self.station_gains[station - 1])
+
+
+@dataclass(frozen=True)
+class DxaQuirks:
+    """Faults of one DXA zip.
+
+    - ``n_total_body_pairs``: 2 = the whole-body scan repeated: the later (soft-tissue, bone) pair has later
+      Acquisition/Content times and higher InstanceNumbers (13, 14); the earlier pair (11, 12) shows the body moved.
+    - ``only_one_total_body``: only the soft-tissue Total Body image is present (no bone image).
+    - ``regional_images``: AP Spine, Left/Right Femur, Left/Right Ortho Knee and LVA images as distractors.
+    - ``shuffle_members``, ``manifest_name``: as for MRI.
+    """
+
+    n_total_body_pairs: int = 1
+    only_one_total_body: bool = False
+    regional_images: bool = True
+    shuffle_members: bool = True
+    manifest_name: str | None = "manifest.cvs"
+
+    def __post_init__(self) -> None:
+        if self.n_total_body_pairs not in (1, 2):
+            raise ValueError(f"n_total_body_pairs must be 1 or 2, got {self.n_total_body_pairs}")
+        if self.manifest_name not in MANIFEST_NAMES:
+            raise ValueError(f"manifest_name must be one of {MANIFEST_NAMES}, got {self.manifest_name!r}")

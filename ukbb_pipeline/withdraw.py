@@ -1,0 +1,126 @@
+"""Removing every trace of withdrawn participants from a pipeline's folders.
+
+UK Biobank asks that data of participants who withdraw be deleted. Under the given folders this removes every file
+or folder whose name carries a withdrawn EID (raw zips, outputs, QC pictures, sidecars), rewrites manifests and logs
+without their rows and lines, and deletes files that aggregate several subjects and mention one (contact sheets with
+their index, reports, collections), listing those so that they can be made again. Stages honour the same list
+through ``exclude_eids_file``, so nothing brings the data back.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import re
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ukbb_pipeline.atomic import atomic_file
+
+log = logging.getLogger(__name__)
+
+_EID_IN_NAME = re.compile(r"(?<!\d)(\d{7})(?=_\d+_\d+_\d+)")
+_TEXT_SUFFIXES = {".csv", ".log", ".txt", ".json", ".html", ".yaml", ".yml", ".lis", ".bulk"}
+_LOG_SUFFIXES = {".log", ".txt", ".lis", ".bulk"}
+
+
+@dataclass
+class WithdrawalReport:
+    removed: list[Path] = field(default_factory=list)  # files and folders named after a withdrawn subject
+    rewritten: list[Path] = field(default_factory=list)  # manifests and logs with rows/lines dropped
+    aggregates_removed: list[Path] = field(default_factory=list)  # multi-subject files to make again
+
+
+def withdraw(eids: Iterable[int], *, folders: Iterable[Path]) -> WithdrawalReport:
+    """Remove the data of ``eids`` from every folder in ``folders`` (recursively)."""
+    withdrawn = {str(eid) for eid in eids}
+    mention = re.compile(r"(?<!\d)(" + "|".join(sorted(withdrawn)) + r")(?!\d)") if withdrawn else None
+    report = WithdrawalReport()
+    if mention is None:
+        return report
+    for folder in folders:
+        if folder.is_dir():
+            _walk(folder, withdrawn, mention, report)
+    return report
+
+
+def _walk(folder: Path, withdrawn: set[str], mention: re.Pattern[str], report: WithdrawalReport) -> None:
+    for root, dirs, files in os.walk(folder):
+        for name in list(dirs):
+            if _named_after(name, withdrawn):
+                shutil.rmtree(Path(root) / name)
+                report.removed.append(Path(root) / name)
+                dirs.remove(name)
+        for name in files:
+            path = Path(root) / name
+            if _named_after(name, withdrawn):
+                path.unlink()
+                report.removed.append(path)
+            elif path.suffix == ".csv" and path.name.startswith("manifest"):
+                if _drop_manifest_rows(path, withdrawn):
+                    report.rewritten.append(path)
+            elif path.suffix in _LOG_SUFFIXES:
+                if _drop_lines(path, mention):
+                    report.rewritten.append(path)
+            elif path.suffix in _TEXT_SUFFIXES and _mentions(path, mention):
+                _remove_aggregate(path, report)
+            elif path.suffix == ".h5" and _lists_eid(path, withdrawn):
+                _remove_aggregate(path, report)
+
+
+def _named_after(name: str, withdrawn: set[str]) -> bool:
+    return any(match.group(1) in withdrawn for match in _EID_IN_NAME.finditer(name))
+
+
+def _mentions(path: Path, mention: re.Pattern[str]) -> bool:
+    return mention.search(path.read_text(encoding="utf-8", errors="replace")) is not None
+
+
+def _remove_aggregate(path: Path, report: WithdrawalReport) -> None:
+    """Remove a multi-subject file and its companions of the same stem (e.g. a contact sheet and its index)."""
+    for companion in path.parent.glob(f"{path.stem}.*"):
+        companion.unlink()
+        report.aggregates_removed.append(companion)
+    log.warning("removed %s: it mentions a withdrawn participant; make it again", path)
+
+
+def _drop_manifest_rows(path: Path, withdrawn: set[str]) -> bool:
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        fields = reader.fieldnames or []
+        rows = list(reader)
+    kept = [row for row in rows if row.get("eid", "") not in withdrawn and not _named_after(row.get("input", ""), withdrawn)]
+    if len(kept) == len(rows):
+        return False
+    with atomic_file(path, scratch_dir=path.parent / "tmp") as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(kept)
+    return True
+
+
+def _drop_lines(path: Path, mention: re.Pattern[str]) -> bool:
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
+    kept = [line for line in lines if not mention.search(line)]
+    if len(kept) == len(lines):
+        return False
+    with atomic_file(path, scratch_dir=path.parent) as tmp:
+        tmp.write_text("".join(kept), encoding="utf-8")
+    return True
+
+
+def _lists_eid(path: Path, withdrawn: set[str]) -> bool:
+    """Whether an HDF5 file that is not one subject's output (a collection) has a withdrawn EID in its ``eids``."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as handle:
+            if "eids" not in handle:
+                return False
+            return any(str(int(eid)) in withdrawn for eid in handle["eids"][()])
+    except OSError:
+        return False
