@@ -170,7 +170,7 @@ def test_a_collection_holds_every_pair_on_the_target_grid(tmp_path):
     collection = _read(tmp_path / "collection" / "collection-shard0of1.h5")
     assert collection["mri"].shape == (4, 2, 700, 224)
     assert collection["dxa"].shape == (4, 2, 1000, 300)
-    assert [(e, i) for e, i in zip(collection["eid"], collection["instance"], strict=True)] == [
+    assert [(e, i) for e, i in zip(collection["eids"], collection["instances"], strict=True)] == [
         (v.eid, v.instance) for v in VISITS]
     np.testing.assert_allclose(collection["mri_pixel_spacing"], 2.0)
     np.testing.assert_allclose(collection["dxa_pixel_spacing"], 2.0)
@@ -184,7 +184,7 @@ def test_a_collection_holds_every_pair_on_the_target_grid(tmp_path):
     for index, visit in enumerate(VISITS):
         check_against_truth(collection, index, visit)
     # both visits of a participant are in the same split
-    assert collection["split"][1] == collection["split"][2]
+    assert collection["splits"][1] == collection["splits"][2]
 
     rows = read_manifests(tmp_path / "collection")
     assert len(rows) == 4
@@ -203,7 +203,7 @@ def test_pickle_inputs_give_the_same_collection_as_hdf5(tmp_path):
     _run(tmp_path / "pkl")
     from_h5 = _read(tmp_path / "h5" / "collection" / "collection-shard0of1.h5")
     from_pickle = _read(tmp_path / "pkl" / "collection" / "collection-shard0of1.h5")
-    for name in ("mri", "dxa", "mri_origin", "dxa_origin", "mri_range", "eid", "split"):
+    for name in ("mri", "dxa", "mri_origin", "dxa_origin", "mri_range", "eids", "splits"):
         np.testing.assert_array_equal(from_h5[name], from_pickle[name])  # origin from the pickle's sidecar
 
 
@@ -220,8 +220,8 @@ def test_a_bad_input_fails_its_pair_only_and_a_rerun_retries_it(tmp_path):
     assert reasons[0].startswith("DXA 1000002_20158_3_0.h5: does not open as HDF5")
     assert reasons[1].startswith("MRI slab: spacing must be 3 positive numbers")
     collection = _read(tmp_path / "collection" / "collection-shard0of1.h5")
-    assert list(collection["eid"]) == [1000001, 1000002]
-    assert list(collection["instance"]) == [2, 2]
+    assert list(collection["eids"]) == [1000001, 1000002]
+    assert list(collection["instances"]) == [2, 2]
     check_against_truth(collection, 1, VISITS[1])  # the gaps are closed in order
     assert collection["attrs"]["n_failed"] == 2
 
@@ -250,7 +250,7 @@ def test_shards_are_disjoint_and_cover_every_pair(tmp_path):
     for index in range(3):
         collection = _read(tmp_path / "collection" / f"collection-shard{index}of3.h5")
         assert collection["mri"].shape[1:] == (2, 700, 224)  # even an empty shard has the layout
-        seen += list(zip(collection["eid"].tolist(), collection["instance"].tolist(), strict=True))
+        seen += list(zip(collection["eids"].tolist(), collection["instances"].tolist(), strict=True))
     assert sorted(seen) == [(v.eid, v.instance) for v in VISITS]
 
 
@@ -262,8 +262,8 @@ def test_user_split_lists_and_eid_filters(tmp_path):
     _run(tmp_path, RunOptions(exclude_eids=frozenset({1000001})), train_eids=str(tmp_path / "train.txt"),
          test_eids=str(tmp_path / "test.txt"))
     collection = _read(tmp_path / "collection" / "collection-shard0of1.h5")
-    assert list(collection["eid"]) == [1000002, 1000002, 1000003]
-    assert [s.decode() for s in collection["split"]] == ["train", "train", "test"]
+    assert list(collection["eids"]) == [1000002, 1000002, 1000003]
+    assert [s.decode() for s in collection["splits"]] == ["train", "train", "test"]
     (tmp_path / "val.txt").write_text("1000003\n")
     with pytest.raises(ValueError, match="share 1 EID"):
         _run(tmp_path, val_eids=str(tmp_path / "val.txt"), test_eids=str(tmp_path / "test.txt"))
@@ -301,7 +301,20 @@ def test_end_to_end_through_main(tmp_path, run_main):
     assert result.returncode != 0, "a failed pair makes the process exit non-zero"
     assert "has no dataset 'bone'" in result.stdout + result.stderr
     collection = _read(root / "collection" / "collection-shard0of1.h5")
-    assert list(collection["eid"]) == [1000001, 1000002, 1000002]
+    assert list(collection["eids"]) == [1000001, 1000002, 1000002]
 
     allowed = run_main("stage=collect", f"paths.root={root}", "allow_failures=true")
     assert allowed.returncode == 0, allowed.stderr
+
+
+def test_a_withdrawal_removes_the_shard_holding_the_participant_and_a_rerun_makes_it_again(tmp_path):
+    from ukbb_pipeline.withdraw import withdraw
+
+    write_visits(tmp_path, VISITS)
+    _run(tmp_path)
+    shard = tmp_path / "collection" / "collection-shard0of1.h5"
+    report = withdraw({1000002}, folders=[tmp_path])
+    assert shard in report.aggregates_removed
+    assert not shard.exists()
+    _run(tmp_path, RunOptions(exclude_eids=frozenset({1000002})))
+    assert list(_read(shard)["eids"]) == [1000001, 1000003]

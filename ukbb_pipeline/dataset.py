@@ -76,12 +76,12 @@ class PairedDataset:
         for number, path in enumerate(self.paths):
             with h5py.File(path, "r") as handle:
                 reference = self._check_attrs(path, handle, reference)
-                table_splits = handle["split"][()].astype(str)
+                table_splits = handle["splits"][()].astype(str)
                 keep = np.arange(len(table_splits)) if split == "all" else np.flatnonzero(table_splits == split)
                 files.append(np.full(keep.size, number, dtype=np.int32))
                 rows.append(keep)
-                eids.append(handle["eid"][()][keep])
-                instances.append(handle["instance"][()][keep])
+                eids.append(handle["eids"][()][keep])
+                instances.append(handle["instances"][()][keep])
                 splits.append(table_splits[keep])
         self.attrs: dict[str, Any] = reference or {}
         self._file = np.concatenate(files) if files else np.zeros(0, np.int32)

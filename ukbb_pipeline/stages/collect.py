@@ -280,9 +280,9 @@ def _create_datasets(handle: h5py.File, n: int, *, params: CollectParams, hdf5: 
             f"{name}_range", shape=(n, shape[0], 2), maxshape=(None, shape[0], 2), dtype=np.float32
         )
     small = {
-        "eid": ((), np.int64),
-        "instance": ((), np.int32),
-        "split": ((), "S16"),
+        "eids": ((), np.int64),
+        "instances": ((), np.int32),
+        "splits": ((), "S16"),
         "mri_source": ((), f"S{SOURCE_NAME_BYTES}"),
         "dxa_source": ((), f"S{SOURCE_NAME_BYTES}"),
         "mri_source_spacing": ((3,), np.float32),
@@ -314,9 +314,9 @@ def _write_item(datasets: dict[str, h5py.Dataset], index: int, pair: collect.Pai
         "dxa": item.dxa.image,
         "mri_range": item.mri.value_range,
         "dxa_range": item.dxa.value_range,
-        "eid": pair.eid,
-        "instance": pair.instance,
-        "split": split.encode(),
+        "eids": pair.eid,
+        "instances": pair.instance,
+        "splits": split.encode(),
         "mri_source": pair.mri.stem.encode()[:SOURCE_NAME_BYTES],
         "dxa_source": pair.dxa.stem.encode()[:SOURCE_NAME_BYTES],
         "mri_pixel_spacing": item.mri.pixel_spacing,
