@@ -318,3 +318,49 @@ def test_a_withdrawal_removes_the_shard_holding_the_participant_and_a_rerun_make
     assert not shard.exists()
     _run(tmp_path, RunOptions(exclude_eids=frozenset({1000002})))
     assert list(_read(shard)["eids"]) == [1000001, 1000003]
+
+
+def test_a_pair_from_the_synthetic_generator_lands_where_the_phantom_is(tmp_path):
+    from ukbb_pipeline.config import UnzipDxaConfig
+    from ukbb_pipeline.folders import StageFolders
+    from ukbb_pipeline.stages import unzip_dxa
+    from ukbb_pipeline.synthetic import sample_truth, write_dxa_zip
+    from ukbb_pipeline.synthetic.cohort import subject_phantom
+    from ukbb_pipeline.writers import Output
+
+    phantom = subject_phantom(seed=0, index=0)
+    dxa = write_dxa_zip(tmp_path / "raw" / "dxas" / "1000001_20158_2_0.zip", eid=1000001, phantom=phantom)
+    unzip_dxa.run(UnzipDxaConfig(input_dir=str(tmp_path / "raw" / "dxas"), output_dir=str(tmp_path / "dxas-processed")),
+                  options=RunOptions(), writer=Hdf5Writer())
+    # an extract_slices output as DESIGN.md has it, sampled from the phantom's truth
+    spacing, shape = (2.232, 4.464, 3.0), (224, 11, 360)
+    origin = (-250.0 + spacing[0] / 2, phantom.table_y - 100.0 - 5 * spacing[1], 560.0)
+    slabs = {f"{name}_scan": np.rint(sample_truth(phantom, origin=origin, spacing=spacing, shape=shape, channel=name))
+             .astype(np.uint16) for name in ("fat", "water")}
+    Hdf5Writer().write(StageFolders(tmp_path / "mri-mid-corr-slices", "extract_slices"), "1000001_20201_2_0",
+                       Output(arrays=slabs, attrs={"spacing": list(spacing), "origin": list(origin)},
+                              spacing_attr="spacing"), fingerprint="test")
+    assert _run(tmp_path).counts["ok"] == 1
+    collection = _read(tmp_path / "collection" / "collection-shard0of1.h5")
+
+    (x0, y0, z0), (row_mm, column_mm) = collection["mri_origin"][0], collection["mri_pixel_spacing"][0]
+    assert y0 == pytest.approx(origin[1] + 5 * spacing[1])  # the slab's middle row
+    z = z0 - np.arange(700) * row_mm
+    inside = (z <= origin[2] - 6) & (z >= origin[2] - (shape[2] - 1) * spacing[2] + 6)
+    for channel, name in enumerate(("fat", "water")):
+        truth = sample_truth(phantom, origin=(float(x0), float(y0), float(z0)),
+                             spacing=(float(column_mm), 1.0, float(row_mm)), shape=(224, 1, 700), channel=name)
+        error = np.abs(collection["mri"][0, channel] - truth[:, 0, :].T)[inside]
+        assert np.percentile(error, 99) < 0.02 * phantom.fat_signal  # tissue edges are ~3 mm wide: a few % there
+        assert error.max() < 0.05 * phantom.fat_signal
+
+    # DXA: the body's centre of mass stays where it was in the stored image (mm from its pixel [0, 0])
+    def centre_mm(image, origin_mm, spacing_mm):
+        rows, columns = np.nonzero(image > 5)  # the body, not the background (nor the resampling's ripples)
+        weights = image[rows, columns]
+        return (origin_mm[0] + np.average(rows, weights=weights) * spacing_mm[0],
+                origin_mm[1] + np.average(columns, weights=weights) * spacing_mm[1])
+
+    collected = centre_mm(collection["dxa"][0, 1], collection["dxa_origin"][0], collection["dxa_pixel_spacing"][0])
+    stored = centre_mm(dxa.tissue.astype(np.float64), (0.0, 0.0), dxa.pixel_spacing)
+    assert collected == pytest.approx(stored, abs=1.0)
