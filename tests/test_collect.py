@@ -364,3 +364,19 @@ def test_a_pair_from_the_synthetic_generator_lands_where_the_phantom_is(tmp_path
     collected = centre_mm(collection["dxa"][0, 1], collection["dxa_origin"][0], collection["dxa_pixel_spacing"][0])
     stored = centre_mm(dxa.tissue.astype(np.float64), (0.0, 0.0), dxa.pixel_spacing)
     assert collected == pytest.approx(stored, abs=1.0)
+
+
+@pytest.mark.parametrize("compression", ["gzip", "lzf", None])
+def test_every_compression_stores_the_same_items_also_after_closing_gaps(tmp_path, compression):
+    write_visits(tmp_path / "reference", VISITS[1:])
+    _run(tmp_path / "reference")
+    reference = _read(tmp_path / "reference" / "collection" / "collection-shard0of1.h5")
+
+    write_visits(tmp_path / "gaps", VISITS)
+    (tmp_path / "gaps" / "dxas-processed" / "1000001_20158_2_0.h5").write_bytes(b"not hdf5")  # the first pair fails
+    summary = collect_stage.run(_config(tmp_path / "gaps"), options=RunOptions(),
+                                writer=Hdf5Writer(compression=compression))[0]
+    assert summary.counts["failed"] == 1
+    collection = _read(tmp_path / "gaps" / "collection" / "collection-shard0of1.h5")
+    for name in ("mri", "dxa", "mri_range", "eids", "instances", "splits", "mri_origin", "dxa_source"):
+        np.testing.assert_array_equal(collection[name], reference[name])

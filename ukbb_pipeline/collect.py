@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 
 from ukbb_pipeline.inputs import InputFile
 
@@ -53,8 +54,8 @@ def zoom_factors(spacing: Sequence[float], *, target: float, scaling: str, modal
     raise ValueError(f"scaling must be one of {SCALING_RULES}, got {scaling!r}")
 
 
-def bicubic_matrix(n_in: int, *, factor: float) -> np.ndarray:
-    """Weights (n_out, n_in) that resample a line of ``n_in`` samples by ``factor`` as torch's bicubic does.
+def bicubic_matrix(n_in: int, *, factor: float) -> sparse.csr_array:
+    """Sparse weights (n_out, n_in) that resample a line of ``n_in`` samples by ``factor`` as torch's bicubic does.
 
     Output sample ``i`` sits at input coordinate ``(i + 0.5) / factor - 0.5`` (pixel areas aligned, as with
     ``align_corners=False``); ``n_out = floor(n_in * factor)``; samples beyond the edge repeat the edge sample.
@@ -78,16 +79,19 @@ def bicubic_matrix(n_in: int, *, factor: float) -> np.ndarray:
         axis=1,
     )
     columns = np.clip(base.astype(np.int64)[:, None] + np.arange(-1, 3), 0, n_in - 1)
-    matrix = np.zeros((n_out, n_in), dtype=np.float64)
-    np.add.at(matrix, (np.repeat(np.arange(n_out), 4), columns.ravel()), weights.ravel())
-    return matrix.astype(np.float32)
+    rows = np.repeat(np.arange(n_out), 4)
+    # duplicate (row, column) entries, where the edge sample repeats, are summed
+    return sparse.csr_array((weights.ravel().astype(np.float32), (rows, columns.ravel())), shape=(n_out, n_in))
 
 
 def resample_bicubic(images: np.ndarray, *, factors: tuple[float, float]) -> np.ndarray:
-    """Resample the last two axes of ``images`` (..., rows, columns) by ``factors``; float32."""
+    """Resample the last two axes of ``images`` (channels, rows, columns) by ``factors``; float32."""
     rows = bicubic_matrix(images.shape[-2], factor=factors[0])
     columns = bicubic_matrix(images.shape[-1], factor=factors[1])
-    return rows @ np.asarray(images, dtype=np.float32) @ columns.T
+    out = np.empty((images.shape[0], rows.shape[0], columns.shape[0]), dtype=np.float32)
+    for channel, image in enumerate(np.asarray(images, dtype=np.float32)):
+        out[channel] = (columns @ (rows @ image).T).T
+    return out
 
 
 def centre_offsets(size: int, target: int) -> int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,36 @@ class CollectParams:
     dxa_channels: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class ChunkCodec:
+    """How one item's image chunk is stored. gzip (and no compression) is done in the workers, so that the process
+    writing the shard file only writes; lzf is left to HDF5 in the writing process."""
+
+    compression: str | None
+    level: int
+    shuffle: bool
+
+    @property
+    def in_worker(self) -> bool:
+        return self.compression in (None, "gzip")
+
+    def encode(self, array: np.ndarray) -> Encoded:
+        """The chunk's bytes as HDF5's shuffle and deflate filters would store them."""
+        data = np.ascontiguousarray(array)
+        if self.compression and self.shuffle and data.itemsize > 1:
+            raw = data.view(np.uint8).reshape(-1, data.itemsize).T.tobytes()  # the shuffle filter's byte order
+        else:
+            raw = data.tobytes()
+        return Encoded(zlib.compress(raw, self.level) if self.compression == "gzip" else raw)
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A whole chunk, already filtered: written with ``write_direct_chunk``."""
+
+    data: bytes
+
+
 def shard_file_name(index: int, count: int) -> str:
     return f"collection-shard{index}of{count}.h5"
 
@@ -93,11 +124,37 @@ def fit_pair(pair: collect.Pair, *, params: CollectParams) -> tuple[collect.Pair
     return item, {"meta": meta, "qc": qc}
 
 
-def _fit_one(index: int, pair: collect.Pair, params: CollectParams) -> tuple[int, Any, str, float]:
-    """Run :func:`fit_pair` in a worker; errors become a one-line reason."""
+def record(pair: collect.Pair, item: collect.PairedItem, extra: dict[str, Any], *, split: str,
+           codec: ChunkCodec) -> dict[str, Any]:
+    """Everything a shard file holds about one pair: dataset name -> this pair's row."""
+    images = {"mri": item.mri.image, "dxa": item.dxa.image}
+    if codec.in_worker:
+        images = {name: codec.encode(image) for name, image in images.items()}
+    return {
+        **images,
+        **extra["meta"],
+        "mri_range": item.mri.value_range,
+        "dxa_range": item.dxa.value_range,
+        "eids": pair.eid,
+        "instances": pair.instance,
+        "splits": split.encode(),
+        "mri_source": pair.mri.stem.encode()[:SOURCE_NAME_BYTES],
+        "dxa_source": pair.dxa.stem.encode()[:SOURCE_NAME_BYTES],
+        "mri_pixel_spacing": item.mri.pixel_spacing,
+        "dxa_pixel_spacing": item.dxa.pixel_spacing,
+        "mri_origin": item.mri_origin,
+        "dxa_origin": item.dxa_origin,
+    }
+
+
+def _fit_one(
+    index: int, pair: collect.Pair, split: str, params: CollectParams, codec: ChunkCodec
+) -> tuple[int, Any, str, float]:
+    """Fit one pair in a worker and return its record and manifest figures; errors become a one-line reason."""
     started = time.monotonic()
     try:
-        return index, fit_pair(pair, params=params), "", time.monotonic() - started
+        item, extra = fit_pair(pair, params=params)
+        return index, (record(pair, item, extra, split=split, codec=codec), extra["qc"]), "", time.monotonic() - started
     except InputError as error:
         reason = str(error)
     except MemoryError:
@@ -218,7 +275,8 @@ def _build(
 ) -> None:
     """Fit every pair (in parallel) and write the shard file in (eid, instance) order, atomically."""
     log.info("collect: %d pairs in shard %d of %d", len(pairs), options.shard_index, options.shard_count)
-    arguments = [(index, pair, params) for index, pair in enumerate(pairs)]
+    codec = ChunkCodec(compression=hdf5.compression, level=hdf5.compression_level, shuffle=hdf5.shuffle)
+    arguments = [(index, pair, splits[index], params, codec) for index, pair in enumerate(pairs)]
     written: list[int] = []
     with atomic_file(final, scratch_dir=folders.scratch) as tmp, hdf5.open(tmp, "w") as handle:
         datasets = _create_datasets(handle, len(pairs), params=params, hdf5=hdf5)
@@ -231,11 +289,11 @@ def _build(
                 manifest.add(_row(pair, FAILED, reason=reason, fp=fingerprint, seconds=seconds,
                                   qc={"dxa_input": str(pair.dxa.path), "split": splits[index]}))
                 continue
-            item, extra = result
-            _write_item(datasets, index, pair, item, extra, split=splits[index])
+            values, qc = result
+            _write_record(datasets, index, values)
             written.append(index)
             manifest.add(_row(pair, OK, output=final, fp=fingerprint, seconds=seconds,
-                              qc={**extra["qc"], "split": splits[index]}))
+                              qc={**qc, "split": splits[index]}))
         _compact(datasets, sorted(written))
         n_failed = len(pairs) - len(written)
         attrs = {
@@ -307,25 +365,12 @@ def _create_datasets(handle: h5py.File, n: int, *, params: CollectParams, hdf5: 
     return datasets
 
 
-def _write_item(datasets: dict[str, h5py.Dataset], index: int, pair: collect.Pair, item: collect.PairedItem,
-                extra: dict[str, Any], *, split: str) -> None:
-    values = {**extra["meta"],
-        "mri": item.mri.image,
-        "dxa": item.dxa.image,
-        "mri_range": item.mri.value_range,
-        "dxa_range": item.dxa.value_range,
-        "eids": pair.eid,
-        "instances": pair.instance,
-        "splits": split.encode(),
-        "mri_source": pair.mri.stem.encode()[:SOURCE_NAME_BYTES],
-        "dxa_source": pair.dxa.stem.encode()[:SOURCE_NAME_BYTES],
-        "mri_pixel_spacing": item.mri.pixel_spacing,
-        "dxa_pixel_spacing": item.dxa.pixel_spacing,
-        "mri_origin": item.mri_origin,
-        "dxa_origin": item.dxa_origin,
-    }
+def _write_record(datasets: dict[str, h5py.Dataset], index: int, values: dict[str, Any]) -> None:
     for name, value in values.items():
-        datasets[name][index] = value
+        if isinstance(value, Encoded):
+            datasets[name].id.write_direct_chunk((index, *(0,) * (datasets[name].ndim - 1)), value.data)
+        else:
+            datasets[name][index] = value
 
 
 def _compact(datasets: dict[str, h5py.Dataset], written: list[int]) -> None:
@@ -333,7 +378,12 @@ def _compact(datasets: dict[str, h5py.Dataset], written: list[int]) -> None:
     for position, index in enumerate(written):
         if position != index:
             for dataset in datasets.values():
-                dataset[position] = dataset[index]
+                if dataset.chunks is not None and dataset.chunks[0] == 1:  # one item per chunk: move the bytes
+                    zeros = (0,) * (dataset.ndim - 1)
+                    mask, data = dataset.id.read_direct_chunk((index, *zeros))
+                    dataset.id.write_direct_chunk((position, *zeros), data, filter_mask=mask)
+                else:
+                    dataset[position] = dataset[index]
     for dataset in datasets.values():
         dataset.resize(len(written), axis=0)
 
