@@ -148,3 +148,22 @@ def test_writer_nifti_without_nibabel_fails_at_start_with_the_install_line(tmp_p
     assert result.returncode != 0
     assert "pip install ukbb-pipeline[nifti]" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_unzip_dxa_with_writer_nifti_through_main(tmp_path, run_main):
+    from ukbb_pipeline.synthetic import Phantom, write_dxa_zip
+
+    raw = tmp_path / "data" / "raw" / "dxas"
+    raw.mkdir(parents=True)
+    truth = write_dxa_zip(raw / "1000001_20158_2_0.zip", eid=1000001, phantom=Phantom.random(1))
+    result = run_main("stage=unzip_dxa", "writer=nifti", f"paths.root={tmp_path / 'data'}")
+    assert result.returncode == 0, result.stderr
+    folder = tmp_path / "data" / "dxas-processed" / "1000001_20158_2_0"
+    bone = nib.load(folder / "bone.nii.gz")
+    np.testing.assert_array_equal(np.asarray(bone.dataobj)[:, :, 0], truth.bone)
+    np.testing.assert_allclose(bone.header.get_zooms()[:2], truth.pixel_spacing, rtol=1e-5)
+    assert nib.aff2axcodes(bone.affine) == ("I", "L", "A")  # rows to the feet, columns to the patient's left
+
+    again = run_main("stage=unzip_dxa", "writer=nifti", f"paths.root={tmp_path / 'data'}")
+    assert again.returncode == 0
+    assert "1 skipped" in again.stdout + again.stderr
