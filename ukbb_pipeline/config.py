@@ -150,20 +150,24 @@ class ReportConfig(StageConfig):
 
 @dataclass
 class DownloadConfig(StageConfig):
+    """Bulk zips for an EID list, fetched ``parallel`` at a time, verified, and resumed on a re-run."""
+
     name: str = "download"
-    input_dir: str = "${paths.root}"  # unused by ukbfetch; the mounted project folder's Bulk root for dx
-    output_dir: str = "${paths.root}/raw"
-    eids_file: Optional[str] = None
-    key_file: str = ".ukbkey"
+    input_dir: str = "${paths.root}"  # unused: the inputs are requests (eids_file x fields x instances)
+    output_dir: str = "${paths.root}/raw"  # zips go to raw/dxas/ (20158), raw/mris/ (20201), raw/<field>/ (others)
+    eids_file: Optional[str] = None  # an EID list or a ukbconv .bulk file; None = the top-level eids_file
+    key_file: str = ".ukbkey"  # ukbfetch's key file; only its path is ever passed, logged or saved
     backend: DownloadBackend = DownloadBackend.ukbfetch
-    parallel: int = 10
+    parallel: int = 10  # simultaneous downloads; UK Biobank allows at most 10 per application
     fields: list[int] = field(default_factory=lambda: [20158, 20201])
     instances: list[int] = field(default_factory=lambda: [2])
-    ukbfetch: str = "ukbfetch"
-    dx: str = "dx"
-    retries: int = 3
-    retry_backoff_s: float = 30.0
-    dx_folders: dict[str, str] = field(
+    ukbfetch: str = "ukbfetch"  # a name looked up on PATH, or a path
+    dx: str = "dx"  # a name looked up on PATH, or a path
+    retries: int = 3  # further attempts for a file that failed (not served, damaged, tool error)
+    retry_backoff_s: float = 30.0  # wait before the first retry; doubles with each further one
+    timeout_per_file_s: float = 900.0  # a call is stopped after this many seconds per file it fetches
+    dx_project: Optional[str] = None  # e.g. project-XXXX; None = the project selected with `dx select`
+    dx_folders: dict[str, str] = field(  # Research Analysis Platform folder per field (20158's is a guess)
         default_factory=lambda: {"20201": "/Bulk/Whole Body MRI/Dixon", "20158": "/Bulk/Whole Body DXA/DXA"}
     )
 
