@@ -52,6 +52,8 @@ def root(tmp_path: Path) -> Path:
     sheet = np.full((120, 200, 3), 255, np.uint8)
     sheet[20:100, 40:160] = RED
     Image.fromarray(sheet).save(qc / "contact-sheet-000.png")
+    (qc / "subjects").mkdir()
+    Image.fromarray(sheet[:10, :10]).save(qc / "subjects" / "1000001_20201_2_0.png")  # counted, not embedded
     _rows("extract_slices", root / "mri-mid-corr-slices", [_row(1000001, 20201), _row(1000002, 20201)])
     return root
 
@@ -125,7 +127,9 @@ def test_the_contact_sheet_is_embedded_and_rendered(root, tmp_path):
     probe.write_text(html.replace("</body>", "<script>addEventListener('load', () => document.body.setAttribute("
                                   "'data-decoded', [...document.images].filter(i => i.naturalWidth === 200).length))"
                                   "</script></body>"))
-    assert 'data-decoded="1"' in _browse(probe, tmp_path, "--dump-dom").stdout
+    dom = _browse(probe, tmp_path, "--dump-dom").stdout
+    assert 'data-decoded="1"' in dom
+    assert "1 per-subject picture(s) in sub-folders" in _text(dom)
 
     shot = tmp_path / "shot.png"
     _browse(page, tmp_path, f"--screenshot={shot}", "--window-size=1280,3000")

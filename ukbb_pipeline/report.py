@@ -43,7 +43,8 @@ class StageReport:
     name: str
     folder: Path
     rows: list[dict[str, str]] = field(default_factory=list)
-    pictures: list[Path] = field(default_factory=list)
+    pictures: list[Path] = field(default_factory=list)  # contact sheets: the PNGs directly in the QC folder
+    other_pictures: int = 0  # PNGs in sub-folders of the QC folder (one per subject): counted, not embedded
 
     @property
     def counts(self) -> Counter:
@@ -75,11 +76,13 @@ def has_swaps(row: Mapping[str, str]) -> bool:
 
 def read_stage(name: str, folder: Path) -> StageReport:
     """Read a stage's manifests (latest row per input) and list its QC pictures; empty when it never ran."""
-    meta = StageFolders(output=folder, stage=name).meta
+    folders = StageFolders(output=folder, stage=name)
     report = StageReport(name=name, folder=folder)
-    if meta.is_dir():
-        report.rows = read_manifests(meta)
-        report.pictures = sorted(path for path in meta.rglob("*.png") if "tmp" not in path.relative_to(meta).parts)
+    if folders.meta.is_dir():
+        report.rows = read_manifests(folders.meta)
+    if folders.qc.is_dir():
+        report.pictures = sorted(folders.qc.glob("*.png"))
+        report.other_pictures = sum(1 for path in folders.qc.glob("*/**/*.png") if path.parent.name != "tmp")
     return report
 
 
@@ -226,7 +229,7 @@ def _splits(stages: list[StageReport]) -> str:
 def _pictures(stages: list[StageReport], *, max_pictures: int) -> str:
     sections = []
     for stage in stages:
-        if not stage.pictures:
+        if not stage.pictures and not stage.other_pictures:
             continue
         figures = []
         for path in stage.pictures[:max_pictures]:
@@ -242,6 +245,9 @@ def _pictures(stages: list[StageReport], *, max_pictures: int) -> str:
         if rest:
             names = ", ".join(_e(path.name) for path in rest[:50]) + (" ..." if len(rest) > 50 else "")
             more = f"<p class='note'>{len(rest)} more picture(s) not embedded, in {_e(rest[0].parent)}: {names}</p>"
+        if stage.other_pictures:
+            more += (f"<p class='muted'>{stage.other_pictures} per-subject picture(s) in sub-folders of "
+                     f"{_e(StageFolders(stage.folder, stage.name).qc)}.</p>")
         sections.append(f"<h3>{_e(stage.name)}</h3>" + "".join(figures) + more)
     return "".join(sections) or "<p class='muted'>No QC pictures.</p>"
 
