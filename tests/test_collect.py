@@ -380,3 +380,38 @@ def test_every_compression_stores_the_same_items_also_after_closing_gaps(tmp_pat
     collection = _read(tmp_path / "gaps" / "collection" / "collection-shard0of1.h5")
     for name in ("mri", "dxa", "mri_range", "eids", "instances", "splits", "mri_origin", "dxa_source"):
         np.testing.assert_array_equal(collection[name], reference[name])
+
+
+@pytest.mark.slow
+def test_synthetic_zips_through_every_stage_then_collect_with_main(tmp_path, run_main):
+    pytest.importorskip("ukbb_pipeline.mri", reason="needs the unzip_mri stage")
+    pytest.importorskip("ukbb_pipeline.slices", reason="needs the extract_slices stage")
+    from ukbb_pipeline.dataset import PairedDataset
+    from ukbb_pipeline.synthetic import make_cohort
+
+    root = tmp_path / "data"
+    truths = make_cohort(root / "raw", n_subjects=3, seed=0)
+    make_cohort(root / "raw", n_subjects=1, seed=0, instance=3)  # the repeat-imaging visit of the first subject
+    for stage in ("unzip_dxa", "unzip_mri", "extract_slices", "collect"):
+        result = run_main(f"stage={stage}", f"paths.root={root}", "n_jobs=2")
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    data = PairedDataset(root / "collection", normalise=False)
+    assert sorted(zip(data.eids.tolist(), data.instances.tolist(), strict=True)) == [
+        (1000001, 2), (1000001, 3), (1000002, 2), (1000003, 2)]
+    for index in range(len(data)):
+        item, geometry = data[index], data.geometry(index)
+        phantom = truths[item["eid"] - 1000001].phantom
+        with h5py.File(root / "mris-processed" / f"{item['mri_filename']}.h5") as volume:
+            top, depth = volume.attrs["origin"][2], (volume["fat_scan"].shape[2] - 1) * volume.attrs["spacing"][2]
+        (x0, y0, z0), (row_mm, column_mm) = geometry["mri_origin"], geometry["mri_pixel_spacing"]
+        x = x0 + np.arange(224)[None, :] * column_mm
+        z = z0 - np.arange(700)[:, None] * row_mm + np.zeros_like(x)
+        inside = (z < top - 10) & (z > top - depth + 10)  # the stitched volume's extent, off its edges
+
+        def agreement(dx: float, phantom=phantom, inside=inside, x=x, z=z, y0=y0, item=item) -> float:
+            truth = phantom.fat(x + dx, np.float32(y0), z)
+            return float(np.corrcoef(item["mri_img"][0][inside], truth[inside])[0, 1])
+
+        assert agreement(0.0) > 0.97  # the collected fat image is the phantom's, where the geometry says
+        assert agreement(15.0) < agreement(0.0) - 0.2  # and not 15 mm to the side

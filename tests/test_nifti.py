@@ -167,3 +167,29 @@ def test_unzip_dxa_with_writer_nifti_through_main(tmp_path, run_main):
     again = run_main("stage=unzip_dxa", "writer=nifti", f"paths.root={tmp_path / 'data'}")
     assert again.returncode == 0
     assert "1 skipped" in again.stdout + again.stderr
+
+
+@pytest.mark.slow
+def test_a_stitched_volume_in_nifti_lies_where_the_phantom_is(tmp_path, run_main):
+    pytest.importorskip("ukbb_pipeline.mri", reason="needs the unzip_mri stage")
+    from ukbb_pipeline.synthetic import make_cohort
+
+    (truth,) = make_cohort(tmp_path / "data" / "raw", n_subjects=1, seed=0)
+    result = run_main("stage=unzip_mri", "writer=nifti", f"paths.root={tmp_path / 'data'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    image = nib.load(tmp_path / "data" / "mris-processed" / "1000001_20201_2_0" / "fat_scan.nii.gz")
+    assert nib.aff2axcodes(image.affine) == ("L", "P", "I")
+    data = np.asarray(image.dataobj).astype(np.float32)
+    voxels = np.stack([np.random.default_rng(0).integers(0, n, 20_000) for n in data.shape], axis=1)
+    lps = nib.affines.apply_affine(image.affine, voxels) * [-1, -1, 1]  # world (RAS) -> LPS
+    values = data[tuple(voxels.T)]
+
+    def agreement(shift: tuple[float, float, float], mirror: bool = False) -> float:
+        x = -lps[:, 0] if mirror else lps[:, 0]
+        fat = truth.phantom.fat(x + shift[0], lps[:, 1] + shift[1], lps[:, 2] + shift[2])
+        return float(np.corrcoef(values, fat)[0, 1])
+
+    assert agreement((0, 0, 0)) > 0.95  # every voxel holds the phantom's fat at its world position
+    for shift in ((10, 0, 0), (0, 10, 0), (0, 0, 15)):
+        assert agreement(shift) < agreement((0, 0, 0)) - 0.05
+    assert agreement((0, 0, 0), mirror=True) < 0.8  # left is not right
