@@ -14,6 +14,11 @@ same with numpy, so that no deep-learning framework is needed to build a collect
   it scales by ``target / spacing`` (the inverse ratio, so MRI at 2.232 mm ends up at about 2.49 mm) and sets the DXA
   spacing to the target before resampling (so DXA keeps its native ~2.4 mm). ``scaling='paper_loader'`` reproduces
   that, for models trained with the public code.
+
+Shapes default to the public code's README, MRI (700, 224) and DXA (1000, 300); the loader's source at commit 59b2a5f
+still says ``output_mri_shape = (2, 501, 224)`` (the paper's size), which ``stage.mri_shape=[501,224]`` gives.
+Augmentations (rotation, shifts, brightness, gamma, a random coronal row) are the training code's business: the
+collection stores the deterministic part only.
 """
 
 from __future__ import annotations

@@ -8,6 +8,25 @@ shards as one.
 
 A shard file is rebuilt whole when its pairs, their input files or the settings changed (or a pair failed before);
 otherwise the run skips it.
+
+Layout of a shard file (N pairs, in (eid, instance) order; plain h5py reads it):
+
+- ``mri`` (N, 2, 700, 224) float32, channels ``fat_scan``, ``water_scan``: rows z head->feet, columns x right->left;
+  ``dxa`` (N, 2, 1000, 300) float32, channels ``bone``, ``tissue``: rows head->feet, columns towards the patient's
+  left. Raw resampled intensities, padding filled with each channel's minimum; chunked one item per chunk.
+- ``mri_range``, ``dxa_range`` (N, 2, 2): per channel (min, max) of the resampled image before cropping; the paper's
+  normalisation is ``(x - min) / (max - min + 1e-5)`` (:func:`ukbb_pipeline.collect.normalise`).
+- ``eids``, ``instances``, ``splits`` (train | val | test | unassigned), ``mri_source``, ``dxa_source`` (input stems).
+- ``mri_pixel_spacing``, ``dxa_pixel_spacing`` (N, 2): (row, column) mm after resampling; ``mri_source_spacing``
+  (N, 3) the slab's (sx, sy, sz), ``dxa_source_spacing`` (N, 2); ``mri_slab_row`` the slab row taken.
+- ``mri_origin`` (N, 3): LPS mm of MRI pixel [0, 0] (pixel (r, c) lies at x0 + c*column mm, y0, z0 - r*row mm);
+  ``dxa_origin`` (N, 2): (row, column) mm of DXA pixel [0, 0] from the centre of the stored image's pixel [0, 0].
+- Root attributes: the settings (``target_spacing``, ``scaling``, channels, split method and settings), the shard,
+  ``n_failed``, ``settings_fingerprint`` and ``content_fingerprint``.
+
+All shards are read as one by :class:`ukbb_pipeline.dataset.PairedDataset` rather than through an HDF5 virtual dataset:
+a virtual dataset's mapping is fixed when it is made and reads silently as fill values when a shard is later rebuilt
+with another number of pairs, and no job of a SLURM array knows when every other shard is final.
 """
 
 from __future__ import annotations
