@@ -291,6 +291,7 @@ def test_missing_input_folder_and_bad_settings_fail_at_start(tmp_path):
         _run(tmp_path, mri_shape=[700])
 
 
+@pytest.mark.slow
 def test_end_to_end_through_main(tmp_path, run_main):
     root = tmp_path / "data"
     write_visits(root, VISITS)

@@ -137,6 +137,7 @@ def test_a_3d_output_without_an_origin_is_refused(tmp_path):
     assert not (tmp_path / "1000001_20201_2_0").exists()
 
 
+@pytest.mark.slow
 def test_writer_nifti_without_nibabel_fails_at_start_with_the_install_line(tmp_path, run_main):
     blocker = tmp_path / "no-nibabel"
     blocker.mkdir()
@@ -150,6 +151,7 @@ def test_writer_nifti_without_nibabel_fails_at_start_with_the_install_line(tmp_p
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_unzip_dxa_with_writer_nifti_through_main(tmp_path, run_main):
     from ukbb_pipeline.synthetic import Phantom, write_dxa_zip
 

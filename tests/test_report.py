@@ -152,6 +152,7 @@ def test_many_pictures_and_rows_are_capped(root, tmp_path):
     assert "Showing 1 of 3 rows" in html  # three unzip_mri rows with seam figures
 
 
+@pytest.mark.slow
 def test_stage_report_through_main(root, run_main):
     result = run_main("stage=report", f"paths.root={root}")
     assert result.returncode == 0, result.stderr
