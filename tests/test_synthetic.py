@@ -28,6 +28,7 @@ from ukbb_pipeline.synthetic import (
     MriQuirks,
     Phantom,
     make_cohort,
+    mixed_quirks,
     sample_truth,
     station_geometries,
     write_dxa_zip,
@@ -659,6 +660,10 @@ def test_phantom_anatomy(phantom):
     assert abdomen_water.max() > 0.6 * phantom.water_signal  # water-rich muscle and organs
     assert phantom.fat(0.0, 0.0, 5000.0) == 0.0
     assert phantom.body_mask(phantom.x_shift, phantom.y_rest - 80.0, phantom.z_shift + 250.0)
+    lung = (phantom.x_shift + 50.0, phantom.y_rest - 100.0, phantom.z_shift + 500.0 * phantom.height_scale)
+    assert phantom.water(*lung) < 0.1 * phantom.water_signal  # air-filled, dark in both images
+    assert phantom.body_mask(*lung)  # yet inside the body
+    assert not phantom.body_mask(phantom.x_shift, phantom.y_rest - 80.0, phantom.head_top_z + 30.0)
     # the table lies posterior to the body, with signal in both images
     bed = phantom.bed(phantom.x_shift, ys[:, None], phantom.z_shift + 250.0)[:, 0]
     body_rows = ys[(abdomen_fat + abdomen_water).max(axis=1) > 50]
@@ -689,6 +694,24 @@ def test_sample_truth_axes_follow_the_output_convention(phantom):
     assert np.allclose(opp, np.abs(volume - fat), atol=1e-3)
     with pytest.raises(ValueError, match="channel"):
         sample_truth(phantom, origin=origin, spacing=spacing, shape=shape, channel="T1")
+
+
+def test_covering_grid_spans_every_station(clean_zip):
+    truth = clean_zip[0]
+    grid = truth.covering_grid(z_spacing=3.0)
+    (x0, y0, top), (_, sy, sz), (nx, ny, nz) = grid["origin"], grid["spacing"], grid["shape"]
+    assert (nx, ny, sz) == (56, 44, 3.0)
+    assert top == truth.z_range[1]
+    assert top - (nz - 1) * sz <= truth.z_range[0] + sz
+    assert top - (nz - 1) * sz >= truth.z_range[0]
+    for station in truth.stations:
+        g = station.geometry
+        assert g.x0 == x0
+        assert y0 <= g.y0 <= g.y0 + (g.rows - 1) * g.pixel_spacing <= y0 + (ny - 1) * sy + 1e-6
+    volume = truth.sample(**grid, channel="fat", include_bed=True)
+    assert volume.shape == (nx, ny, nz)
+    assert truth.repeated_station is None
+    assert truth.missing_station is None
 
 
 def test_mid_coronal_is_the_weighted_median_row(phantom):
@@ -729,6 +752,16 @@ def test_cohort_layout_and_determinism(tmp_path):
     again = make_cohort(tmp_path / "again", n_subjects=1, seed=9, first_eid=2000001)
     assert again[0].phantom == subjects[0].phantom
     assert again[0].mri.path.read_bytes() == subjects[0].mri.path.read_bytes()
+
+
+def test_mixed_quirks_cycle_through_the_faults():
+    mri, dxa = mixed_quirks(9, include_failures=True)
+    assert mri[0] == MriQuirks()
+    assert dxa[0] == DxaQuirks()
+    assert {q.swapped_station for q in mri.values()} >= {3}
+    assert mri[8].missing_station == 4
+    assert dxa[8].only_one_total_body
+    assert mixed_quirks(9)[0][8].missing_station is None
 
 
 def test_cli_writes_a_cohort(tmp_path, capsys):

@@ -94,6 +94,10 @@ class UnzipMriConfig(StageConfig):
     allow_missing_stations: bool = False
     dtype: VolumeDtype = VolumeDtype.uint16
     trim_slices: int = 2  # noisy slab-edge slices dropped at each end of a station (where a neighbour covers them)
+    max_trim_slices: int = 6  # up to this many further edge slices dropped where their signal falls; 0: never
+    edge_drop: float = 0.15  # an edge slice is noisy when its level is this fraction below the station's inside
+    feather_mm: float = 24.0  # width of the smooth blend centred in each overlap (the whole overlap if narrower)
+    harmonise: bool = True  # scale stations to match their neighbours' intensity in the overlaps
     limits: ZipLimits = field(default_factory=ZipLimits)
 
 

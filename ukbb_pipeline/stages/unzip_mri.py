@@ -1,7 +1,196 @@
-"""Stage ``unzip_mri``: being written (see the open issue)."""
+"""Stage ``unzip_mri``: each Dixon zip to one stitched volume per channel, in physical coordinates.
+
+One pass over the zip (``mri.read``), stations grouped with their quirks handled (``mri.stations``), then trimmed,
+checked for fat/water swaps, harmonised and feathered onto the union grid (``mri.assemble``). Arrays are
+(x: right->left, y: anterior->posterior, z: head->feet); ``spacing`` and ``origin`` place every voxel in LPS mm.
+"""
 
 from __future__ import annotations
 
+import functools
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
-def run(config, *, options, writer, qc=True):
-    raise NotImplementedError("stage unzip_mri is not written yet")
+import numpy as np
+
+from ukbb_pipeline.config import UnzipMriConfig, ZipLimits
+from ukbb_pipeline.folders import StageFolders
+from ukbb_pipeline.inputs import InputFile, discover_inputs, require_ukbb_name
+from ukbb_pipeline.mri.assemble import Stitched, stitch_stations, to_output_array
+from ukbb_pipeline.mri.header import CHANNELS
+from ukbb_pipeline.mri.read import read_dixon_zip
+from ukbb_pipeline.mri.stations import Station, group_stations
+from ukbb_pipeline.runner import RunOptions, StageJob, StageSummary, run_stage
+from ukbb_pipeline.ukbb import MRI_FIELD
+from ukbb_pipeline.writers.base import Output, Writer
+
+# Bump when a code change alters the outputs, so that re-runs redo them.
+VERSION = 1
+OUTPUT_NAMES = {"F": "fat_scan", "W": "water_scan", "in": "in_scan", "opp": "opp_scan"}
+ATTR_NAMES = {"F": "fat", "W": "water", "in": "in", "opp": "opp"}
+
+
+def process_mri_zip(
+    item: InputFile,
+    *,
+    channels: Sequence[str] = ("F", "W"),
+    z_spacing: float | None = None,
+    fix_swaps: bool = False,
+    allow_missing_stations: bool = False,
+    dtype: str = "uint16",
+    trim_slices: int = 2,
+    max_trim_slices: int = 6,
+    edge_drop: float = 0.15,
+    feather_mm: float = 24.0,
+    harmonise: bool = True,
+    limits: ZipLimits = ZipLimits(),
+) -> Output:
+    """Read a Dixon zip in one pass and stitch its stations: one dataset per channel, with geometry and QC."""
+    require_ukbb_name(item, field=MRI_FIELD)
+    scan = read_dixon_zip(
+        item.path,
+        channels={*channels, "F", "W"},  # fat and water are read for the swap check whatever is written
+        max_member_mb=limits.max_member_mb,
+        max_total_mb=limits.max_total_mb,
+        max_members=limits.max_members,
+    )
+    found = group_stations(scan.series, required=channels, allow_missing=allow_missing_stations)
+    del scan.series  # the stations hold what is used
+    stitched = stitch_stations(
+        found.stations,
+        channels=channels,
+        z_spacing=z_spacing,
+        trim_slices=trim_slices,
+        max_trim_slices=max_trim_slices,
+        edge_drop=edge_drop,
+        feather_mm=feather_mm,
+        harmonise=harmonise,
+        fix_swaps=fix_swaps,
+    )
+    arrays = {}
+    for channel in channels:  # convert one channel at a time, letting its float32 volume go
+        arrays[OUTPUT_NAMES[channel]] = to_output_array(stitched.volumes.pop(channel), dtype=dtype)
+    notes = [*scan.notes, *found.notes, *_slice_notes(found.stations), *stitched.notes, *_swap_notes(stitched)]
+    return Output(
+        arrays=arrays,
+        attrs=_attributes(stitched, channels),
+        spacing_attr="spacing",
+        qc=_qc(stitched, found.stations, arrays),
+        notes=notes,
+    )
+
+
+def _attributes(stitched: Stitched, channels: Sequence[str]) -> dict[str, Any]:
+    grid = stitched.grid
+    seams = stitched.seams
+    attrs: dict[str, Any] = {
+        "spacing": [float(value) for value in grid.spacing],
+        "origin": [float(value) for value in grid.origin],
+        "axes": "x: right->left, y: anterior->posterior, z: head->feet (LPS z decreasing)",
+        "swapped_stations": list(stitched.swapped),
+        "fat_water_fixed": bool(stitched.fixed),
+        "stations": list(stitched.stations),
+        "station_trimmed_slices": np.array([[t.top, t.bottom] for t in stitched.trims], dtype=np.int64),
+        "station_fat_pattern": np.array(stitched.patterns, dtype=np.float64),
+        "seam_stations": np.array([[s.upper, s.lower] for s in seams], dtype=np.int64).reshape(-1, 2),
+        "seam_z_mm": np.array([s.z_mm for s in seams], dtype=np.float64),
+        "seam_overlap_mm": np.array([s.overlap_mm for s in seams], dtype=np.float64),
+        "seam_fat_water_agreement": np.array([s.agreement for s in seams], dtype=np.float64),
+    }
+    for channel in channels:
+        name = ATTR_NAMES[channel]
+        scales = stitched.scales[channel]
+        index = {number: i for i, number in enumerate(stitched.stations)}
+        attrs[f"station_scale_{name}"] = np.array(scales, dtype=np.float64)
+        attrs[f"seam_scale_{name}"] = np.array(
+            [scales[index[s.lower]] / scales[index[s.upper]] for s in seams], dtype=np.float64
+        )
+        attrs[f"seam_mismatch_{name}"] = np.array([s.mismatch.get(channel, math.nan) for s in seams], dtype=np.float64)
+    return attrs
+
+
+def _qc(stitched: Stitched, stations: Sequence[Station], arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    mismatches = [value for seam in stitched.seams for value in seam.mismatch.values() if not math.isnan(value)]
+    agreements = [seam.agreement for seam in stitched.seams if not math.isnan(seam.agreement)]
+    shape = next(iter(arrays.values())).shape
+    return {
+        "n_stations": len(stitched.stations),
+        "swapped_stations": list(stitched.swapped),
+        "max_seam_mismatch": max(mismatches) if mismatches else math.nan,
+        "min_fat_water_agreement": min(agreements) if agreements else math.nan,
+        "missing_slices": sum(s.missing_slices for station in stations for s in station.channels.values()),
+        "shape": "x".join(map(str, shape)),
+    }
+
+
+def _slice_notes(stations: Sequence[Station]) -> list[str]:
+    """One note per station about the slices its chosen series lacked or repeated."""
+    notes = []
+    for station in stations:
+        missing = {s.number: s.missing_slices for s in station.channels.values() if s.missing_slices}
+        if missing:
+            count = max(missing.values())
+            notes.append(f"station {station.number}: {count} missing slice(s) bridged from the real slice positions "
+                         f"(series {'/'.join(map(str, sorted(k for k in missing if k is not None)))})")
+        for series in station.channels.values():
+            notes.extend(note for note in series.notes if "duplicate" in note)
+    return notes
+
+
+def _swap_notes(stitched: Stitched) -> list[str]:
+    if not stitched.swapped:
+        return []
+    stations = ", ".join(map(str, stitched.swapped))
+    action = "swapped back before stitching" if stitched.fixed else "left as acquired (stage.fix_swaps=true fixes it)"
+    return [f"fat and water swapped in station {stations}: {action}"]
+
+
+def check_settings(config: UnzipMriConfig) -> list[str]:
+    """The channels to write, after checking the settings that no subject can make right."""
+    channels = [getattr(channel, "value", channel) for channel in config.channels]
+    if not channels:
+        raise ValueError("stage.channels is empty; give at least one of F, W, in, opp")
+    unknown = [c for c in channels if c not in CHANNELS]
+    if unknown or len(set(channels)) != len(channels):
+        raise ValueError(f"stage.channels must be distinct values among {list(CHANNELS)}, got {channels}")
+    if config.z_spacing is not None and not config.z_spacing > 0:
+        raise ValueError(f"stage.z_spacing must be positive (mm) or null, got {config.z_spacing}")
+    if config.trim_slices < 0 or config.max_trim_slices < 0:
+        raise ValueError("stage.trim_slices and stage.max_trim_slices must be >= 0")
+    if not 0 < config.edge_drop < 1:
+        raise ValueError(f"stage.edge_drop must be between 0 and 1, got {config.edge_drop}")
+    if config.feather_mm < 0:
+        raise ValueError(f"stage.feather_mm must be >= 0, got {config.feather_mm}")
+    return channels
+
+
+def make_job(config: UnzipMriConfig, *, inputs: list[InputFile], writer: Writer) -> StageJob:
+    channels = check_settings(config)
+    parameters: dict[str, Any] = {
+        "channels": tuple(channels),
+        "z_spacing": config.z_spacing,
+        "fix_swaps": config.fix_swaps,
+        "allow_missing_stations": config.allow_missing_stations,
+        "dtype": getattr(config.dtype, "value", config.dtype),
+        "trim_slices": config.trim_slices,
+        "max_trim_slices": config.max_trim_slices,
+        "edge_drop": config.edge_drop,
+        "feather_mm": config.feather_mm,
+        "harmonise": config.harmonise,
+    }
+    return StageJob(
+        name="unzip_mri",
+        folders=StageFolders(output=Path(config.output_dir), stage="unzip_mri"),
+        inputs=inputs,
+        process=functools.partial(process_mri_zip, limits=config.limits, **parameters),
+        writer=writer,
+        settings={"version": VERSION, **parameters, "channels": channels},
+    )
+
+
+def run(config: UnzipMriConfig, *, options: RunOptions, writer: Writer, qc: bool = True) -> list[StageSummary]:
+    check_settings(config)  # before the input folder is listed
+    inputs = discover_inputs(Path(config.input_dir), suffix=".zip", eids=options.only_eids)
+    return [run_stage(make_job(config, inputs=inputs, writer=writer), options)]

@@ -104,7 +104,23 @@ class _Accumulator:
 
 def body_signals(p: Phantom, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(fat, water) signal of the body at LPS points (x, y, z), broadcast, float32."""
+    fat, water, _ = _evaluate(p, x, y, z)
+    return fat, water
+
+
+def body_occupancy(p: Phantom, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Soft occupancy (0-1) of the body, air-filled lungs included, broadcast, float32."""
+    return _evaluate(p, x, y, z)[2]
+
+
+def _full(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float32)
+    return values if values.shape == shape else np.broadcast_to(values, shape).copy()
+
+
+def _evaluate(p: Phantom, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     x, y, z = (np.asarray(v, dtype=np.float32) for v in (x, y, z))
+    shape = np.broadcast_shapes(x.shape, y.shape, z.shape)
     zl = (z - np.float32(p.z_shift)) / np.float32(p.height_scale)
     zl_range = (float(np.min(zl)), float(np.max(zl)))
     u = x - np.float32(p.x_shift)
@@ -123,11 +139,7 @@ def body_signals(p: Phantom, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tup
     layer = outer - core
     fat = (layer * SUBCUTANEOUS.fat + core * comp_fat) * np.float32(p.fat_signal)
     water = (layer * SUBCUTANEOUS.water + core * comp_water) * np.float32(p.water_signal)
-    shape = np.broadcast_shapes(x.shape, y.shape, z.shape)
-    return (
-        np.broadcast_to(fat, shape).astype(np.float32, copy=False),
-        np.broadcast_to(water, shape).astype(np.float32, copy=False),
-    )
+    return _full(fat, shape), _full(water, shape), _full(outer, shape)
 
 
 def torso_axes(p: Phantom, zl: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,308 @@
+"""From stations to stitched volumes: trim, grid, overlaps, fat/water check, harmonise, blend, in that order.
+
+Everything here works in physical coordinates: the output grid covers the union of the stations, each station is
+resampled from its real slice positions, and the per-seam figures (the gain ratio found, the fat/water agreement, the
+residual mismatch after harmonising) are returned for QC.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ukbb_pipeline.mri.edges import EdgeTrim, noisy_edge_slices, slice_profile
+from ukbb_pipeline.mri.grid import Grid, Placement, place, sample, union_grid
+from ukbb_pipeline.mri.harmonise import Overlap, relative_mismatch, station_scales
+from ukbb_pipeline.mri.stations import Station
+from ukbb_pipeline.mri.stitch import Extent, Piece, blend, feather_weights, trim_extents
+from ukbb_pipeline.mri.swaps import find_swapped, pattern_score, seam_agreement
+
+FAT_WATER = ("F", "W")
+PATTERN_SLICE_STEP = 2  # the fat pattern of a station is judged on every other slice
+
+
+@dataclass
+class SeamReport:
+    """QC of one seam between adjacent stations."""
+
+    upper: int  # station numbers
+    lower: int
+    z_mm: float  # LPS z of the middle of the kept overlap
+    overlap_mm: float  # kept overlap (after trimming); <= 0 is a gap
+    agreement: float = float("nan")  # fat/water agreement of the two stations (see swaps.py); nan if not checked
+    ratio: dict[str, float] = field(default_factory=dict)  # gain ratio upper/lower found per channel (nan: none)
+    mismatch: dict[str, float] = field(default_factory=dict)  # residual relative difference after harmonising
+
+
+@dataclass
+class Stitched:
+    """The stitched volumes, float32 (z, y, x) head first, on ``grid``, with what was found on the way."""
+
+    volumes: dict[str, np.ndarray]
+    grid: Grid
+    stations: list[int]
+    swapped: list[int]  # station numbers
+    fixed: bool  # whether swapped stations were swapped back
+    scales: dict[str, list[float]]  # per output channel, the scale applied to each station
+    patterns: list[float]  # per station, the fat pattern score (nan: not checked)
+    trims: list[EdgeTrim]
+    seams: list[SeamReport]
+    notes: list[str] = field(default_factory=list)
+
+
+def stitch_stations(
+    stations: Sequence[Station],
+    *,
+    channels: Sequence[str],
+    z_spacing: float | None = None,
+    trim_slices: int = 2,
+    max_trim_slices: int = 6,
+    edge_drop: float = 0.15,
+    feather_mm: float = 24.0,
+    harmonise: bool = True,
+    fix_swaps: bool = False,
+) -> Stitched:
+    """Stitch ``stations`` (head to feet) into one volume per channel of ``channels``.
+
+    ``z_spacing`` defaults to the in-plane spacing. ``trim_slices`` are dropped at every overlapped station end,
+    and up to ``max_trim_slices`` at any end whose signal drops by ``edge_drop`` (0 disables the search).
+    ``feather_mm`` is the width of the blend at each seam. With ``fix_swaps``, stations found with fat and water
+    swapped are swapped back before stitching.
+    """
+    notes: list[str] = []
+    first = stations[0].first()
+    in_plane = (first.sx, first.sy)
+    for station in stations:
+        for channel, series in station.channels.items():
+            if abs(series.sx / in_plane[0] - 1) > 1e-4 or abs(series.sy / in_plane[1] - 1) > 1e-4:
+                notes.append(f"station {station.number} {channel}: pixel spacing differs from station "
+                             f"{stations[0].number}'s; resampled in-plane")
+    sz = float(z_spacing) if z_spacing else in_plane[0]
+
+    positions = [_station_positions(station) for station in stations]
+    covered = [
+        (i > 0 and positions[i - 1][-1] < positions[i][0], i < len(positions) - 1 and positions[i + 1][0] > positions[i][-1])
+        for i in range(len(positions))
+    ]
+    wanted = [_noisy_edges(s, max_trim_slices, edge_drop, ends) for s, ends in zip(stations, covered)]
+    extents = trim_extents(positions, wanted, minimum=trim_slices, min_overlap=sz)
+    boxes = [(*_in_plane_box(station), extent.bottom, extent.top) for station, extent in zip(stations, extents)]
+    grid = union_grid(boxes, in_plane=in_plane, z_spacing=sz)
+    placements = [
+        {
+            channel: place(series, grid, top=extent.reach_top, bottom=extent.reach_bottom,
+                           hold=(extent.top, extent.bottom))
+            for channel, series in station.channels.items()
+        }
+        for station, extent in zip(stations, extents)
+    ]
+    for i in range(len(stations) - 1):
+        if extents[i + 1].reach_top < extents[i].reach_bottom - 1e-3:
+            notes.append(f"gap of {extents[i].bottom - extents[i + 1].top:.1f} mm between stations "
+                         f"{stations[i].number} and {stations[i + 1].number}: left empty")
+
+    shared = [c for c in dict.fromkeys([*channels, *FAT_WATER]) if all(c in s.channels for s in stations)]
+    overlaps = [_overlap(stations, extents, i, grid, shared) for i in range(len(stations) - 1)]
+    overlaps = [overlap for overlap in overlaps if overlap is not None]
+
+    # Fat/water: which stations are swapped.
+    can_check = all(c in shared for c in FAT_WATER)
+    patterns = [_pattern(station) if can_check else float("nan") for station in stations]
+    agreements = {}
+    if can_check:
+        for overlap in overlaps:
+            agreements[(overlap.upper, overlap.lower)] = seam_agreement(
+                overlap.upper_data["F"], overlap.upper_data["W"], overlap.lower_data["F"], overlap.lower_data["W"],
+                overlap.body,
+            )
+        swapped_index = find_swapped(patterns, agreements)
+    else:
+        swapped_index = []
+        notes.append("fat/water not checked: F and W are not both read for every station")
+    swapped = [stations[i].number for i in swapped_index]
+
+    # Which stored series feeds each output channel, and the channel it truly holds.
+    def truth(i: int, stored: str) -> str:
+        return _other(stored) if i in swapped_index and stored in FAT_WATER else stored
+
+    def source(i: int, channel: str) -> str:
+        return truth(i, channel) if fix_swaps else channel
+
+    corrected = [_relabel(overlap, swapped_index) for overlap in overlaps]
+    scale_channels = dict.fromkeys(truth(i, c) for i in range(len(stations)) for c in channels)
+    true_scales: dict[str, np.ndarray] = {}
+    ratios: dict[str, list[float | None]] = {}
+    for channel in scale_channels:
+        if harmonise and channel in shared:
+            true_scales[channel], ratios[channel] = station_scales(corrected, len(stations), channel)
+        else:
+            true_scales[channel], ratios[channel] = np.ones(len(stations)), [None] * len(corrected)
+
+    scales: dict[str, list[float]] = {}
+    volumes: dict[str, np.ndarray] = {}
+    weights = feather_weights(grid.z, extents, feather_mm=feather_mm)
+    for channel in channels:
+        pieces, applied = [], []
+        for i, station in enumerate(stations):
+            stored = source(i, channel)
+            scale = float(true_scales[truth(i, stored)][i])
+            placement = placements[i][stored]
+            pieces.append(Piece(placement, functools.partial(sample, station.channels[stored], placement), scale))
+            applied.append(scale)
+        volumes[channel] = blend(pieces, weights, grid)
+        scales[channel] = applied
+
+    seams = []
+    for index, (overlap, fixed_view) in enumerate(zip(overlaps, corrected)):
+        upper, lower = overlap.upper, overlap.lower
+        report = SeamReport(
+            upper=stations[upper].number,
+            lower=stations[lower].number,
+            z_mm=overlap.z_mm,
+            overlap_mm=extents[lower].top - extents[upper].bottom,
+            agreement=agreements.get((upper, lower), float("nan")),
+        )
+        view = fixed_view if fix_swaps else overlap
+        for channel in channels:
+            if channel not in shared:
+                continue
+            found = ratios.get(channel, [None] * len(overlaps))[index]
+            report.ratio[channel] = float("nan") if found is None else found
+            report.mismatch[channel] = relative_mismatch(
+                view.upper_data[channel] * scales[channel][upper],
+                view.lower_data[channel] * scales[channel][lower],
+                overlap.body,
+            )
+        seams.append(report)
+    return Stitched(
+        volumes=volumes,
+        grid=grid,
+        stations=[station.number for station in stations],
+        swapped=swapped,
+        fixed=fix_swaps and bool(swapped),
+        scales=scales,
+        patterns=patterns,
+        trims=[extent.trimmed for extent in extents],
+        seams=seams,
+        notes=notes,
+    )
+
+
+def to_output_array(volume: np.ndarray, *, dtype: str) -> np.ndarray:
+    """A (z, y, x) float32 volume as the output's (x, y, z) array: uint16 rounded and clipped, or float32."""
+    out = np.empty(volume.shape[::-1], dtype=np.dtype(dtype))
+    target = out.transpose(2, 1, 0)  # a (z, y, x) view of the output
+    if out.dtype == np.uint16:
+        step = max(1, (1 << 22) // max(1, volume.shape[1] * volume.shape[2]))  # a few MB at a time
+        for start in range(0, volume.shape[0], step):
+            part = np.rint(volume[start : start + step])
+            np.clip(part, 0, 65535, out=part)
+            target[start : start + step] = part
+    else:
+        target[...] = volume
+    return out
+
+
+def _other(channel: str) -> str:
+    return "W" if channel == "F" else "F"
+
+
+def _relabel(overlap: Overlap, swapped: Sequence[int]) -> Overlap:
+    """``overlap`` with F and W exchanged for the swapped stations (the truth as far as it is known)."""
+    if overlap.upper not in swapped and overlap.lower not in swapped:
+        return overlap
+
+    def fix(data: dict[str, np.ndarray], index: int) -> dict[str, np.ndarray]:
+        if index not in swapped or not all(c in data for c in FAT_WATER):
+            return data
+        return {**data, "F": data["W"], "W": data["F"]}
+
+    relabelled = Overlap(
+        upper=overlap.upper, lower=overlap.lower, z_mm=overlap.z_mm,
+        upper_data=fix(overlap.upper_data, overlap.upper), lower_data=fix(overlap.lower_data, overlap.lower),
+    )
+    relabelled.__dict__["body"] = overlap.body  # the summed channels, hence the body, do not change
+    return relabelled
+
+
+def _station_positions(station: Station) -> np.ndarray:
+    """The slice positions of a station (head first) within the region all its channels cover."""
+    series = min(station.channels.values(), key=lambda s: s.z.size)
+    return series.z[(series.z <= station.z_top + 1e-3) & (series.z >= station.z_bottom - 1e-3)]
+
+
+def _in_plane_box(station: Station) -> tuple[float, float, float, float]:
+    series = list(station.channels.values())
+    return (max(s.x0 for s in series), min(s.x_end for s in series),
+            max(s.y0 for s in series), min(s.y_end for s in series))
+
+
+def _signal_sum(station: Station, *, z_step: int = 1, step: int = 1) -> np.ndarray | None:
+    """F + W (else every channel) of a station, subsampled, when its channels share one voxel grid."""
+    names = [c for c in FAT_WATER if c in station.channels] or list(station.channels)
+    series = [station.channels[c] for c in names]
+    if any(s.volume.shape != series[0].volume.shape for s in series):
+        return None
+    total = series[0].volume[::z_step, ::step, ::step].astype(np.float32)
+    for s in series[1:]:
+        total += s.volume[::z_step, ::step, ::step]
+    return total
+
+
+def _noisy_edges(station: Station, max_slices: int, drop: float, covered: tuple[bool, bool]) -> EdgeTrim:
+    if max_slices <= 0:
+        return EdgeTrim()
+    total = _signal_sum(station, step=2)
+    if total is None:
+        return EdgeTrim()
+    return noisy_edge_slices(slice_profile(total), max_slices=max_slices, drop=drop, covered=covered)
+
+
+def _pattern(station: Station) -> float:
+    fat, water = station.channels["F"], station.channels["W"]
+    if fat.volume.shape != water.volume.shape:
+        return float("nan")
+    step = PATTERN_SLICE_STEP
+    return pattern_score(fat.volume[::step].astype(np.float32), water.volume[::step].astype(np.float32),
+                         row_spacing=fat.sy)
+
+
+def _overlap(stations: Sequence[Station], extents: Sequence[Extent], i: int, grid: Grid,
+             channels: Sequence[str]) -> Overlap | None:
+    """Stations i and i+1 resampled onto the same voxels where both are kept; None when they do not overlap."""
+    upper, lower = extents[i], extents[i + 1]
+    if lower.reach_top <= upper.reach_bottom:
+        return None
+    top, bottom = max(lower.top, upper.bottom), min(lower.top, upper.bottom)  # overlap, or a bridged gap
+    sz = grid.spacing[2]
+    n = max(2, int(np.floor((top - bottom) / sz)) + 1)
+    step = max((top - bottom) / (n - 1), 1e-3)
+    local = Grid(origin=(grid.origin[0], grid.origin[1], top), spacing=(*grid.spacing[:2], step),
+                 shape=(*grid.shape[:2], n))
+    data: list[dict[str, np.ndarray]] = [{}, {}]
+    placements: list[dict[str, Placement]] = [{}, {}]
+    for side, (index, extent) in enumerate(((i, upper), (i + 1, lower))):
+        for channel in channels:
+            placements[side][channel] = place(stations[index].channels[channel], local, top=top,
+                                              bottom=bottom - 1e-3, hold=(extent.top, extent.bottom))
+    ys = _common(p.y.out for side in placements for p in side.values())
+    xs = _common(p.x.out for side in placements for p in side.values())
+    ks = _common(p.z.out for side in placements for p in side.values())
+    if ys.stop <= ys.start or xs.stop <= xs.start or ks.stop <= ks.start:
+        return None
+    for side, index in enumerate((i, i + 1)):
+        for channel in channels:
+            placement = placements[side][channel]
+            block = sample(stations[index].channels[channel], placement, ks=ks)
+            y0, x0 = placement.y.out.start, placement.x.out.start
+            data[side][channel] = block[:, ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0]
+    return Overlap(upper=i, lower=i + 1, z_mm=(top + bottom) / 2, upper_data=data[0], lower_data=data[1])
+
+
+def _common(ranges) -> slice:
+    ranges = list(ranges)
+    return slice(max(r.start for r in ranges), min(r.stop for r in ranges))
+

@@ -1,0 +1,102 @@
+"""Matching the intensity of adjacent stations from what they both image, so that no seam shows a step.
+
+Each station's receive chain has its own gain. Where two stations overlap they image the same tissue, so the ratio
+of their signals there is the ratio of their gains. It is taken robustly (median of voxel log-ratios) inside the
+body, on voxels clearly above noise; the per-seam ratios then give one scale per station along the chain, with the
+geometric mean of each connected run of stations kept at 1 so that no station is privileged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+BODY_FRACTION = 0.2  # body: summed channels above this fraction of their 99th percentile in the overlap
+SIGNAL_FRACTION = 0.1  # a voxel counts for a channel's ratio when it is above this fraction of its 99th percentile
+MIN_VOXELS = 50  # fewer usable voxels than this and a seam gives no ratio
+
+
+@dataclass(eq=False)
+class Overlap:
+    """Two adjacent stations resampled onto the same output voxels where both are kept (after trimming)."""
+
+    upper: int  # index of the upper (head side) station in the station list
+    lower: int
+    z_mm: float  # LPS z of the middle of the overlap
+    upper_data: dict[str, np.ndarray]  # channel -> float32 (z, y, x)
+    lower_data: dict[str, np.ndarray]
+
+    @cached_property
+    def body(self) -> np.ndarray:
+        """Voxels inside the body in both stations (all channels summed)."""
+        upper = sum(self.upper_data.values())
+        lower = sum(self.lower_data.values())
+        return body_mask(upper) & body_mask(lower)
+
+
+def body_mask(total: np.ndarray) -> np.ndarray:
+    """Voxels whose summed signal is above a fraction of its 99th percentile (air and noise are far below it)."""
+    if total.size == 0:
+        return np.zeros(total.shape, dtype=bool)
+    return total > BODY_FRACTION * float(np.percentile(total, 99))
+
+
+def seam_log_ratio(upper: np.ndarray, lower: np.ndarray, body: np.ndarray) -> float | None:
+    """log(upper / lower) over the body voxels where both are well above noise (median); None if too few."""
+    u, v = upper[body], lower[body]
+    if u.size < MIN_VOXELS:
+        return None
+    floor = SIGNAL_FRACTION * max(float(np.percentile(u, 99)), float(np.percentile(v, 99)))
+    usable = (u > floor) & (v > floor)
+    if int(usable.sum()) < MIN_VOXELS:
+        return None
+    return float(np.median(np.log(u[usable]) - np.log(v[usable])))
+
+
+def chain_scales(n_stations: int, log_ratios: dict[tuple[int, int], float | None]) -> np.ndarray:
+    """One scale per station from the log-ratios of adjacent pairs (upper, lower): after scaling, the lower
+    station matches the upper one at every seam with a ratio; each run of linked stations has geometric mean 1."""
+    log_scale = np.zeros(n_stations)
+    run: list[int] = [0]
+    runs: list[list[int]] = []
+    for i in range(1, n_stations):
+        ratio = log_ratios.get((i - 1, i))
+        if ratio is None:
+            runs.append(run)
+            run = [i]
+        else:
+            log_scale[i] = log_scale[i - 1] + ratio
+            run.append(i)
+    runs.append(run)
+    for members in runs:
+        log_scale[members] -= log_scale[members].mean()
+    return np.exp(log_scale)
+
+
+def relative_mismatch(upper: np.ndarray, lower: np.ndarray, body: np.ndarray) -> float:
+    """Mean absolute difference over mean signal, inside the body: 0 when two stations agree voxel for voxel.
+
+    Noise and any misregistration between the stations (breathing) keep it above 0; a failed match raises it.
+    """
+    u, v = upper[body], lower[body]
+    if u.size == 0:
+        return float("nan")
+    mean = float(np.mean(u + v)) / 2
+    return float(np.mean(np.abs(u - v))) / mean if mean > 0 else float("nan")
+
+
+def station_scales(
+    overlaps: Sequence[Overlap], n_stations: int, channel: str
+) -> tuple[np.ndarray, list[float | None]]:
+    """The scale of each station for ``channel``, and the ratio found at each overlap (None where none)."""
+    log_ratios: dict[tuple[int, int], float | None] = {}
+    found: list[float | None] = []
+    for overlap in overlaps:
+        ratio = seam_log_ratio(overlap.upper_data[channel], overlap.lower_data[channel], overlap.body)
+        if overlap.lower == overlap.upper + 1:
+            log_ratios[(overlap.upper, overlap.lower)] = ratio
+        found.append(None if ratio is None else float(np.exp(ratio)))
+    return chain_scales(n_stations, log_ratios), found

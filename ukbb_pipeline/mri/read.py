@@ -1,0 +1,76 @@
+"""One pass over a Dixon zip, in memory: every member inflated once, parsed once, its pixels taken once.
+
+Members are inflated by :func:`~ukbb_pipeline.zipread.iter_members` (declared sizes checked first), parsed from
+memory, and grouped by series and channel; uncompressed pixels are viewed straight from the bytes. A ``.dcm``
+member that does not parse fails the whole zip, naming the member: it means a damaged download to fetch again, not a
+slice to bridge. Slices of channels that were not asked for are parsed (their channel is only known from their
+header) and then dropped; slices that are not Dixon images are counted and reported.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ukbb_pipeline import dicom
+from ukbb_pipeline.errors import InputError
+from ukbb_pipeline.mri.header import SliceHeader, read_header
+from ukbb_pipeline.mri.series import Series, build_series
+from ukbb_pipeline.zipread import _label, iter_members
+
+
+@dataclass
+class DixonRead:
+    """The series of the wanted channels found in one zip, and what else was there."""
+
+    series: list[Series]
+    n_members: int
+    notes: list[str] = field(default_factory=list)
+
+
+def read_dixon_zip(
+    path: Path,
+    *,
+    channels: Collection[str],
+    max_member_mb: float = 64.0,
+    max_total_mb: float = 4096.0,
+    max_members: int = 10000,
+) -> DixonRead:
+    """Read the slices of ``channels`` (F, W, in, opp) from a Dixon zip, grouped into :class:`Series`."""
+    wanted = set(channels)
+    slices: dict[tuple[str, str], tuple[list[SliceHeader], list[np.ndarray]]] = defaultdict(lambda: ([], []))
+    not_dixon: dict[str, int] = defaultdict(int)
+    n_members = 0
+    for member in iter_members(
+        path, max_member_mb=max_member_mb, max_total_mb=max_total_mb, max_members=max_members
+    ):
+        n_members += 1
+        dataset = dicom.parse(member)
+        header = read_header(dataset, name=member.name)
+        if header.channel is None:
+            not_dixon[header.description or "(no SeriesDescription)"] += 1
+            continue
+        if header.channel not in wanted:
+            continue
+        image = dicom.pixels(dataset, name=member.name)
+        if image.shape != (header.rows, header.columns):
+            raise InputError(f"member {_label(member.name)} is not a single-frame {header.rows}x{header.columns} image")
+        headers, images = slices[(header.series_uid, header.channel)]
+        headers.append(header)
+        images.append(image)
+        del dataset
+    if n_members == 0:
+        raise InputError("the zip holds no .dcm members")
+    series = []
+    for key in list(slices):  # stack one series at a time, letting its slice list go
+        headers, images = slices.pop(key)
+        series.append(build_series(headers, images))
+    notes = []
+    if not_dixon:
+        listed = ", ".join(f"{name!r} ({count})" for name, count in sorted(not_dixon.items())[:4])
+        notes.append(f"ignored {sum(not_dixon.values())} slice(s) that are not Dixon images: {listed}")
+    return DixonRead(series=series, n_members=n_members, notes=notes)
