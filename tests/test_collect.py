@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import shutil
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from paired_inputs import (
 
 from ukbb_pipeline import collect
 from ukbb_pipeline.config import CollectConfig, Scaling
+from ukbb_pipeline.errors import OutputError
 from ukbb_pipeline.inputs import parse_input
 from ukbb_pipeline.manifest import read_manifests
 from ukbb_pipeline.runner import RunOptions
@@ -138,12 +140,9 @@ def test_split_lists_leave_others_unassigned_and_must_not_overlap():
 
 
 def _config(root: Path, **overrides) -> CollectConfig:
-    return CollectConfig(
-        input_dir=str(root / "mri-mid-corr-slices"),
-        dxa_dir=str(root / "dxas-processed"),
-        output_dir=str(root / "collection"),
-        **overrides,
-    )
+    folders = {"input_dir": str(root / "mri-mid-corr-slices"), "dxa_dir": str(root / "dxas-processed"),
+               "output_dir": str(root / "collection")}
+    return CollectConfig(**{**folders, **overrides})
 
 
 def _run(root: Path, options: RunOptions | None = None, **overrides):
@@ -416,3 +415,23 @@ def test_synthetic_zips_through_every_stage_then_collect_with_main(tmp_path, run
 
         assert agreement(0.0) > 0.97  # the collected fat image is the phantom's, where the geometry says
         assert agreement(15.0) < agreement(0.0) - 0.2  # and not 15 mm to the side
+
+
+def test_a_shard_file_that_cannot_be_written_stops_the_run_and_collects_nothing(tmp_path, monkeypatch):
+    write_visits(tmp_path, VISITS[:2])
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(collect_stage, "_write_record", full_disk)
+    with pytest.raises(OutputError, match="No space left on device"):
+        _run(tmp_path)
+    assert not (tmp_path / "collection" / "collection-shard0of1.h5").exists()
+    assert list((tmp_path / "collection" / "pipeline-collect" / "tmp").iterdir()) == []  # no scratch left over
+    rows = read_manifests(tmp_path / "collection")
+    assert [row["status"] for row in rows] == ["failed", "failed"]
+    assert rows[0]["reason"].startswith("shard file not written")
+
+    (tmp_path / "blocked").write_text("a file where the output folder should be")
+    with pytest.raises(OutputError, match="cannot write"):
+        _run(tmp_path, output_dir=str(tmp_path / "blocked"))

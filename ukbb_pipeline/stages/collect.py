@@ -31,6 +31,7 @@ with another number of pairs, and no job of a SLURM array knows when every other
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import traceback
@@ -41,6 +42,7 @@ from typing import Any
 
 import h5py
 import numpy as np
+from tqdm import tqdm
 
 from ukbb_pipeline import collect
 from ukbb_pipeline.atomic import atomic_file, remove_stale_scratch
@@ -260,8 +262,16 @@ def run(config: CollectConfig, *, options: RunOptions, writer: Writer, qc: bool 
                 manifest.add(_row(pair, SKIPPED, output=final, reason="done earlier with the same inputs and settings",
                                   fp=fingerprint, qc={"dxa_input": str(pair.dxa.path), "split": split}))
         else:
-            _build(final, pairs, splits, params=params, split_settings=split_settings, fingerprint=fingerprint,
-                   content=content, options=options, folders=folders, hdf5=hdf5, manifest=manifest)
+            try:
+                rows = _build(final, pairs, splits, params=params, split_settings=split_settings,
+                              fingerprint=fingerprint, content=content, options=options, folders=folders, hdf5=hdf5)
+            except OSError as error:  # the shard file could not be written: no pair is collected
+                for pair, split in zip(pairs, splits, strict=True):
+                    manifest.add(_row(pair, FAILED, reason=f"shard file not written: {error}", fp=fingerprint,
+                                      qc={"dxa_input": str(pair.dxa.path), "split": split}))
+                raise OutputError(f"collect: cannot write {final}: {error}") from None
+            for row in rows:  # added once the shard file is in place, so that an ok row means a collected pair
+                manifest.add(row)
     finally:
         manifest.flush()
 
@@ -290,29 +300,34 @@ def _build(
     options: RunOptions,
     folders: StageFolders,
     hdf5: Hdf5Writer,
-    manifest: ManifestWriter,
-) -> None:
-    """Fit every pair (in parallel) and write the shard file in (eid, instance) order, atomically."""
+) -> list[ManifestRow]:
+    """Fit every pair (in parallel) and write the shard file in (eid, instance) order, atomically; one row per pair."""
     log.info("collect: %d pairs in shard %d of %d", len(pairs), options.shard_index, options.shard_count)
     codec = ChunkCodec(compression=hdf5.compression, level=hdf5.compression_level, shuffle=hdf5.shuffle)
     arguments = [(index, pair, splits[index], params, codec) for index, pair in enumerate(pairs)]
     written: list[int] = []
-    with atomic_file(final, scratch_dir=folders.scratch) as tmp, hdf5.open(tmp, "w") as handle:
+    rows: list[ManifestRow] = []
+    with (
+        atomic_file(final, scratch_dir=folders.scratch) as tmp,
+        hdf5.open(tmp, "w") as handle,
+        tqdm(total=len(pairs), desc="collect", unit="pair", disable=None) as progress,
+    ):
         datasets = _create_datasets(handle, len(pairs), params=params, hdf5=hdf5)
         for index, result, reason, seconds in imap_unordered(
             _fit_one, arguments, n_jobs=min(options.n_jobs, max(1, len(pairs)))
         ):
+            progress.update()
             pair = pairs[index]
             if result is None:
                 log.error("collect: %s failed: %s", pair.mri.stem, reason)
-                manifest.add(_row(pair, FAILED, reason=reason, fp=fingerprint, seconds=seconds,
-                                  qc={"dxa_input": str(pair.dxa.path), "split": splits[index]}))
+                rows.append(_row(pair, FAILED, reason=reason, fp=fingerprint, seconds=seconds,
+                                 qc={"dxa_input": str(pair.dxa.path), "split": splits[index]}))
                 continue
             values, qc = result
             _write_record(datasets, index, values)
             written.append(index)
-            manifest.add(_row(pair, OK, output=final, fp=fingerprint, seconds=seconds,
-                              qc={**qc, "split": splits[index]}))
+            rows.append(_row(pair, OK, output=final, fp=fingerprint, seconds=seconds,
+                             qc={**qc, "split": splits[index]}))
         _compact(datasets, sorted(written))
         n_failed = len(pairs) - len(written)
         attrs = {
@@ -335,6 +350,7 @@ def _build(
         }
         for key, value in attrs.items():
             handle.attrs[key] = value if not isinstance(value, (dict, list)) else _attr(value)
+    return sorted(rows, key=lambda row: (row.eid, row.instance))
 
 
 def _create_datasets(handle: h5py.File, n: int, *, params: CollectParams, hdf5: Hdf5Writer) -> dict[str, h5py.Dataset]:
@@ -464,8 +480,6 @@ def _jsonable_split(settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def _attr(value: Any) -> Any:
-    import json
-
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return value
     return json.dumps(value)
