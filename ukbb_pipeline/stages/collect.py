@@ -239,6 +239,9 @@ def run(config: CollectConfig, *, options: RunOptions, writer: Writer, qc: bool 
     _log_unpaired(pairing)
     pairs = [p for p in pairing.pairs if in_shard(p.mri.stem, index=options.shard_index, count=options.shard_count)]
     splits = [assign_split(pair.eid) for pair in pairs]
+    if not pairs:
+        log.warning("collect: no MRI slab and DXA output of the same visit in this shard (%s, %s)",
+                    config.input_dir, config.dxa_dir)
 
     folders = StageFolders(output=Path(config.output_dir), stage="collect")
     try:
