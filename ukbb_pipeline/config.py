@@ -188,7 +188,7 @@ class WithdrawConfig(StageConfig):
 
 @dataclass
 class DemoConfig(StageConfig):
-    """Generate a small synthetic cohort once, then run every processing stage on it."""
+    """Generate a small synthetic cohort once, run every processing stage on it, collect the pairs, write a report."""
 
     name: str = "demo"
     input_dir: str = "${paths.root}/raw"
@@ -199,6 +199,8 @@ class DemoConfig(StageConfig):
     unzip_dxa: UnzipDxaConfig = field(default_factory=UnzipDxaConfig)
     unzip_mri: UnzipMriConfig = field(default_factory=UnzipMriConfig)
     extract_slices: ExtractSlicesConfig = field(default_factory=ExtractSlicesConfig)
+    collect: CollectConfig = field(default_factory=CollectConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
 
 
 @dataclass
