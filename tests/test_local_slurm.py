@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import operator
 import socket
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-
 from local_slurm import _run, with_deadline
 
 pytestmark = pytest.mark.slurm

@@ -19,12 +19,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ for paired_inputs
 
-from ukbb_pipeline.config import CollectConfig  # noqa: E402
-from ukbb_pipeline.dataset import PairedDataset  # noqa: E402
-from ukbb_pipeline.folders import StageFolders  # noqa: E402
-from ukbb_pipeline.runner import RunOptions  # noqa: E402
-from ukbb_pipeline.stages import collect as collect_stage  # noqa: E402
-from ukbb_pipeline.writers import Hdf5Writer, Output  # noqa: E402
+from ukbb_pipeline.config import CollectConfig
+from ukbb_pipeline.dataset import PairedDataset
+from ukbb_pipeline.folders import StageFolders
+from ukbb_pipeline.runner import RunOptions
+from ukbb_pipeline.stages import collect as collect_stage
+from ukbb_pipeline.writers import Hdf5Writer, Output
 
 
 def write_inputs(root: Path, n: int) -> None:
