@@ -26,6 +26,11 @@ class VolumeDtype(str, Enum):
     float32 = "float32"
 
 
+class Scaling(str, Enum):
+    physical = "physical"  # both modalities resampled to the target spacing
+    paper_loader = "paper_loader"  # the public loader's factors: target/spacing for MRI, none for DXA
+
+
 class DownloadBackend(str, Enum):
     ukbfetch = "ukbfetch"
     dx = "dx"
@@ -41,6 +46,7 @@ class PathsConfig:
     dxa: str = "${paths.root}/dxas-processed"
     mri: str = "${paths.root}/mris-processed"
     slices: str = "${paths.root}/mri-mid-corr-slices"
+    collected: str = "${paths.root}/collection"
 
 
 @dataclass
@@ -108,6 +114,47 @@ class ExtractSlicesConfig(StageConfig):
 
 
 @dataclass
+class CollectConfig(StageConfig):
+    """MRI slabs and DXA images of the same visit, fitted to the paper's geometry, one HDF5 file per shard."""
+
+    name: str = "collect"
+    input_dir: str = "${paths.slices}"  # the MRI slabs (extract_slices' output)
+    dxa_dir: str = "${paths.dxa}"  # unzip_dxa's output
+    output_dir: str = "${paths.collected}"
+    target_spacing: float = 2.0  # mm, both modalities
+    scaling: Scaling = Scaling.physical
+    mri_shape: list[int] = field(default_factory=lambda: [700, 224])  # rows (z head->feet), columns (x)
+    dxa_shape: list[int] = field(default_factory=lambda: [1000, 300])
+    mri_channels: list[str] = field(default_factory=lambda: ["fat_scan", "water_scan"])
+    dxa_channels: list[str] = field(default_factory=lambda: ["bone", "tissue"])
+    split_fractions: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])  # train, val, test
+    split_seed: int = 0
+    train_eids: Optional[str] = None  # EID lists (e.g. the paper's published ones) replace the hashed split
+    val_eids: Optional[str] = None
+    test_eids: Optional[str] = None
+
+
+@dataclass
+class ReportConfig(StageConfig):
+    """One self-contained HTML page about the stages' manifests and QC pictures under ``paths.root``."""
+
+    name: str = "report"
+    input_dir: str = "${paths.root}"
+    output_dir: str = "${paths.root}/pipeline-report"
+    stage_dirs: dict[str, str] = field(
+        default_factory=lambda: {
+            "download": "${paths.root}/raw",
+            "unzip_dxa": "${paths.dxa}",
+            "unzip_mri": "${paths.mri}",
+            "extract_slices": "${paths.slices}",
+            "collect": "${paths.collected}",
+        }
+    )
+    max_pictures: int = 24  # QC pictures embedded per stage (the rest are listed)
+    max_rows: int = 1000  # rows per table
+
+
+@dataclass
 class DownloadConfig(StageConfig):
     """Bulk zips for an EID list, fetched ``parallel`` at a time, verified, and resumed on a re-run."""
 
@@ -143,7 +190,7 @@ class WithdrawConfig(StageConfig):
 
 @dataclass
 class DemoConfig(StageConfig):
-    """Generate a small synthetic cohort once, then run every processing stage on it."""
+    """Generate a small synthetic cohort once, run every processing stage on it, collect the pairs, write a report."""
 
     name: str = "demo"
     input_dir: str = "${paths.root}/raw"
@@ -154,6 +201,8 @@ class DemoConfig(StageConfig):
     unzip_dxa: UnzipDxaConfig = field(default_factory=UnzipDxaConfig)
     unzip_mri: UnzipMriConfig = field(default_factory=UnzipMriConfig)
     extract_slices: ExtractSlicesConfig = field(default_factory=ExtractSlicesConfig)
+    collect: CollectConfig = field(default_factory=CollectConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
 
 
 @dataclass
@@ -180,6 +229,14 @@ class PickleWriterConfig(WriterConfig):
 
 
 @dataclass
+class NiftiWriterConfig(WriterConfig):
+    """NIfTI-1 ``.nii.gz`` per image, with the affine from ``origin`` and ``spacing`` (needs ``nibabel``)."""
+
+    name: str = "nifti"
+    compression_level: int = 1  # gzip, 1-9
+
+
+@dataclass
 class PipelineConfig:
     """The whole configuration of one run."""
 
@@ -202,8 +259,14 @@ STAGE_SCHEMAS: dict[str, type[StageConfig]] = {
     "download": DownloadConfig,
     "demo": DemoConfig,
     "withdraw": WithdrawConfig,
+    "collect": CollectConfig,
+    "report": ReportConfig,
 }
-WRITER_SCHEMAS: dict[str, type[WriterConfig]] = {"hdf5": Hdf5WriterConfig, "pickle": PickleWriterConfig}
+WRITER_SCHEMAS: dict[str, type[WriterConfig]] = {
+    "hdf5": Hdf5WriterConfig,
+    "pickle": PickleWriterConfig,
+    "nifti": NiftiWriterConfig,
+}
 
 
 def register_configs() -> None:
