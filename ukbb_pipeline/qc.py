@@ -75,11 +75,13 @@ def composite(fat: np.ndarray, water: np.ndarray | None) -> np.ndarray:
     return (np.stack([fat_view, water_view, fat_view], axis=-1) * 255).astype(np.uint8)
 
 
-def save_figure(figure: Figure, path: Path, *, scratch_dir: Path, dpi: float) -> Path:
-    """Write ``figure`` to ``path`` as PNG, atomically."""
+def save_figure(
+    figure: Figure, path: Path, *, scratch_dir: Path, dpi: float, description: str | None = None
+) -> Path:
+    """Write ``figure`` to ``path`` as PNG, atomically; ``description`` goes into the PNG's text metadata."""
     FigureCanvasAgg(figure)
     with atomic_file(path, scratch_dir=scratch_dir) as tmp:
-        figure.savefig(tmp, format="png", dpi=dpi)
+        figure.savefig(tmp, format="png", dpi=dpi, metadata={"Description": description} if description else None)
     return path
 
 
@@ -167,7 +169,8 @@ def contact_sheet(
 ) -> Path:
     """A grid of subjects' centre slices (fat magenta, water green) with labels; flagged subjects framed in red.
 
-    ``tile_size`` is the (width, height) box in pixels each slice is fitted into at its true aspect.
+    ``tile_size`` is the (width, height) box in pixels each slice is fitted into at its true aspect. The subjects'
+    labels are also written into the PNG's metadata, so that a withdrawal finds every sheet that shows one.
     """
     columns = max(1, min(columns, len(tiles)))
     n_rows = max(1, math.ceil(len(tiles) / columns))
@@ -211,7 +214,8 @@ def contact_sheet(
             reason = "\n".join(textwrap.wrap("failed: " + tile.failed, width=characters)[:12])
             axes.text(left + 4, top + 6, reason, va="top", fontsize=6.5, color="white")
     figure.text(0.005, 1 - 4 / total, "\n".join(title_lines), fontsize=10, va="top", linespacing=1.2)
-    return save_figure(figure, path, scratch_dir=scratch_dir, dpi=dpi)
+    subjects = "subjects: " + ", ".join(tile.label for tile in tiles)
+    return save_figure(figure, path, scratch_dir=scratch_dir, dpi=dpi, description=subjects)
 
 
 def _fit(picture: np.ndarray, spacing_xz: tuple[float, float], box_w: int, box_h: int) -> np.ndarray:
