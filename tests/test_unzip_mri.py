@@ -153,6 +153,16 @@ def test_a_missing_slice_is_bridged_and_noted(make_zip):
     assert _correlation(output.arrays["fat_scan"], expected, body) > 0.995
 
 
+def test_a_slice_missing_from_the_fat_series_only_is_bridged_there(make_zip):
+    truth = make_zip(MriQuirks(dropped_slice=(3, 4), dropped_slice_channels=("F",), slab_edge_loss=True), seed=17)
+    output = _process(truth)
+    assert any("station 3: 1 missing slice" in note for note in output.notes)
+    assert output.attrs["swapped_stations"] == []
+    for name, channel in (("fat_scan", "fat"), ("water_scan", "water")):
+        expected, body = _truth_and_body(truth, output, channel)
+        assert _correlation(output.arrays[name], expected, body) > 0.995, name
+
+
 def test_fat_and_water_of_different_sizes_are_cropped_and_noted(make_zip):
     truth = make_zip(MriQuirks(size_mismatch_station=5), seed=8)
     output = _process(truth)

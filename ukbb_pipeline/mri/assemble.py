@@ -7,21 +7,21 @@ residual mismatch after harmonising) are returned for QC.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ukbb_pipeline.mri.edges import EdgeTrim, noisy_edge_slices, slice_profile
+from ukbb_pipeline.mri.edges import REFERENCE_SLICES, EdgeTrim, noisy_edge_slices, slice_profile
 from ukbb_pipeline.mri.grid import Grid, Placement, place, sample, union_grid
 from ukbb_pipeline.mri.harmonise import Overlap, relative_mismatch, station_scales
+from ukbb_pipeline.mri.series import Series
 from ukbb_pipeline.mri.stations import Station
 from ukbb_pipeline.mri.stitch import Extent, Piece, blend, feather_weights, trim_extents
 from ukbb_pipeline.mri.swaps import find_swapped, pattern_score, seam_agreement
 
 FAT_WATER = ("F", "W")
-PATTERN_SLICE_STEP = 2  # the fat pattern of a station is judged on every other slice
+PATTERN_PIXEL_MM = 5.0  # the fat pattern of a station is judged on every other slice, at pixels of up to 5 mm
 
 
 @dataclass
@@ -150,7 +150,7 @@ def stitch_stations(
             stored = source(i, channel)
             scale = float(true_scales[truth(i, stored)][i])
             placement = placements[i][stored]
-            pieces.append(Piece(placement, functools.partial(sample, station.channels[stored], placement), scale))
+            pieces.append(Piece(station.channels[stored], placement, scale))
             applied.append(scale)
         volumes[channel] = blend(pieces, weights, grid)
         scales[channel] = applied
@@ -192,17 +192,17 @@ def stitch_stations(
 
 
 def to_output_array(volume: np.ndarray, *, dtype: str) -> np.ndarray:
-    """A (z, y, x) float32 volume as the output's (x, y, z) array: uint16 rounded and clipped, or float32."""
+    """A (z, y, x) float32 volume as the output's (x, y, z) array: uint16 rounded and clipped, or float32.
+
+    Done one coronal plane at a time: a plane's transpose fits in cache, the whole volume's does not.
+    """
     out = np.empty(volume.shape[::-1], dtype=np.dtype(dtype))
-    target = out.transpose(2, 1, 0)  # a (z, y, x) view of the output
-    if out.dtype == np.uint16:
-        step = max(1, (1 << 22) // max(1, volume.shape[1] * volume.shape[2]))  # a few MB at a time
-        for start in range(0, volume.shape[0], step):
-            part = np.rint(volume[start : start + step])
-            np.clip(part, 0, 65535, out=part)
-            target[start : start + step] = part
-    else:
-        target[...] = volume
+    for row in range(volume.shape[1]):
+        plane = volume[:, row, :]
+        if out.dtype == np.uint16:
+            plane = np.rint(plane)
+            np.clip(plane, 0, 65535, out=plane)
+        out[:, row, :] = plane.T
     return out
 
 
@@ -240,15 +240,32 @@ def _in_plane_box(station: Station) -> tuple[float, float, float, float]:
             max(s.y0 for s in series), min(s.y_end for s in series))
 
 
-def _signal_sum(station: Station, *, z_step: int = 1, step: int = 1) -> np.ndarray | None:
-    """F + W (else every channel) of a station, subsampled, when its channels share one voxel grid."""
-    names = [c for c in FAT_WATER if c in station.channels] or list(station.channels)
-    series = [station.channels[c] for c in names]
-    if any(s.volume.shape != series[0].volume.shape for s in series):
+def _shared_slices(series: Sequence[Series]) -> list[np.ndarray] | None:
+    """The volumes of ``series`` restricted to the slices they all have (same position), when they share one
+    in-plane grid; None otherwise (e.g. a missing slice in one channel only is fine, another FOV is not)."""
+    first = series[0]
+    if any(s.volume.shape[1:] != first.volume.shape[1:] or abs(s.x0 - first.x0) > 1e-3 or abs(s.y0 - first.y0) > 1e-3
+           for s in series):
         return None
-    total = series[0].volume[::z_step, ::step, ::step].astype(np.float32)
+    if all(s.z.size == first.z.size and np.allclose(s.z, first.z, atol=1e-3) for s in series):
+        return [s.volume for s in series]
+    common = first.z
     for s in series[1:]:
-        total += s.volume[::z_step, ::step, ::step]
+        common = common[np.isclose(common[:, None], s.z[None, :], atol=1e-3).any(axis=1)]
+    if common.size < 4:
+        return None
+    return [s.volume[np.isclose(s.z[:, None], common[None, :], atol=1e-3).any(axis=1)] for s in series]
+
+
+def _signal_sum(station: Station, *, step: int = 1) -> np.ndarray | None:
+    """F + W (else every channel) of a station on the slices they share, in-plane subsampled."""
+    names = [c for c in FAT_WATER if c in station.channels] or list(station.channels)
+    volumes = _shared_slices([station.channels[c] for c in names])
+    if volumes is None:
+        return None
+    total = volumes[0][:, ::step, ::step].astype(np.float32)
+    for volume in volumes[1:]:
+        total += volume[:, ::step, ::step]
     return total
 
 
@@ -258,16 +275,20 @@ def _noisy_edges(station: Station, max_slices: int, drop: float, covered: tuple[
     total = _signal_sum(station, step=2)
     if total is None:
         return EdgeTrim()
+    examined = max_slices + REFERENCE_SLICES
+    if total.shape[0] > 2 * examined:  # only the slices near the two ends are looked at
+        total = np.concatenate([total[:examined], total[-examined:]])
     return noisy_edge_slices(slice_profile(total), max_slices=max_slices, drop=drop, covered=covered)
 
 
 def _pattern(station: Station) -> float:
-    fat, water = station.channels["F"], station.channels["W"]
-    if fat.volume.shape != water.volume.shape:
-        return float("nan")
-    step = PATTERN_SLICE_STEP
-    return pattern_score(fat.volume[::step].astype(np.float32), water.volume[::step].astype(np.float32),
-                         row_spacing=fat.sy)
+    fat = station.channels["F"]
+    volumes = _shared_slices([fat, station.channels["W"]])
+    if volumes is None:
+        return 0.0  # no evidence either way
+    step = max(1, int(PATTERN_PIXEL_MM // fat.sy))  # in-plane: pixels of a few mm are enough
+    fat_part, water_part = (v[::2, ::step, ::step].astype(np.float32) for v in volumes)
+    return pattern_score(fat_part, water_part, row_spacing=fat.sy * step)
 
 
 def _overlap(stations: Sequence[Station], extents: Sequence[Extent], i: int, grid: Grid,

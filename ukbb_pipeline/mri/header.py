@@ -12,9 +12,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import pydicom.uid
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 
+from ukbb_pipeline import dicom
 from ukbb_pipeline.errors import InputError
 from ukbb_pipeline.zipread import _label
 
@@ -36,6 +39,16 @@ _ROWS = Tag(0x0028, 0x0010)
 _COLUMNS = Tag(0x0028, 0x0011)
 _RESCALE_INTERCEPT = Tag(0x0028, 0x1052)
 _RESCALE_SLOPE = Tag(0x0028, 0x1053)
+_BITS_ALLOCATED = Tag(0x0028, 0x0100)
+_PIXEL_REPRESENTATION = Tag(0x0028, 0x0103)
+_SAMPLES_PER_PIXEL = Tag(0x0028, 0x0002)
+_PIXEL_DATA = Tag(0x7FE0, 0x0010)
+# Little-endian syntaxes whose pixel data pydicom hands over as plain bytes (deflate is undone when parsing).
+_NATIVE_LITTLE_ENDIAN = {
+    pydicom.uid.ExplicitVRLittleEndian,
+    pydicom.uid.ImplicitVRLittleEndian,
+    pydicom.uid.DeflatedExplicitVRLittleEndian,
+}
 
 
 @dataclass(frozen=True)
@@ -160,3 +173,22 @@ def _unsigned(dataset: Dataset, tag: Any) -> int:
     if isinstance(value, bytes):
         return int.from_bytes(value[:2], "little" if little else "big") if len(value) >= 2 else 0
     return int(value)
+
+
+def slice_pixels(dataset: Dataset, header: SliceHeader) -> np.ndarray:
+    """The (Rows, Columns) image of a slice: a view on its bytes when uncompressed, else pydicom's decoders."""
+    if dicom.transfer_syntax(dataset) in _NATIVE_LITTLE_ENDIAN:
+        bits = _unsigned(dataset, _BITS_ALLOCATED)
+        samples = _unsigned(dataset, _SAMPLES_PER_PIXEL) or 1
+        raw, _ = _value(dataset, _PIXEL_DATA)
+        if bits in (8, 16, 32) and samples == 1 and isinstance(raw, bytes):
+            signed = _unsigned(dataset, _PIXEL_REPRESENTATION) == 1
+            dtype = np.dtype(f"<{'i' if signed else 'u'}{bits // 8}")
+            count = header.rows * header.columns
+            if len(raw) < count * dtype.itemsize:
+                raise InputError(
+                    f"member {_label(header.name)} has {len(raw)} bytes of pixel data, "
+                    f"{count * dtype.itemsize} expected"
+                )
+            return np.frombuffer(raw, dtype=dtype, count=count).reshape(header.rows, header.columns)
+    return dicom.pixels(dataset, name=header.name)

@@ -18,7 +18,7 @@ import numpy as np
 
 from ukbb_pipeline import dicom
 from ukbb_pipeline.errors import InputError
-from ukbb_pipeline.mri.header import SliceHeader, read_header
+from ukbb_pipeline.mri.header import SliceHeader, read_header, slice_pixels
 from ukbb_pipeline.mri.series import Series, build_series
 from ukbb_pipeline.zipread import _label, iter_members
 
@@ -56,7 +56,7 @@ def read_dixon_zip(
             continue
         if header.channel not in wanted:
             continue
-        image = dicom.pixels(dataset, name=member.name)
+        image = slice_pixels(dataset, header)
         if image.shape != (header.rows, header.columns):
             raise InputError(f"member {_label(member.name)} is not a single-frame {header.rows}x{header.columns} image")
         headers, images = slices[(header.series_uid, header.channel)]
