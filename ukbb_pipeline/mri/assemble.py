@@ -84,12 +84,16 @@ def stitch_stations(
 
     positions = [_station_positions(station) for station in stations]
     covered = [
-        (i > 0 and positions[i - 1][-1] < positions[i][0], i < len(positions) - 1 and positions[i + 1][0] > positions[i][-1])
+        (i > 0 and positions[i - 1][-1] < positions[i][0],
+         i < len(positions) - 1 and positions[i + 1][0] > positions[i][-1])
         for i in range(len(positions))
     ]
-    wanted = [_noisy_edges(s, max_trim_slices, edge_drop, ends) for s, ends in zip(stations, covered)]
+    wanted = [_noisy_edges(s, max_trim_slices, edge_drop, ends) for s, ends in zip(stations, covered, strict=True)]
     extents = trim_extents(positions, wanted, minimum=trim_slices, min_overlap=sz)
-    boxes = [(*_in_plane_box(station), extent.bottom, extent.top) for station, extent in zip(stations, extents)]
+    boxes = [
+        (*_in_plane_box(station), extent.bottom, extent.top)
+        for station, extent in zip(stations, extents, strict=True)
+    ]
     grid = union_grid(boxes, in_plane=in_plane, z_spacing=sz)
     placements = [
         {
@@ -97,7 +101,7 @@ def stitch_stations(
                            hold=(extent.top, extent.bottom))
             for channel, series in station.channels.items()
         }
-        for station, extent in zip(stations, extents)
+        for station, extent in zip(stations, extents, strict=True)
     ]
     for i in range(len(stations) - 1):
         if extents[i + 1].reach_top < extents[i].reach_bottom - 1e-3:
@@ -156,7 +160,7 @@ def stitch_stations(
         scales[channel] = applied
 
     seams = []
-    for index, (overlap, fixed_view) in enumerate(zip(overlaps, corrected)):
+    for index, (overlap, fixed_view) in enumerate(zip(overlaps, corrected, strict=True)):
         upper, lower = overlap.upper, overlap.lower
         report = SeamReport(
             upper=stations[upper].number,

@@ -60,7 +60,7 @@ def trim_extents(
             continue
         upper, lower = positions[i], positions[i + 1]
 
-        def overlap() -> float:
+        def overlap(i: int = i, upper: np.ndarray = upper, lower: np.ndarray = lower) -> float:
             return float(lower[top[i + 1]] - upper[-1 - bottom[i]])
 
         needed = min(min_overlap, float(lower[0] - upper[-1]))
@@ -146,7 +146,7 @@ def blend(pieces: Sequence[Piece], weights: np.ndarray, grid: Grid) -> np.ndarra
     shared = (weights > 0).sum(axis=0) > 1
     shared_index = np.cumsum(shared) - 1
     total = np.zeros((int(shared.sum()), *grid.zyx_shape[1:]), dtype=np.float32)
-    for piece, piece_weights in zip(pieces, weights):
+    for piece, piece_weights in zip(pieces, weights, strict=True):
         placement = piece.placement
         if placement.empty:
             continue
@@ -156,7 +156,8 @@ def blend(pieces: Sequence[Piece], weights: np.ndarray, grid: Grid) -> np.ndarra
             for first in range(start, stop, CHUNK_SLICES) if code else ():
                 last = min(stop, first + CHUNK_SLICES)
                 ks = slice(k0 + first, k0 + last)
-                factor = np.float32(piece.scale) * (piece_weights[ks] if code == 2 else np.ones(last - first, np.float32))
+                shares = piece_weights[ks] if code == 2 else np.ones(last - first, np.float32)
+                factor = np.float32(piece.scale) * shares
                 resample_into(out[ks, ys, xs], piece.series, placement, start=first, stop=last, weights=factor,
                               add=code == 2)
                 if code == 2:
@@ -181,4 +182,4 @@ def _runs(codes: np.ndarray) -> list[tuple[int, int, int]]:
     edges = np.flatnonzero(np.diff(codes)) + 1
     starts = np.concatenate([[0], edges])
     stops = np.concatenate([edges, [codes.size]])
-    return [(int(a), int(b), int(codes[a])) for a, b in zip(starts, stops)]
+    return [(int(a), int(b), int(codes[a])) for a, b in zip(starts, stops, strict=True)]

@@ -82,7 +82,7 @@ def find_swapped(patterns: Sequence[float], agreements: dict[tuple[int, int], fl
         return [i for i, p in enumerate(patterns) if 2 * p < -SWAP_COST]
     best_score, best = -np.inf, ()
     for labels in itertools.product((1, -1), repeat=n):
-        score = sum(p * label for p, label in zip(patterns, labels))
+        score = sum(p * label for p, label in zip(patterns, labels, strict=True))
         score += sum(a * labels[i] * labels[j] for (i, j), a in agreements.items())
         score -= SWAP_COST * labels.count(-1)
         if score > best_score + 1e-12:

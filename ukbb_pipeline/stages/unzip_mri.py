@@ -30,6 +30,7 @@ from ukbb_pipeline.writers.base import Output, Writer
 VERSION = 1
 OUTPUT_NAMES = {"F": "fat_scan", "W": "water_scan", "in": "in_scan", "opp": "opp_scan"}
 ATTR_NAMES = {"F": "fat", "W": "water", "in": "in", "opp": "opp"}
+DEFAULT_LIMITS = ZipLimits()
 
 
 def process_mri_zip(
@@ -45,7 +46,7 @@ def process_mri_zip(
     edge_drop: float = 0.15,
     feather_mm: float = 24.0,
     harmonise: bool = True,
-    limits: ZipLimits = ZipLimits(),
+    limits: ZipLimits = DEFAULT_LIMITS,
 ) -> Output:
     """Read a Dixon zip in one pass and stitch its stations: one dataset per channel, with geometry and QC."""
     require_ukbb_name(item, field=MRI_FIELD)
