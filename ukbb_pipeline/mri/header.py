@@ -30,6 +30,8 @@ _SERIES_NUMBER = Tag(0x0020, 0x0011)
 _SERIES_UID = Tag(0x0020, 0x000E)
 _SERIES_DATE = Tag(0x0008, 0x0021)
 _SERIES_TIME = Tag(0x0008, 0x0031)
+_ACQUISITION_DATE = Tag(0x0008, 0x0022)
+_ACQUISITION_TIME = Tag(0x0008, 0x0032)
 _IMAGE_TYPE = Tag(0x0008, 0x0008)
 _INSTANCE_NUMBER = Tag(0x0020, 0x0013)
 _POSITION = Tag(0x0020, 0x0032)
@@ -111,7 +113,7 @@ def read_header(dataset: Dataset, *, name: str) -> SliceHeader:
         series_uid=series_uid or f"number {series_number} {description}",
         series_number=series_number,
         description=description,
-        acquired=_text(dataset, _SERIES_DATE) + _text(dataset, _SERIES_TIME).ljust(13, "0"),
+        acquired=_acquired(dataset),
         position=(position[0], position[1], position[2]),
         orientation=tuple(orientation),  # type: ignore[arg-type]
         spacing=(spacing[0], spacing[1]),
@@ -120,6 +122,26 @@ def read_header(dataset: Dataset, *, name: str) -> SliceHeader:
         instance=_integer(dataset, _INSTANCE_NUMBER),
         rescale=rescale,
     )
+
+
+def _acquired(dataset: Dataset) -> str:
+    """When the series was acquired, as sortable text: SeriesDate/SeriesTime, else AcquisitionDate/Time."""
+    for date_tag, time_tag in ((_SERIES_DATE, _SERIES_TIME), (_ACQUISITION_DATE, _ACQUISITION_TIME)):
+        date, time = _text(dataset, date_tag), _text(dataset, time_tag)
+        if time:
+            return f"{date:>8}{_seconds(time):012.6f}"
+    return ""
+
+
+def _seconds(time: str) -> float:
+    """Seconds since midnight of a DICOM TM value (HHMMSS.FFFFFF, HH:MM:SS in old files); 0 if unreadable."""
+    digits = time.replace(":", "").strip()
+    whole, _, fraction = digits.partition(".")
+    try:
+        hours, minutes, seconds = int(whole[0:2] or 0), int(whole[2:4] or 0), int(whole[4:6] or 0)
+        return hours * 3600 + minutes * 60 + seconds + (float(f"0.{fraction}") if fraction.isdigit() else 0.0)
+    except ValueError:
+        return 0.0
 
 
 def _value(dataset: Dataset, tag: Any) -> tuple[Any, bool]:

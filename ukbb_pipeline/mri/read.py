@@ -42,7 +42,7 @@ def read_dixon_zip(
 ) -> DixonRead:
     """Read the slices of ``channels`` (F, W, in, opp) from a Dixon zip, grouped into :class:`Series`."""
     wanted = set(channels)
-    slices: dict[tuple[str, str], tuple[list[SliceHeader], list[np.ndarray]]] = defaultdict(lambda: ([], []))
+    slices: dict[tuple, tuple[list[SliceHeader], list[np.ndarray]]] = defaultdict(lambda: ([], []))
     not_dixon: dict[str, int] = defaultdict(int)
     n_members = 0
     for member in iter_members(
@@ -59,7 +59,7 @@ def read_dixon_zip(
         image = slice_pixels(dataset, header)
         if image.shape != (header.rows, header.columns):
             raise InputError(f"member {_label(member.name)} is not a single-frame {header.rows}x{header.columns} image")
-        headers, images = slices[(header.series_uid, header.channel)]
+        headers, images = slices[(header.series_uid, header.series_number, header.channel)]
         headers.append(header)
         images.append(image)
         del dataset

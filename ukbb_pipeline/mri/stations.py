@@ -157,11 +157,9 @@ def _newest_per_channel(cluster: list[Series], number: int) -> tuple[dict[str, S
         kept = sorted({s.number for s in chosen.values() if s.number is not None})
         kept_ids = {id(s) for s in chosen.values()}
         dropped = sorted({s.number for s in cluster if id(s) not in kept_ids and s.number is not None})
-        time = max(s.acquired for s in chosen.values())
         note = (
             f"station {number} acquired more than once: kept the most recent acquisition "
-            f"(series {_numbers_text(kept)}, SeriesTime {time[8:] if len(time) > 8 else time}), "
-            f"dropped series {_numbers_text(dropped)}"
+            f"(series {_numbers_text(kept)}), dropped series {_numbers_text(dropped)}"
         )
     return dict(sorted(chosen.items())), note
 
