@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 from mri_fakes import body, small_layout, station_series, truth_on_grid
 
-from ukbb_pipeline.mri.assemble import stitch_stations, to_output_array
+from ukbb_pipeline.mri.assemble import stitch_stations
 from ukbb_pipeline.mri.stations import group_stations
 
 
@@ -17,7 +17,7 @@ def _stitch(series, **settings):
 
 
 def _correlation_with_truth(stitched, channel="F"):
-    volume = to_output_array(stitched.volumes[channel], dtype="float32")
+    volume = stitched.volumes[channel]  # (x, y, z) float32
     grid = stitched.grid
     fat, water = truth_on_grid(grid.origin, grid.spacing, grid.shape)
     expected = fat if channel == "F" else water

@@ -6,7 +6,8 @@ For each subject, in one process, with the stage's default settings (F and W, ui
 HDF5 writer (gzip level 1 + shuffle, one coronal slice per chunk), it prints:
 
 - stage: ``process_mri_zip`` plus the HDF5 write, wall and CPU seconds (process start-up and a warm-up run excluded),
-  with a breakdown (read = inflate + parse + pixels + stacking, group, stitch, convert, write);
+  with a breakdown (read = inflate + parse + pixels + stacking, group, stitch (convert included), convert = the
+  float32 (z, y, x) to uint16 (x, y, z) conversion, write);
 - floor: inflate every member (``ZipFile.read``) and parse every header (``pydicom.dcmread`` from memory), once;
 - their ratio; the peak memory of a fresh worker process running one subject (and of its imports alone);
 - the writer alone with gzip-1, lzf and no compression (seconds, file size).
@@ -38,6 +39,7 @@ import pydicom  # noqa: E402
 
 from ukbb_pipeline.folders import StageFolders  # noqa: E402
 from ukbb_pipeline.inputs import parse_input  # noqa: E402
+from ukbb_pipeline.mri import assemble  # noqa: E402
 from ukbb_pipeline.stages import unzip_mri  # noqa: E402
 from ukbb_pipeline.writers.hdf5 import Hdf5Writer  # noqa: E402
 
@@ -82,11 +84,12 @@ class PhaseClock:
         self._originals: dict[str, object] = {}
 
     def install(self) -> None:
-        for attribute, phase in (("read_dixon_zip", "read"), ("group_stations", "group"),
-                                 ("stitch_stations", "stitch"), ("to_output_array", "convert")):
-            original = getattr(unzip_mri, attribute)
+        for module, attribute, phase in ((unzip_mri, "read_dixon_zip", "read"), (unzip_mri, "group_stations", "group"),
+                                         (unzip_mri, "stitch_stations", "stitch"),
+                                         (assemble, "to_output_array", "convert")):
+            original = getattr(module, attribute)
             self._originals[attribute] = original
-            setattr(unzip_mri, attribute, self._timed(original, phase))
+            setattr(module, attribute, self._timed(original, phase))
 
     def _timed(self, function, phase):
         def wrapper(*args, **kwargs):

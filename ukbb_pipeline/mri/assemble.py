@@ -39,7 +39,7 @@ class SeamReport:
 
 @dataclass
 class Stitched:
-    """The stitched volumes, float32 (z, y, x) head first, on ``grid``, with what was found on the way."""
+    """The stitched volumes as output arrays (x, y, z), on ``grid``, with what was found on the way."""
 
     volumes: dict[str, np.ndarray]
     grid: Grid
@@ -64,24 +64,21 @@ def stitch_stations(
     feather_mm: float = 24.0,
     harmonise: bool = True,
     fix_swaps: bool = False,
+    dtype: str = "float32",
 ) -> Stitched:
-    """Stitch ``stations`` (head to feet) into one volume per channel of ``channels``.
+    """Stitch ``stations`` (head to feet) into one (x, y, z) volume of ``dtype`` per channel of ``channels``.
 
     ``z_spacing`` defaults to the in-plane spacing. ``trim_slices`` are dropped at every overlapped station end,
     and up to ``max_trim_slices`` at any end whose signal drops by ``edge_drop`` (0 disables the search).
     ``feather_mm`` is the width of the blend at each seam. With ``fix_swaps``, stations found with fat and water
     swapped are swapped back before stitching.
     """
-    notes: list[str] = []
     first = stations[0].first()
     in_plane = (first.sx, first.sy)
-    for station in stations:
-        for channel, series in station.channels.items():
-            if abs(series.sx / in_plane[0] - 1) > 1e-4 or abs(series.sy / in_plane[1] - 1) > 1e-4:
-                notes.append(f"station {station.number} {channel}: pixel spacing differs from station "
-                             f"{stations[0].number}'s; resampled in-plane")
+    notes = _spacing_notes(stations, in_plane)
     sz = float(z_spacing) if z_spacing else in_plane[0]
 
+    # Where each station contributes, and the grid covering them all.
     positions = [_station_positions(station) for station in stations]
     covered = [
         (i > 0 and positions[i - 1][-1] < positions[i][0],
@@ -108,91 +105,122 @@ def stitch_stations(
             notes.append(f"gap of {extents[i].bottom - extents[i + 1].top:.1f} mm between stations "
                          f"{stations[i].number} and {stations[i + 1].number}: left empty")
 
+    # What adjacent stations show of the same tissue: the evidence for swaps and for intensity scales.
     shared = [c for c in dict.fromkeys([*channels, *FAT_WATER]) if all(c in s.channels for s in stations)]
     overlaps = [_overlap(stations, extents, i, grid, shared) for i in range(len(stations) - 1)]
     overlaps = [overlap for overlap in overlaps if overlap is not None]
-
-    # Fat/water: which stations are swapped.
-    can_check = all(c in shared for c in FAT_WATER)
-    patterns = [_pattern(station) if can_check else float("nan") for station in stations]
-    agreements = {}
-    if can_check:
-        for overlap in overlaps:
-            agreements[(overlap.upper, overlap.lower)] = seam_agreement(
-                overlap.upper_data["F"], overlap.upper_data["W"], overlap.lower_data["F"], overlap.lower_data["W"],
-                overlap.body,
-            )
+    if all(c in shared for c in FAT_WATER):
+        patterns = [_pattern(station) for station in stations]
+        agreements = {
+            (o.upper, o.lower): seam_agreement(o.upper_data["F"], o.upper_data["W"], o.lower_data["F"],
+                                               o.lower_data["W"], o.body)
+            for o in overlaps
+        }
         swapped_index = find_swapped(patterns, agreements)
     else:
-        swapped_index = []
+        patterns, agreements, swapped_index = [float("nan")] * len(stations), {}, []
         notes.append("fat/water not checked: F and W are not both read for every station")
-    swapped = [stations[i].number for i in swapped_index]
-
-    # Which stored series feeds each output channel, and the channel it truly holds.
-    def truth(i: int, stored: str) -> str:
-        return _other(stored) if i in swapped_index and stored in FAT_WATER else stored
-
-    def source(i: int, channel: str) -> str:
-        return truth(i, channel) if fix_swaps else channel
-
+    mapping = _ChannelMap(swapped_index, fix=fix_swaps)
     corrected = [_relabel(overlap, swapped_index) for overlap in overlaps]
-    scale_channels = dict.fromkeys(truth(i, c) for i in range(len(stations)) for c in channels)
-    true_scales: dict[str, np.ndarray] = {}
-    ratios: dict[str, list[float | None]] = {}
-    for channel in scale_channels:
-        if harmonise and channel in shared:
-            true_scales[channel], ratios[channel] = station_scales(corrected, len(stations), channel)
-        else:
-            true_scales[channel], ratios[channel] = np.ones(len(stations)), [None] * len(corrected)
+    true_scales, ratios = _true_scales(corrected, len(stations), mapping, channels, shared, harmonise=harmonise)
 
+    # One channel at a time: blend in float32, then convert to the output layout and let the float32 go.
     scales: dict[str, list[float]] = {}
     volumes: dict[str, np.ndarray] = {}
     weights = feather_weights(grid.z, extents, feather_mm=feather_mm)
     for channel in channels:
-        pieces, applied = [], []
+        pieces = []
         for i, station in enumerate(stations):
-            stored = source(i, channel)
-            scale = float(true_scales[truth(i, stored)][i])
-            placement = placements[i][stored]
-            pieces.append(Piece(station.channels[stored], placement, scale))
-            applied.append(scale)
-        volumes[channel] = blend(pieces, weights, grid)
-        scales[channel] = applied
+            stored = mapping.source(i, channel)
+            scale = float(true_scales[mapping.truth(i, stored)][i])
+            pieces.append(Piece(station.channels[stored], placements[i][stored], scale))
+        scales[channel] = [piece.scale for piece in pieces]
+        volumes[channel] = to_output_array(blend(pieces, weights, grid), dtype=dtype)
 
-    seams = []
-    for index, (overlap, fixed_view) in enumerate(zip(overlaps, corrected, strict=True)):
-        upper, lower = overlap.upper, overlap.lower
-        report = SeamReport(
-            upper=stations[upper].number,
-            lower=stations[lower].number,
-            z_mm=overlap.z_mm,
-            overlap_mm=extents[lower].top - extents[upper].bottom,
-            agreement=agreements.get((upper, lower), float("nan")),
-        )
-        view = fixed_view if fix_swaps else overlap
-        for channel in channels:
-            if channel not in shared:
-                continue
-            found = ratios.get(channel, [None] * len(overlaps))[index]
-            report.ratio[channel] = float("nan") if found is None else found
-            report.mismatch[channel] = relative_mismatch(
-                view.upper_data[channel] * scales[channel][upper],
-                view.lower_data[channel] * scales[channel][lower],
-                overlap.body,
-            )
-        seams.append(report)
+    seams = [
+        _seam_report(stations, extents, overlap, corrected[index] if fix_swaps else overlap, index, channels,
+                     shared, agreements, ratios, scales)
+        for index, overlap in enumerate(overlaps)
+    ]
     return Stitched(
         volumes=volumes,
         grid=grid,
         stations=[station.number for station in stations],
-        swapped=swapped,
-        fixed=fix_swaps and bool(swapped),
+        swapped=[stations[i].number for i in swapped_index],
+        fixed=fix_swaps and bool(swapped_index),
         scales=scales,
         patterns=patterns,
         trims=[extent.trimmed for extent in extents],
         seams=seams,
         notes=notes,
     )
+
+
+@dataclass(frozen=True)
+class _ChannelMap:
+    """Which stored series feeds each output channel, and which channel a stored series truly holds."""
+
+    swapped: Sequence[int]  # station indices
+    fix: bool
+
+    def truth(self, i: int, stored: str) -> str:
+        return _other(stored) if i in self.swapped and stored in FAT_WATER else stored
+
+    def source(self, i: int, channel: str) -> str:
+        return self.truth(i, channel) if self.fix else channel
+
+
+def _true_scales(
+    corrected: Sequence[Overlap], n_stations: int, mapping: _ChannelMap, channels: Sequence[str],
+    shared: Sequence[str], *, harmonise: bool,
+) -> tuple[dict[str, np.ndarray], dict[str, list[float | None]]]:
+    """Station scales per true channel (from overlaps with swaps undone), and the ratio found at each seam."""
+    wanted = dict.fromkeys(mapping.truth(i, c) for i in range(n_stations) for c in channels)
+    scales: dict[str, np.ndarray] = {}
+    ratios: dict[str, list[float | None]] = {}
+    for channel in wanted:
+        if harmonise and channel in shared:
+            scales[channel], ratios[channel] = station_scales(corrected, n_stations, channel)
+        else:
+            scales[channel], ratios[channel] = np.ones(n_stations), [None] * len(corrected)
+    return scales, ratios
+
+
+def _seam_report(
+    stations: Sequence[Station], extents: Sequence[Extent], overlap: Overlap, view: Overlap, index: int,
+    channels: Sequence[str], shared: Sequence[str], agreements: dict[tuple[int, int], float],
+    ratios: dict[str, list[float | None]], scales: dict[str, list[float]],
+) -> SeamReport:
+    """The QC of one seam; ``view`` is the overlap as the output shows it (swaps undone when fixed)."""
+    upper, lower = overlap.upper, overlap.lower
+    report = SeamReport(
+        upper=stations[upper].number,
+        lower=stations[lower].number,
+        z_mm=overlap.z_mm,
+        overlap_mm=extents[lower].top - extents[upper].bottom,
+        agreement=agreements.get((upper, lower), float("nan")),
+    )
+    for channel in channels:
+        if channel not in shared:
+            continue
+        found = ratios.get(channel, [None] * (index + 1))[index]
+        report.ratio[channel] = float("nan") if found is None else found
+        report.mismatch[channel] = relative_mismatch(
+            view.upper_data[channel] * scales[channel][upper],
+            view.lower_data[channel] * scales[channel][lower],
+            overlap.body,
+        )
+    return report
+
+
+def _spacing_notes(stations: Sequence[Station], in_plane: tuple[float, float]) -> list[str]:
+    notes = []
+    for station in stations:
+        for channel, series in station.channels.items():
+            if abs(series.sx / in_plane[0] - 1) > 1e-4 or abs(series.sy / in_plane[1] - 1) > 1e-4:
+                notes.append(f"station {station.number} {channel}: pixel spacing differs from station "
+                             f"{stations[0].number}'s; resampled in-plane")
+    return notes
 
 
 def to_output_array(volume: np.ndarray, *, dtype: str) -> np.ndarray:

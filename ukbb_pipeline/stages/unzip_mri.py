@@ -18,7 +18,7 @@ import numpy as np
 from ukbb_pipeline.config import UnzipMriConfig, ZipLimits
 from ukbb_pipeline.folders import StageFolders
 from ukbb_pipeline.inputs import InputFile, discover_inputs, require_ukbb_name
-from ukbb_pipeline.mri.assemble import Stitched, stitch_stations, to_output_array
+from ukbb_pipeline.mri.assemble import Stitched, stitch_stations
 from ukbb_pipeline.mri.header import CHANNELS
 from ukbb_pipeline.mri.read import read_dixon_zip
 from ukbb_pipeline.mri.stations import Station, group_stations
@@ -69,10 +69,9 @@ def process_mri_zip(
         feather_mm=feather_mm,
         harmonise=harmonise,
         fix_swaps=fix_swaps,
+        dtype=dtype,
     )
-    arrays = {}
-    for channel in channels:  # convert one channel at a time, letting its float32 volume go
-        arrays[OUTPUT_NAMES[channel]] = to_output_array(stitched.volumes.pop(channel), dtype=dtype)
+    arrays = {OUTPUT_NAMES[channel]: stitched.volumes.pop(channel) for channel in channels}
     notes = [*scan.notes, *found.notes, *_slice_notes(found.stations), *stitched.notes, *_swap_notes(stitched)]
     return Output(
         arrays=arrays,
