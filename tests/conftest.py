@@ -34,7 +34,9 @@ def compose() -> Callable[..., object]:
 def run_main(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run ``python main.py <overrides>`` in a subprocess, with Hydra's run folder under ``tmp_path``."""
 
-    def _run(*overrides: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def _run(
+        *overrides: str, env: dict[str, str] | None = None, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, str(REPO / "main.py"), *overrides]
         if not any(item.startswith("hydra.run.dir=") for item in overrides) and "-m" not in overrides:
             command.append(f"hydra.run.dir={tmp_path / 'hydra-run'}")
@@ -48,3 +50,6 @@ def run_main(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
         )
 
     return _run
+
+
+from local_slurm import accounting, local_slurm  # noqa: E402, F401  (fixtures for the SLURM tests)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import h5py
 import pytest
-
 from toy_stage import run_toy, write_inputs
+
 from ukbb_pipeline.errors import StageFailed
 from ukbb_pipeline.manifest import read_manifests
 from ukbb_pipeline.runner import RunOptions, raise_on_failures

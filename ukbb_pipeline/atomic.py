@@ -17,7 +17,8 @@ from pathlib import Path
 _HOST = socket.gethostname().split(".")[0]
 
 
-def _scratch_name(final: Path) -> str:
+def scratch_name(final: Path) -> str:
+    """A unique scratch name for ``final`` that :func:`remove_stale_scratch` can attribute to this process."""
     return f"{final.name}.{_HOST}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
 
 
@@ -25,7 +26,7 @@ def _scratch_name(final: Path) -> str:
 def atomic_file(final: Path, *, scratch_dir: Path) -> Iterator[Path]:
     """Yield a temporary path; on success move it to ``final`` atomically, on error remove it."""
     scratch_dir.mkdir(parents=True, exist_ok=True)
-    tmp = scratch_dir / _scratch_name(final)
+    tmp = scratch_dir / scratch_name(final)
     try:
         yield tmp
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -39,13 +40,13 @@ def atomic_file(final: Path, *, scratch_dir: Path) -> Iterator[Path]:
 def atomic_dir(final: Path, *, scratch_dir: Path) -> Iterator[Path]:
     """Yield a temporary folder; on success it replaces ``final`` (a folder) as a whole, on error it is removed."""
     scratch_dir.mkdir(parents=True, exist_ok=True)
-    tmp = scratch_dir / _scratch_name(final)
+    tmp = scratch_dir / scratch_name(final)
     tmp.mkdir()
     try:
         yield tmp
         final.parent.mkdir(parents=True, exist_ok=True)
         if final.exists():
-            old = scratch_dir / _scratch_name(final)
+            old = scratch_dir / scratch_name(final)
             os.replace(final, old)
             os.replace(tmp, final)
             shutil.rmtree(old, ignore_errors=True)

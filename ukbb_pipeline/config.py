@@ -26,6 +26,11 @@ class VolumeDtype(str, Enum):
     float32 = "float32"
 
 
+class Scaling(str, Enum):
+    physical = "physical"  # both modalities resampled to the target spacing
+    paper_loader = "paper_loader"  # the public loader's factors: target/spacing for MRI, none for DXA
+
+
 class DownloadBackend(str, Enum):
     ukbfetch = "ukbfetch"
     dx = "dx"
@@ -41,6 +46,7 @@ class PathsConfig:
     dxa: str = "${paths.root}/dxas-processed"
     mri: str = "${paths.root}/mris-processed"
     slices: str = "${paths.root}/mri-mid-corr-slices"
+    collected: str = "${paths.root}/collection"
 
 
 @dataclass
@@ -106,21 +112,66 @@ class ExtractSlicesConfig(StageConfig):
 
 
 @dataclass
+class CollectConfig(StageConfig):
+    """MRI slabs and DXA images of the same visit, fitted to the paper's geometry, one HDF5 file per shard."""
+
+    name: str = "collect"
+    input_dir: str = "${paths.slices}"  # the MRI slabs (extract_slices' output)
+    dxa_dir: str = "${paths.dxa}"  # unzip_dxa's output
+    output_dir: str = "${paths.collected}"
+    target_spacing: float = 2.0  # mm, both modalities
+    scaling: Scaling = Scaling.physical
+    mri_shape: list[int] = field(default_factory=lambda: [700, 224])  # rows (z head->feet), columns (x)
+    dxa_shape: list[int] = field(default_factory=lambda: [1000, 300])
+    mri_channels: list[str] = field(default_factory=lambda: ["fat_scan", "water_scan"])
+    dxa_channels: list[str] = field(default_factory=lambda: ["bone", "tissue"])
+    split_fractions: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])  # train, val, test
+    split_seed: int = 0
+    train_eids: Optional[str] = None  # EID lists (e.g. the paper's published ones) replace the hashed split
+    val_eids: Optional[str] = None
+    test_eids: Optional[str] = None
+
+
+@dataclass
+class ReportConfig(StageConfig):
+    """One self-contained HTML page about the stages' manifests and QC pictures under ``paths.root``."""
+
+    name: str = "report"
+    input_dir: str = "${paths.root}"
+    output_dir: str = "${paths.root}/pipeline-report"
+    stage_dirs: dict[str, str] = field(
+        default_factory=lambda: {
+            "download": "${paths.root}/raw",
+            "unzip_dxa": "${paths.dxa}",
+            "unzip_mri": "${paths.mri}",
+            "extract_slices": "${paths.slices}",
+            "collect": "${paths.collected}",
+        }
+    )
+    max_pictures: int = 24  # QC pictures embedded per stage (the rest are listed)
+    max_rows: int = 1000  # rows per table
+
+
+@dataclass
 class DownloadConfig(StageConfig):
+    """Bulk zips for an EID list, fetched ``parallel`` at a time, verified, and resumed on a re-run."""
+
     name: str = "download"
-    input_dir: str = "${paths.root}"  # unused by ukbfetch; the mounted project folder's Bulk root for dx
-    output_dir: str = "${paths.root}/raw"
-    eids_file: Optional[str] = None
-    key_file: str = ".ukbkey"
+    input_dir: str = "${paths.root}"  # unused: the inputs are requests (eids_file x fields x instances)
+    output_dir: str = "${paths.root}/raw"  # zips go to raw/dxas/ (20158), raw/mris/ (20201), raw/<field>/ (others)
+    eids_file: Optional[str] = None  # an EID list or a ukbconv .bulk file; None = the top-level eids_file
+    key_file: str = ".ukbkey"  # ukbfetch's key file; only its path is ever passed, logged or saved
     backend: DownloadBackend = DownloadBackend.ukbfetch
-    parallel: int = 10
+    parallel: int = 10  # simultaneous downloads; UK Biobank allows at most 10 per application
     fields: list[int] = field(default_factory=lambda: [20158, 20201])
     instances: list[int] = field(default_factory=lambda: [2])
-    ukbfetch: str = "ukbfetch"
-    dx: str = "dx"
-    retries: int = 3
-    retry_backoff_s: float = 30.0
-    dx_folders: dict[str, str] = field(
+    ukbfetch: str = "ukbfetch"  # a name looked up on PATH, or a path
+    dx: str = "dx"  # a name looked up on PATH, or a path
+    retries: int = 3  # further attempts for a file that failed (not served, damaged, tool error)
+    retry_backoff_s: float = 30.0  # wait before the first retry; doubles with each further one
+    timeout_per_file_s: float = 900.0  # a call is stopped after this many seconds per file it fetches
+    dx_project: Optional[str] = None  # e.g. project-XXXX; None = the project selected with `dx select`
+    dx_folders: dict[str, str] = field(  # Research Analysis Platform folder per field (20158's is a guess)
         default_factory=lambda: {"20201": "/Bulk/Whole Body MRI/Dixon", "20158": "/Bulk/Whole Body DXA/DXA"}
     )
 
@@ -137,7 +188,7 @@ class WithdrawConfig(StageConfig):
 
 @dataclass
 class DemoConfig(StageConfig):
-    """Generate a small synthetic cohort once, then run every processing stage on it."""
+    """Generate a small synthetic cohort once, run every processing stage on it, collect the pairs, write a report."""
 
     name: str = "demo"
     input_dir: str = "${paths.root}/raw"
@@ -148,6 +199,8 @@ class DemoConfig(StageConfig):
     unzip_dxa: UnzipDxaConfig = field(default_factory=UnzipDxaConfig)
     unzip_mri: UnzipMriConfig = field(default_factory=UnzipMriConfig)
     extract_slices: ExtractSlicesConfig = field(default_factory=ExtractSlicesConfig)
+    collect: CollectConfig = field(default_factory=CollectConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
 
 
 @dataclass
@@ -174,6 +227,14 @@ class PickleWriterConfig(WriterConfig):
 
 
 @dataclass
+class NiftiWriterConfig(WriterConfig):
+    """NIfTI-1 ``.nii.gz`` per image, with the affine from ``origin`` and ``spacing`` (needs ``nibabel``)."""
+
+    name: str = "nifti"
+    compression_level: int = 1  # gzip, 1-9
+
+
+@dataclass
 class PipelineConfig:
     """The whole configuration of one run."""
 
@@ -196,8 +257,14 @@ STAGE_SCHEMAS: dict[str, type[StageConfig]] = {
     "download": DownloadConfig,
     "demo": DemoConfig,
     "withdraw": WithdrawConfig,
+    "collect": CollectConfig,
+    "report": ReportConfig,
 }
-WRITER_SCHEMAS: dict[str, type[WriterConfig]] = {"hdf5": Hdf5WriterConfig, "pickle": PickleWriterConfig}
+WRITER_SCHEMAS: dict[str, type[WriterConfig]] = {
+    "hdf5": Hdf5WriterConfig,
+    "pickle": PickleWriterConfig,
+    "nifti": NiftiWriterConfig,
+}
 
 
 def register_configs() -> None:

@@ -26,7 +26,9 @@ def default_n_jobs() -> int:
     return max(1, available)
 
 
-def imap_unordered(function: Callable[..., T], argument_lists: Iterable[tuple[Any, ...]], *, n_jobs: int) -> Iterator[T]:
+def imap_unordered(
+    function: Callable[..., T], argument_lists: Iterable[tuple[Any, ...]], *, n_jobs: int
+) -> Iterator[T]:
     """Yield ``function(*arguments)`` for each tuple, in completion order, on ``n_jobs`` processes.
 
     With one job everything runs in this process (simple to debug, no pickling). Workers keep BLAS to one thread.

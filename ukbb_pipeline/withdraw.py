@@ -65,10 +65,15 @@ def _walk(folder: Path, withdrawn: set[str], mention: re.Pattern[str], report: W
             elif path.suffix in _LOG_SUFFIXES:
                 if _drop_lines(path, mention):
                     report.rewritten.append(path)
-            elif path.suffix in _TEXT_SUFFIXES and _mentions(path, mention):
+            elif _is_aggregate_mentioning(path, withdrawn, mention):
                 _remove_aggregate(path, report)
-            elif path.suffix == ".h5" and _lists_eid(path, withdrawn):
-                _remove_aggregate(path, report)
+
+
+def _is_aggregate_mentioning(path: Path, withdrawn: set[str], mention: re.Pattern[str]) -> bool:
+    """A multi-subject file (report, index, collection) that mentions a withdrawn participant."""
+    if path.suffix in _TEXT_SUFFIXES:
+        return _mentions(path, mention)
+    return path.suffix == ".h5" and _lists_eid(path, withdrawn)
 
 
 def _named_after(name: str, withdrawn: set[str]) -> bool:
@@ -92,7 +97,10 @@ def _drop_manifest_rows(path: Path, withdrawn: set[str]) -> bool:
         reader = csv.DictReader(handle)
         fields = reader.fieldnames or []
         rows = list(reader)
-    kept = [row for row in rows if row.get("eid", "") not in withdrawn and not _named_after(row.get("input", ""), withdrawn)]
+    kept = [
+        row for row in rows
+        if row.get("eid", "") not in withdrawn and not _named_after(row.get("input", ""), withdrawn)
+    ]
     if len(kept) == len(rows):
         return False
     with atomic_file(path, scratch_dir=path.parent / "tmp") as tmp:

@@ -20,7 +20,7 @@ StageRun = Callable[..., list[StageSummary]]
 
 
 def _registry() -> dict[str, StageRun]:
-    from ukbb_pipeline.stages import demo, download, extract_slices, unzip_dxa, unzip_mri, withdraw
+    from ukbb_pipeline.stages import collect, demo, download, extract_slices, report, unzip_dxa, unzip_mri, withdraw
 
     return {
         "demo": demo.run,
@@ -29,6 +29,8 @@ def _registry() -> dict[str, StageRun]:
         "unzip_mri": unzip_mri.run,
         "extract_slices": extract_slices.run,
         "withdraw": withdraw.run,
+        "collect": collect.run,
+        "report": report.run,
     }
 
 

@@ -1,4 +1,4 @@
-"""Stage ``demo`` (the default): a small synthetic cohort, then every processing stage on it.
+"""Stage ``demo`` (the default): a small synthetic cohort, every processing stage on it, ``collect`` and a report.
 
 The cohort is generated once under ``<paths.root>/raw/`` and reused; a second run skips what is done.
 """
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ukbb_pipeline.config import DemoConfig
 from ukbb_pipeline.runner import RunOptions, StageSummary, format_summary
-from ukbb_pipeline.stages import extract_slices, run_stages, unzip_dxa, unzip_mri
+from ukbb_pipeline.stages import collect, extract_slices, report, run_stages, unzip_dxa, unzip_mri
 from ukbb_pipeline.writers import Writer
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,8 @@ def run(config: DemoConfig, *, options: RunOptions, writer: Writer, qc: bool = T
             (unzip_dxa.run, config.unzip_dxa),
             (unzip_mri.run, config.unzip_mri),
             (extract_slices.run, config.extract_slices),
+            (collect.run, config.collect),
+            (report.run, config.report),
         ],
         options=options,
         writer=writer,

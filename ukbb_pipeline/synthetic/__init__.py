@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from ukbb_pipeline.synthetic.cohort import SubjectTruth, make_cohort
 from ukbb_pipeline.synthetic.dxa import DxaTruth, dxa_zip_name, write_dxa_zip
-from ukbb_pipeline.synthetic.mri import MriTruth, StationTruth, mri_zip_name, write_mri_zip
+from ukbb_pipeline.synthetic.mri import mri_zip_name, write_mri_zip
+from ukbb_pipeline.synthetic.mri_truth import MriTruth, StationTruth
 from ukbb_pipeline.synthetic.phantom import Phantom
-from ukbb_pipeline.synthetic.quirks import DxaQuirks, MriQuirks
+from ukbb_pipeline.synthetic.quirks import DxaQuirks, MriQuirks, mixed_quirks
 from ukbb_pipeline.synthetic.stations import StationGeometry, station_geometries
 from ukbb_pipeline.synthetic.truth import sample_truth
 
@@ -25,6 +26,7 @@ __all__ = [
     "SubjectTruth",
     "dxa_zip_name",
     "make_cohort",
+    "mixed_quirks",
     "mri_zip_name",
     "sample_truth",
     "station_geometries",

@@ -75,8 +75,12 @@ def interp(zl: np.ndarray, xp: tuple[float, ...], fp: tuple[float, ...]) -> np.n
     return np.interp(zl, xp, fp).astype(np.float32)
 
 
-def _reaches(zl_range: tuple[float, float], low: float, high: float, margin: float = 10 * CAP_WIDTH) -> bool:
-    """Whether body heights in ``zl_range`` can touch a part spanning [low, high]."""
+def _reaches(zl_range: tuple[float, float], low: float, high: float, *, width: float = CAP_WIDTH) -> bool:
+    """Whether body heights in ``zl_range`` can touch a part spanning [low, high] with ends softened by ``width``.
+
+    Beyond 25 widths the logistic tail is below 1e-10, so skipping the part changes no value that is written.
+    """
+    margin = 25.0 * width
     return zl_range[1] > low - margin and zl_range[0] < high + margin
 
 
@@ -100,7 +104,23 @@ class _Accumulator:
 
 def body_signals(p: Phantom, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(fat, water) signal of the body at LPS points (x, y, z), broadcast, float32."""
+    fat, water, _ = _evaluate(p, x, y, z)
+    return fat, water
+
+
+def body_occupancy(p: Phantom, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Soft occupancy (0-1) of the body, air-filled lungs included, broadcast, float32."""
+    return _evaluate(p, x, y, z)[2]
+
+
+def _full(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float32)
+    return values if values.shape == shape else np.broadcast_to(values, shape).copy()
+
+
+def _evaluate(p: Phantom, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     x, y, z = (np.asarray(v, dtype=np.float32) for v in (x, y, z))
+    shape = np.broadcast_shapes(x.shape, y.shape, z.shape)
     zl = (z - np.float32(p.z_shift)) / np.float32(p.height_scale)
     zl_range = (float(np.min(zl)), float(np.max(zl)))
     u = x - np.float32(p.x_shift)
@@ -119,11 +139,7 @@ def body_signals(p: Phantom, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tup
     layer = outer - core
     fat = (layer * SUBCUTANEOUS.fat + core * comp_fat) * np.float32(p.fat_signal)
     water = (layer * SUBCUTANEOUS.water + core * comp_water) * np.float32(p.water_signal)
-    shape = np.broadcast_shapes(x.shape, y.shape, z.shape)
-    return (
-        np.broadcast_to(fat, shape).astype(np.float32, copy=False),
-        np.broadcast_to(water, shape).astype(np.float32, copy=False),
-    )
+    return _full(fat, shape), _full(water, shape), _full(outer, shape)
 
 
 def torso_axes(p: Phantom, zl: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -205,7 +221,7 @@ def _organs(
     if _reaches(zl_range, -20.0, 740.0):  # vertebral column, continuing into the neck
         column = inside(ellipse_distance(u, v + 48.0, 17.0, 17.0)) * slab(zl, -20.0, 740.0, width=CAP_WIDTH)
         yield column, SPINE.fat, SPINE.water
-    if _reaches(zl_range, 70.0, 330.0):  # visceral fat with a bowel-like water texture
+    if _reaches(zl_range, 70.0, 330.0, width=12.0):  # visceral fat with a bowel-like water texture
         a, b = torso_axes(p, zl)
         region = inside(ellipse_distance(u, v + 1.15 * b, 0.72 * (a - 25.0), 0.6 * b), width=4.0)
         region = region * slab(zl, 70.0, 330.0, width=12.0)

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from ukbb_pipeline.synthetic.dxa import DxaTruth, dxa_zip_name, write_dxa_zip
-from ukbb_pipeline.synthetic.mri import MriTruth, mri_zip_name, write_mri_zip
+from ukbb_pipeline.synthetic.mri import mri_zip_name, write_mri_zip
+from ukbb_pipeline.synthetic.mri_truth import MriTruth
 from ukbb_pipeline.synthetic.phantom import Phantom
 from ukbb_pipeline.synthetic.quirks import DxaQuirks, MriQuirks
 

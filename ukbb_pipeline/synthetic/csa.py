@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
+from functools import lru_cache
 
 # Tag names of a Siemens MR image header (the values of most are empty, as in real files).
 IMAGE_TAGS = (
@@ -60,6 +61,12 @@ def _tag(name: str, values: Sequence[str], *, vr: str = "LO", n_items: int = 6) 
     return b"".join(out)
 
 
+@lru_cache(maxsize=512)
+def _empty_tag(name: str, *, vr: str = "LO", n_items: int = 6) -> bytes:
+    """A tag without values (most of a real header); cached, as it is the same in every file."""
+    return _tag(name, [], vr=vr, n_items=n_items)
+
+
 def csa2(tags: Sequence[bytes]) -> bytes:
     """A CSA2 header from encoded tags."""
     return _HEADER + struct.pack("<II", len(tags), _DELIMITER) + b"".join(tags) + b"\x00" * 4
@@ -88,7 +95,13 @@ def image_header(
         "ImageNumber": [str(slice_number + 1)],
     }
     names = IMAGE_TAGS if size == "full" else (*IMAGE_TAGS[:20], "SliceNormalVector", "SlicePosition_PCS")
-    return csa2([_tag(name, values.get(name, []), n_items=3 if size == "full" else 0) for name in names])
+    n_items = 3 if size == "full" else 0
+    return csa2(
+        [
+            _tag(name, values[name], n_items=n_items) if name in values else _empty_tag(name, n_items=n_items)
+            for name in names
+        ]
+    )
 
 
 def series_header(*, size: str, description: str, rows: int, columns: int, n_slices: int, thickness: float) -> bytes:

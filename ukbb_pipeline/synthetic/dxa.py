@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +29,7 @@ from ukbb_pipeline.synthetic.identity import (
     visit,
 )
 from ukbb_pipeline.synthetic.manifest import ManifestRow, manifest_text
+from ukbb_pipeline.synthetic.part10 import encode_file
 from ukbb_pipeline.synthetic.phantom import Phantom
 from ukbb_pipeline.synthetic.quirks import DxaQuirks
 from ukbb_pipeline.synthetic.stations import ds_text
@@ -97,7 +97,6 @@ class _Image:
     pixels: np.ndarray
     area: tuple[int, int]
     acquired: datetime
-    exported: datetime
 
 
 def write_dxa_zip(
@@ -132,7 +131,7 @@ def write_dxa_zip(
         for order, region in enumerate(REGIONS):
             pixels = dxa_images.region_image(phantom, region, size=size)
             acquired = start + timedelta(seconds=60.0 + 110.0 * order)
-            images.append(_Image(region.name, region.instance, pixels, region.area, acquired, export))
+            images.append(_Image(region.name, region.instance, pixels, region.area, acquired))
     grid = dxa_images.total_body_grid(phantom, size=size, rng=rng)
     pairs = [(phantom, (TISSUE_INSTANCE, BONE_INSTANCE))]
     if quirks.n_total_body_pairs == 2:
@@ -143,9 +142,9 @@ def write_dxa_zip(
         tissue = dxa_images.soft_tissue_image(dxa_images.tissue_thickness(body, grid))
         bone = dxa_images.bone_image(body, grid, tissue)
         acquired = start + timedelta(seconds=800.0 + 480.0 * order)
-        images.append(_Image(TOTAL_BODY, numbers[0], tissue, dxa_images.TOTAL_BODY_AREA, acquired, export))
+        images.append(_Image(TOTAL_BODY, numbers[0], tissue, dxa_images.TOTAL_BODY_AREA, acquired))
         if not quirks.only_one_total_body:
-            images.append(_Image(TOTAL_BODY, numbers[1], bone, dxa_images.TOTAL_BODY_AREA, acquired, export))
+            images.append(_Image(TOTAL_BODY, numbers[1], bone, dxa_images.TOTAL_BODY_AREA, acquired))
         chosen = (tissue, None if quirks.only_one_total_body else bone)
     members, rows = [], []
     for image in sorted(images, key=lambda im: im.instance):
@@ -170,7 +169,7 @@ def write_dxa_zip(
         members = shuffled(members, rng=rng)
     write_zip(path, members, when=export)
     chosen_numbers = pairs[-1][1][:1] if quirks.only_one_total_body else pairs[-1][1]
-    superseded = tuple(n for body, numbers in pairs[:-1] for n in numbers[: len(chosen_numbers)])
+    superseded = tuple(n for _, numbers in pairs[:-1] for n in numbers[: len(chosen_numbers)])
     width, height = dxa_images.TOTAL_BODY_AREA
     return DxaTruth(
         path=path,
@@ -205,7 +204,6 @@ def _dicom_bytes(exam: _Exam, image: _Image, *, sop: str, rng: np.random.Generat
     meta.ImplementationVersionName = OFFIS_IMPLEMENTATION_VERSION
     meta.SourceApplicationEntityTitle = "GELUNAR"
     ds = Dataset()
-    ds.file_meta = meta
     ds.SpecificCharacterSet = "ISO_IR 100"
     ds.ImageType = ["DERIVED", "PRIMARY"]
     ds.SOPClassUID = ComputedRadiographyImageStorage
@@ -266,6 +264,4 @@ def _dicom_bytes(exam: _Exam, image: _Image, *, sop: str, rng: np.random.Generat
     ds.PerformedProcedureStepDescription = image.region
     ds.add_new(0x00408302, "DS", ds_text(round(float(rng.uniform(0.005, 0.05)), 4)))  # EntranceDoseInmGy
     ds.add_new(0x7FE00010, "OB", np.ascontiguousarray(image.pixels, dtype=np.uint8).tobytes())
-    out = BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
+    return encode_file(ds, meta)

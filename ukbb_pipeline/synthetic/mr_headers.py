@@ -23,6 +23,7 @@ IMAGE_TYPE = {
     "W": ["DERIVED", "PRIMARY", "M", "DIXON", "WATER"],
 }
 ECHO = {"in": (4.77, 2), "opp": (2.39, 1), "F": (2.39, 1), "W": (2.39, 1)}  # echo time (ms), echo number
+STUDY_DESCRIPTION = "UKBIOBANK^Body"  # the real text is not public
 SIEMENS_IMPLEMENTATION_UID = "1.3.12.2.1107.5.2"
 SIEMENS_IMPLEMENTATION_VERSION = "MR_D13"
 BITS_STORED = 12
@@ -114,7 +115,7 @@ def series_dataset(study: Study, series: Series) -> Dataset:
     ds.InstitutionName = "UK Biobank"
     ds.ReferringPhysicianName = ""
     ds.StationName = f"AWP{study.scanner_serial}"
-    ds.StudyDescription = "UKBIOBANK^Body"
+    ds.StudyDescription = STUDY_DESCRIPTION
     ds.SeriesDescription = series.description
     ds.ManufacturerModelName = "Aera"
     ds.PatientName = visit.patient_name

@@ -6,16 +6,16 @@ stations, SeriesNumbers 1-24) plus a manifest, members in random order. See ukbb
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 
 from ukbb_pipeline.synthetic import acquisition
-from ukbb_pipeline.synthetic.identity import MRI_SCANNER_SERIALS, SIEMENS_ROOT, UidFactory, Visit, visit
+from ukbb_pipeline.synthetic.identity import MRI_SCANNER_SERIALS, SIEMENS_ROOT, UidFactory, visit
 from ukbb_pipeline.synthetic.manifest import ManifestRow, manifest_text
 from ukbb_pipeline.synthetic.mr_headers import (
+    STUDY_DESCRIPTION,
     VARYING_TAGS,
     Series,
     Study,
@@ -24,130 +24,17 @@ from ukbb_pipeline.synthetic.mr_headers import (
     series_description,
     slice_elements,
 )
+from ukbb_pipeline.synthetic.mri_truth import MriTruth, StationTruth
 from ukbb_pipeline.synthetic.part10 import SeriesEncoder
 from ukbb_pipeline.synthetic.phantom import Phantom
 from ukbb_pipeline.synthetic.quirks import CHANNELS, MriQuirks
 from ukbb_pipeline.synthetic.stations import N_STATIONS, StationGeometry, station_geometries
-from ukbb_pipeline.synthetic.truth import sample_truth
 from ukbb_pipeline.synthetic.zipout import Member, shuffled, write_zip
 
 MRI_FIELD = 20201
 REPEAT_FIRST_SERIES = 25  # a repeated station's new acquisition is numbered 25-28
 STATION_INTERVAL = 55.0  # s between station acquisitions
 MISMATCH_CROP = {"full": (6, 8), "small": (2, 2)}  # rows, columns the W series lacks in a size mismatch
-
-
-@dataclass(frozen=True)
-class StationTruth:
-    """One acquisition of one station as written to the zip.
-
-    ``geometry`` is the voxel grid (pixel [r, c] of slice k at LPS (x0 + c*ps, y0 + r*ps, z[k]), slice 0 the most
-    superior); ``shapes`` the written (slices, Rows, Columns) per channel; ``dropped`` the slice indices left out
-    per channel. Pixel values are ``expected(channel)`` plus magnitude noise, rounded and clipped to 0-4095.
-    """
-
-    station: int
-    geometry: StationGeometry
-    series_numbers: dict[str, int]
-    series_times: dict[str, str]
-    gain: float
-    edge_factors: tuple[float, ...]
-    swapped: bool
-    corrupted: bool
-    shapes: dict[str, tuple[int, int, int]]
-    dropped: dict[str, tuple[int, ...]]
-    phantom: Phantom = field(repr=False)
-
-    @property
-    def origin(self) -> tuple[float, float, float]:
-        """LPS of pixel [0, 0] of the most superior slice (its ImagePositionPatient)."""
-        return self.geometry.position(0)
-
-    @property
-    def spacing(self) -> tuple[float, float, float]:
-        """(column spacing x, row spacing y, slice spacing z) in mm."""
-        g = self.geometry
-        return (g.pixel_spacing, g.pixel_spacing, g.thickness)
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        """(slices, Rows, Columns) of the full station grid."""
-        g = self.geometry
-        return (g.n_slices, g.rows, g.columns)
-
-    def expected(self, channel: str) -> np.ndarray:
-        """The noise-free float32 image (slices, Rows, Columns) this station's ``channel`` series encodes.
-
-        Body and table, times the gain and slab-edge factors, fat and water exchanged when swapped; cropped like
-        the written series (but with dropped slices kept).
-        """
-        source = {"F": "W", "W": "F"}.get(channel, channel) if self.swapped else channel
-        factors = None if all(f == 1.0 for f in self.edge_factors) else np.asarray(self.edge_factors)
-        images = acquisition.clean_channels(
-            self.phantom, self.geometry, gain=self.gain, factors=factors, corrupted=self.corrupted
-        )
-        _, rows, columns = self.shapes[channel]
-        return images[source][:, :rows, :columns]
-
-
-@dataclass(frozen=True)
-class MriTruth:
-    """What a synthetic MRI zip holds, and the phantom it was made from.
-
-    ``stations`` are the acquisitions a correct reader keeps (one per present station, head to knee: for a
-    repeated station the later one); ``discarded`` the superseded, motion-corrupted ones.
-    """
-
-    path: Path
-    eid: int
-    instance: int
-    size: str
-    seed: int
-    phantom: Phantom
-    quirks: MriQuirks
-    visit: Visit
-    study_uid: str
-    stations: tuple[StationTruth, ...]
-    discarded: tuple[StationTruth, ...]
-    members: tuple[str, ...]
-
-    @property
-    def n_dicoms(self) -> int:
-        return sum(1 for name in self.members if name.endswith(".dcm"))
-
-    @property
-    def swapped_stations(self) -> tuple[int, ...]:
-        return tuple(s.station for s in self.stations if s.swapped)
-
-    @property
-    def station_numbers(self) -> tuple[int, ...]:
-        return tuple(s.station for s in self.stations)
-
-    def station(self, number: int) -> StationTruth:
-        for truth in self.stations:
-            if truth.station == number:
-                return truth
-        raise KeyError(f"station {number} is not in this zip")
-
-    @property
-    def z_range(self) -> tuple[float, float]:
-        """(lowest, highest) slice-centre z over the kept stations (mm)."""
-        zs = [z for s in self.stations for z in s.geometry.z]
-        return (min(zs), max(zs))
-
-    def sample(
-        self,
-        *,
-        origin: tuple[float, float, float],
-        spacing: tuple[float, float, float],
-        shape: tuple[int, int, int],
-        channel: str = "fat",
-        include_bed: bool = False,
-    ) -> np.ndarray:
-        """The true ``channel`` on an output grid (array axes x, y, z; see :func:`sample_truth`)."""
-        return sample_truth(
-            self.phantom, origin=origin, spacing=spacing, shape=shape, channel=channel, include_bed=include_bed
-        )
 
 
 def mri_zip_name(eid: int, instance: int = 2) -> str:
@@ -332,7 +219,7 @@ def _write_series(
                 filename=name,
                 patient_id=study.visit.patient_id,
                 study_uid=study.study_uid,
-                study_description="UKBIOBANK^Body",
+                study_description=STUDY_DESCRIPTION,
                 when=study.start,
                 series_uid=series.uid,
                 series_description=series_description(series.station, series.channel),

@@ -70,6 +70,15 @@ def _encode_dataset(dataset: Dataset, *, implicit_vr: bool) -> bytes:
     return fp.getvalue()
 
 
+def encode_file(dataset: Dataset, file_meta: FileMetaDataset) -> bytes:
+    """A complete Part-10 file (preamble, DICM, file meta, data set) for a little-endian, uncompressed syntax."""
+    fp = DicomBytesIO()
+    fp.is_little_endian, fp.is_implicit_VR = True, False
+    write_file_meta_info(fp, FileMetaDataset(file_meta), enforce_standard=True)
+    body = _encode_dataset(dataset, implicit_vr=file_meta.TransferSyntaxUID == ImplicitVRLittleEndian)
+    return PREAMBLE + fp.getvalue() + body
+
+
 class SeriesEncoder:
     """Encodes Part-10 files that share ``shared`` and differ only in elements with ``varying_tags``."""
 

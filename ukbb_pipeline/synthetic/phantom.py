@@ -30,8 +30,12 @@ class Phantom:
     on which the body rests (so a deeper body has its centre further anterior); ``z_shift`` and ``height_scale``
     place and stretch the body along z (crotch at z = ``z_shift``). ``fat_scale`` multiplies the subcutaneous fat
     thickness (never below 10 mm), ``belly`` (mm) deepens the abdomen, ``visceral_fat`` (0-1) sets how fat-rich
-    the abdomen is, ``liver_fat`` is the liver's fat fraction. ``fat_signal`` and ``water_signal`` are the signal of
-    pure fat in the fat image and of muscle water (/0.92) in the water image.
+    the abdomen is, ``liver_fat`` is the liver's fat fraction. ``fat_signal`` is the fat image's value in pure fat;
+    ``water_signal`` the water image's value in pure water (muscle shows 0.92 of it). The body's position thus
+    varies by a few cm in x (``x_shift``), in y (table height and body depth) and in z (``z_shift``).
+
+    Signals are on a uint16-like scale (body up to ~1500, air < 0.5) and every edge is a ~6 mm logistic ramp, so
+    linear interpolation between samples 2-4.5 mm apart is accurate. The table is separate: see :meth:`bed`.
     """
 
     x_shift: float = 0.0
@@ -113,9 +117,8 @@ class Phantom:
         return np.float32(BED_WATER_FACTOR) * self.bed(x, y, z)
 
     def body_mask(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
-        """Whether each point is inside the body (soft occupancy above one half)."""
-        fat, water = self.signals(x, y, z)
-        return (fat / np.float32(self.fat_signal) + water / np.float32(self.water_signal)) > 0.5
+        """Whether each point is inside the body (its soft occupancy is above one half; the lungs are inside)."""
+        return anatomy.body_occupancy(self, x, y, z) > 0.5
 
     def grid(
         self,
@@ -144,7 +147,9 @@ class Phantom:
             water += np.float32(BED_WATER_FACTOR) * plate
         return fat, water
 
-    def coronal_fat_profile(self, *, ys: np.ndarray, x: np.ndarray, z: np.ndarray, include_bed: bool = False):
+    def coronal_fat_profile(
+        self, *, ys: np.ndarray, x: np.ndarray, z: np.ndarray, include_bed: bool = False
+    ) -> np.ndarray:
         """Fat summed over the x and z grid points, for each coronal row y in ``ys`` (1-D, float64)."""
         fat, _ = self.grid(xs=x, ys=ys, zs=z, include_bed=include_bed)
         return fat.sum(axis=(0, 2), dtype=np.float64)

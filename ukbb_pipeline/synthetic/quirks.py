@@ -105,3 +105,38 @@ class DxaQuirks:
             raise ValueError(f"n_total_body_pairs must be 1 or 2, got {self.n_total_body_pairs}")
         if self.manifest_name not in MANIFEST_NAMES:
             raise ValueError(f"manifest_name must be one of {MANIFEST_NAMES}, got {self.manifest_name!r}")
+
+
+# One subject per fault, for demos and integration tests; the last two make a correct reader fail by default.
+_MRI_CATALOGUE = (
+    MriQuirks(),
+    MriQuirks(swapped_station=3),
+    MriQuirks(repeated_station=2),
+    MriQuirks(dropped_slice=(3, 10)),
+    MriQuirks(size_mismatch_station=5, manifest_name="manifest.csv"),
+    MriQuirks(slab_edge_loss=True, station_gains=(0.85, 1.0, 1.2, 0.9, 1.1, 0.95)),
+    MriQuirks(manifest_malformed=True, transfer_syntax=ImplicitVRLittleEndian),
+    MriQuirks(manifest_name=None, noise_sigma=15.0),
+)
+_DXA_CATALOGUE = (
+    DxaQuirks(),
+    DxaQuirks(n_total_body_pairs=2),
+    DxaQuirks(regional_images=False),
+    DxaQuirks(manifest_name="manifest.csv"),
+)
+_FAILING = (MriQuirks(missing_station=4), DxaQuirks(only_one_total_body=True))
+
+
+def mixed_quirks(
+    n_subjects: int, *, include_failures: bool = False
+) -> tuple[dict[int, MriQuirks], dict[int, DxaQuirks]]:
+    """Quirks for ``make_cohort`` cycling through the catalogue of faults (subject 0 is clean).
+
+    With ``include_failures`` the last subject lacks MRI station 4 and its DXA bone image, which a reader should
+    report as a failure (unless missing stations are allowed).
+    """
+    mri = {i: _MRI_CATALOGUE[i % len(_MRI_CATALOGUE)] for i in range(n_subjects)}
+    dxa = {i: _DXA_CATALOGUE[i % len(_DXA_CATALOGUE)] for i in range(n_subjects)}
+    if include_failures and n_subjects > 1:
+        mri[n_subjects - 1], dxa[n_subjects - 1] = _FAILING
+    return mri, dxa

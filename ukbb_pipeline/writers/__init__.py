@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ukbb_pipeline.config import Hdf5WriterConfig, PickleWriterConfig, WriterConfig
+from ukbb_pipeline.config import Hdf5WriterConfig, NiftiWriterConfig, PickleWriterConfig, WriterConfig
 from ukbb_pipeline.writers.base import Output, Writer
 from ukbb_pipeline.writers.hdf5 import Hdf5Writer
 from ukbb_pipeline.writers.pickle import PickleWriter, safe_load
@@ -21,4 +21,8 @@ def make_writer(config: WriterConfig) -> Writer:
         )
     if isinstance(config, PickleWriterConfig):
         return PickleWriter()
+    if isinstance(config, NiftiWriterConfig):
+        from ukbb_pipeline.writers.nifti import NiftiWriter  # needs nibabel, an optional dependency
+
+        return NiftiWriter(compression_level=config.compression_level)
     raise ValueError(f"unknown writer {config.name!r}")

@@ -38,7 +38,9 @@ class Writer(ABC):
         return folders.output / f"{stem}{self.suffix}"
 
     @abstractmethod
-    def write(self, folders: StageFolders, stem: str, output: Output, *, fingerprint: str, nested: bool = False) -> Path:
+    def write(
+        self, folders: StageFolders, stem: str, output: Output, *, fingerprint: str, nested: bool = False
+    ) -> Path:
         """Write ``output`` for input ``stem``, atomically; return its path."""
 
     @abstractmethod

@@ -46,7 +46,9 @@ class Hdf5Writer(Writer):
             return h5py.File(path, mode)
         return h5py.File(path, mode, locking=self.file_locking)
 
-    def write(self, folders: StageFolders, stem: str, output: Output, *, fingerprint: str, nested: bool = False) -> Path:
+    def write(
+        self, folders: StageFolders, stem: str, output: Output, *, fingerprint: str, nested: bool = False
+    ) -> Path:
         final = self.output_path(folders, stem)
         with atomic_file(final, scratch_dir=folders.scratch) as tmp:
             with self.open(tmp, "w") as handle:

@@ -76,7 +76,9 @@ class PickleWriter(Writer):
             return folders.output / stem / f"{stem}{self.suffix}"
         return folders.output / f"{stem}{self.suffix}"
 
-    def write(self, folders: StageFolders, stem: str, output: Output, *, fingerprint: str, nested: bool = False) -> Path:
+    def write(
+        self, folders: StageFolders, stem: str, output: Output, *, fingerprint: str, nested: bool = False
+    ) -> Path:
         payload: dict[str, Any] = {name: np.asarray(array, dtype=np.float32) for name, array in output.arrays.items()}
         payload["pixel_spacing"] = [float(value) for value in output.attrs[output.spacing_attr]]
         final = self.output_path(folders, stem, nested=nested)

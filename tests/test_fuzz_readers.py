@@ -1,0 +1,97 @@
+"""Random corruptions of valid synthetic zips: a reader either succeeds or raises InputError, never anything else.
+
+Two kinds of damage: bytes of the zip file itself (what a broken download looks like), and bytes of the DICOM files
+inside an intact zip (what a broken export looks like; the CRCs then pass and only the DICOM parser sees it).
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import tempfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ukbb_pipeline.config import ZipLimits
+from ukbb_pipeline.errors import InputError
+from ukbb_pipeline.inputs import parse_input
+from ukbb_pipeline.stages.unzip_dxa import process_dxa_zip
+from ukbb_pipeline.synthetic import DxaQuirks, Phantom, write_dxa_zip
+
+FUZZ = settings(max_examples=40, deadline=5000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+edits = st.lists(
+    st.tuples(st.floats(0, 1, exclude_max=True), st.sampled_from(["flip", "zero", "cut", "insert"]),
+              st.integers(1, 64)),
+    min_size=1,
+    max_size=4,
+)
+
+
+def _damage(data: bytes, plan: list[tuple[float, str, int]]) -> bytes:
+    damaged = bytearray(data)
+    for where, how, length in plan:
+        at = int(where * len(damaged))
+        if how == "flip":
+            damaged[at : at + length] = bytes(b ^ 0xA5 for b in damaged[at : at + length])
+        elif how == "zero":
+            damaged[at : at + length] = bytes(len(damaged[at : at + length]))
+        elif how == "cut":
+            del damaged[at:]
+        else:
+            damaged[at:at] = b"\x07" * length
+        if not damaged:
+            break
+    return bytes(damaged)
+
+
+@functools.cache
+def _valid_dxa_zip() -> bytes:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "valid.zip"
+        write_dxa_zip(path, eid=1000001, phantom=Phantom.random(0), quirks=DxaQuirks(regional_images=False))
+        return path.read_bytes()
+
+
+READERS: dict[str, tuple[Callable[[], bytes], Callable, str]] = {
+    "dxa": (_valid_dxa_zip, functools.partial(process_dxa_zip, limits=ZipLimits()), "1000001_20158_2_0.zip"),
+}
+
+
+def _read(reader: Callable, path: Path) -> None:
+    try:
+        reader(parse_input(path))
+    except InputError as error:
+        assert "\n" not in str(error), "reasons are one line"
+
+
+@pytest.mark.parametrize("kind", sorted(READERS))
+@FUZZ
+@given(plan=edits)
+def test_damaged_zip_bytes(kind, plan, tmp_path):
+    make, reader, name = READERS[kind]
+    path = tmp_path / name
+    path.write_bytes(_damage(make(), plan))
+    _read(reader, path)
+
+
+@pytest.mark.parametrize("kind", sorted(READERS))
+@FUZZ
+@given(plan=edits, which=st.integers(0, 10_000))
+def test_damaged_dicom_members(kind, plan, which, tmp_path):
+    make, reader, name = READERS[kind]
+    with zipfile.ZipFile(io.BytesIO(make())) as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist()}
+    dicoms = sorted(name for name in members if name.endswith(".dcm"))
+    victim = dicoms[which % len(dicoms)]
+    members[victim] = _damage(members[victim], plan)
+    path = tmp_path / name
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, data in members.items():
+            archive.writestr(member, data)
+    _read(reader, path)

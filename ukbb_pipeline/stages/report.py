@@ -1,0 +1,30 @@
+"""Stage ``report``: one self-contained HTML page about the stages under ``paths.root`` (:mod:`ukbb_pipeline.report`).
+
+Reads manifests and QC pictures only, processes no inputs, and writes ``<output_dir>/report-<time>.html``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ukbb_pipeline.config import ReportConfig
+from ukbb_pipeline.report import write_report
+from ukbb_pipeline.runner import RunOptions, StageSummary
+from ukbb_pipeline.writers import Writer
+
+log = logging.getLogger(__name__)
+
+
+def run(config: ReportConfig, *, options: RunOptions, writer: Writer, qc: bool = True) -> list[StageSummary]:
+    if config.max_pictures < 0 or config.max_rows < 1:
+        raise ValueError("stage.max_pictures must be >= 0 and stage.max_rows >= 1")
+    path = write_report(
+        config.stage_dirs,
+        output_dir=Path(config.output_dir),
+        root=Path(config.input_dir),
+        max_pictures=config.max_pictures,
+        max_rows=config.max_rows,
+    )
+    log.info("report: %s", path)
+    return []
