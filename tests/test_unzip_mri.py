@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import zipfile
 from collections.abc import Callable
@@ -10,6 +11,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless
 
 from ukbb_pipeline.errors import InputError
@@ -311,3 +314,40 @@ def _sidecar_origin(output_dir: Path) -> list[float]:
 
     sidecar = json.loads((output_dir / "pipeline-unzip-mri" / "sidecars" / "1000001_20201_2_0.json").read_text())
     return sidecar["attrs"]["origin"]
+
+
+@pytest.fixture(scope="module")
+def valid_zip_bytes(make_zip) -> bytes:
+    return make_zip(seed=50, eid=1005000).path.read_bytes()
+
+
+@settings(max_examples=25, deadline=10_000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(where=st.floats(0, 1, exclude_max=True), how=st.sampled_from(["flip", "zero", "cut", "insert"]),
+       length=st.integers(1, 64), which=st.integers(0, 10_000))
+def test_a_damaged_dicom_member_is_a_one_line_reason_never_a_crash(valid_zip_bytes, tmp_path, where, how, length,
+                                                                    which):
+    with zipfile.ZipFile(io.BytesIO(valid_zip_bytes)) as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist()}
+    dicoms = sorted(name for name in members if name.endswith(".dcm"))
+    victim = dicoms[which % len(dicoms)]
+    data = bytearray(members[victim])
+    at = int(where * len(data))
+    if how == "flip":
+        data[at : at + length] = bytes(b ^ 0xA5 for b in data[at : at + length])
+    elif how == "zero":
+        data[at : at + length] = bytes(len(data[at : at + length]))
+    elif how == "cut":
+        del data[at:]
+    else:
+        data[at:at] = b"\x07" * length
+    members[victim] = bytes(data)
+    path = tmp_path / "1005000_20201_2_0.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, payload in members.items():
+            archive.writestr(name, payload)
+    reason = ""
+    try:
+        process_mri_zip(parse_input(path))  # a damaged pixel value may pass: the zip is then read as it is
+    except InputError as error:
+        reason = str(error)
+    assert "\n" not in reason

@@ -50,13 +50,19 @@ def read_dixon_zip(
     ):
         n_members += 1
         dataset = dicom.parse(member)
-        header = read_header(dataset, name=member.name)
-        if header.channel is None:
-            not_dixon[header.description or "(no SeriesDescription)"] += 1
-            continue
-        if header.channel not in wanted:
-            continue
-        image = slice_pixels(dataset, header)
+        try:
+            header = read_header(dataset, name=member.name)
+            if header.channel is None:
+                not_dixon[header.description or "(no SeriesDescription)"] += 1
+                continue
+            if header.channel not in wanted:
+                continue
+            image = slice_pixels(dataset, header)
+        except InputError:
+            raise
+        except Exception as error:  # pydicom raises many types on values damaged past the header's structure
+            name = _label(member.name)
+            raise InputError(f"member {name} has a damaged DICOM header ({type(error).__name__})") from None
         if image.shape != (header.rows, header.columns):
             raise InputError(f"member {_label(member.name)} is not a single-frame {header.rows}x{header.columns} image")
         headers, images = slices[(header.series_uid, header.series_number, header.channel)]
