@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +47,7 @@ def small_layout() -> list[FakeStation]:
     overlap = 36.0
     top = 600.0
     stations = []
-    for number, (r, n, step) in enumerate(zip(rows, slices, steps), start=1):
+    for number, (r, n, step) in enumerate(zip(rows, slices, steps, strict=True), start=1):
         z = tuple(top - step / 2 - k * step for k in range(n))
         stations.append(FakeStation(number, r, 56, z))
         top = top - n * step + overlap
@@ -154,7 +154,8 @@ def write_zip(path: Path, stations: list[FakeStation], *, seed: int = 0, gains=N
     for station in stations:
         if station.number == missing:
             continue
-        acquisitions.append((station, 4 * (station.number - 1) + 1, f"{100000 + 100 * station.number:06d}.000000", False))
+        series_time = f"{100000 + 100 * station.number:06d}.000000"
+        acquisitions.append((station, 4 * (station.number - 1) + 1, series_time, False))
         if station.number == repeat:
             acquisitions.append((station, 25, "125959.000000", True))
     for station, first_number, series_time, is_repeat in acquisitions:
@@ -168,10 +169,8 @@ def write_zip(path: Path, stations: list[FakeStation], *, seed: int = 0, gains=N
             number = first_number + index
             uid = generate_uid()
             volume = images[channel]
-            geometry = station
             if channel == "W" and station.number == shrink_water:
                 volume = volume[:, :-2, :-2]
-                geometry = replace(station, rows=station.rows - 2)
             for k, z in enumerate(station.z):
                 if drop is not None and drop == (station.number, k):
                     continue
@@ -198,5 +197,5 @@ def truth_on_grid(origin, spacing, shape) -> tuple[np.ndarray, np.ndarray]:
     return fat, water
 
 
-__all__ = ["FakeStation", "body", "dicom_bytes", "small_layout", "station_images", "station_series",
-           "truth_on_grid", "write_zip", "pydicom"]
+__all__ = ["FakeStation", "body", "dicom_bytes", "pydicom", "small_layout", "station_images", "station_series",
+           "truth_on_grid", "write_zip"]

@@ -25,7 +25,8 @@ def test_the_union_grid_covers_every_box_at_the_given_spacing():
     grid = union_grid([(-10, 10, -4, 4, 0, 100), (-12, 8, -6, 6, -50, 20)], in_plane=(2.0, 2.0), z_spacing=5.0)
     assert grid.origin == (-12, -6, 100)
     assert grid.shape == (12, 7, 31)
-    assert grid.z[0] == 100 and grid.z[-1] == -50
+    assert grid.z[0] == 100
+    assert grid.z[-1] == -50
     assert grid.zyx_shape == (31, 7, 12)
 
 
@@ -66,7 +67,8 @@ def test_a_series_off_the_grid_is_interpolated_in_plane(axis):
     coordinates = grid.x[placement.x.out] if axis == "x" else grid.y[placement.y.out]
     expected = coordinates[None, :] if axis == "x" else coordinates[:, None]
     np.testing.assert_allclose(values, np.broadcast_to(expected, values.shape), atol=1e-4)
-    assert coordinates.min() >= 0.7 - 1e-6 and coordinates.max() <= 0.7 + 7 * 1.5 + 1e-6
+    assert coordinates.min() >= 0.7 - 1e-6
+    assert coordinates.max() <= 0.7 + 7 * 1.5 + 1e-6
 
 
 def test_a_sub_range_of_output_slices_can_be_sampled_alone():

@@ -48,7 +48,8 @@ def test_a_seam_without_a_ratio_splits_the_chain_into_independent_runs():
     scales = chain_scales(4, log_ratios)
     assert scales[1] / scales[0] == pytest.approx(2.0)
     assert scales[3] / scales[2] == pytest.approx(0.5)
-    assert scales[0] * scales[1] == pytest.approx(1.0) and scales[2] * scales[3] == pytest.approx(1.0)
+    assert scales[0] * scales[1] == pytest.approx(1.0)
+    assert scales[2] * scales[3] == pytest.approx(1.0)
 
 
 def test_station_scales_match_every_seam_and_the_mismatch_falls_to_the_noise():

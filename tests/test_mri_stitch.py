@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from ukbb_pipeline.mri.edges import EdgeTrim
-from ukbb_pipeline.mri.grid import AxisMap, Grid, Placement
+from ukbb_pipeline.mri.grid import Grid, place
+from ukbb_pipeline.mri.series import Series
 from ukbb_pipeline.mri.stitch import Extent, Piece, blend, feather_weights, trim_extents
 
 
@@ -55,28 +56,28 @@ def test_feather_weights_sum_to_one_and_hand_over_smoothly_inside_the_overlap():
     assert upper[z == 50][0] == pytest.approx(0.5, abs=1e-3)  # centred in the overlap
 
 
-def _block_placement(k: slice, y: slice, x: slice) -> Placement:
-    return Placement(z=AxisMap(k, np.arange(k.stop - k.start), None), y=AxisMap(y, y, None), x=AxisMap(x, x, None))
+def _flat_series(value: float, *, z, y0: float, ny: int) -> Series:
+    z = np.asarray(z, dtype=np.float64)
+    return Series(uid=str(value), number=1, description="t_F", channel="F", acquired="", z=z,
+                  volume=np.full((z.size, ny, 4), value, dtype=np.uint16), x0=0.0, y0=y0, sx=1.0, sy=1.0)
 
 
 def test_blend_copies_single_coverage_and_mixes_overlaps_voxel_by_voxel():
     grid = Grid(origin=(0.0, 0.0, 9.0), spacing=(1.0, 1.0, 1.0), shape=(4, 6, 10))  # z = 9 ... 0
-    upper = _block_placement(slice(0, 6), slice(0, 6), slice(0, 4))  # z 9..4, all rows
-    lower = _block_placement(slice(4, 10), slice(1, 5), slice(0, 4))  # z 5..0, rows 1-4 only
+    upper = _flat_series(100, z=[9, 8, 7, 6, 5, 4], y0=0.0, ny=6)  # all rows
+    lower = _flat_series(50, z=[5, 4, 3, 2, 1, 0], y0=1.0, ny=4)  # rows 1-4 only
+    placements = [place(series, grid, top=9.0, bottom=0.0) for series in (upper, lower)]
     weights = np.zeros((2, 10), dtype=np.float32)
     weights[0, :4], weights[1, 6:] = 1, 1
     weights[:, 4:6] = [[0.75, 0.25], [0.25, 0.75]]
-    pieces = [
-        Piece(upper, lambda: np.full((6, 6, 4), 100.0, np.float32)),
-        Piece(lower, lambda: np.full((6, 4, 4), 50.0, np.float32), scale=2.0),  # harmonised to 100
-    ]
+    pieces = [Piece(upper, placements[0]), Piece(lower, placements[1], scale=2.0)]  # harmonised to 100
     out = blend(pieces, weights, grid)
     assert out.shape == (10, 6, 4)
     np.testing.assert_allclose(out[:4], 100.0)
     np.testing.assert_allclose(out[4:6], 100.0)  # both scaled to 100: no step
     np.testing.assert_allclose(out[6:, 1:5], 100.0)
     np.testing.assert_allclose(out[6:, [0, 5]], 0.0)  # outside every station: air
-    pieces[1] = Piece(lower, lambda: np.full((6, 4, 4), 60.0, np.float32))
+    pieces[1] = Piece(_flat_series(60, z=lower.z, y0=1.0, ny=4), placements[1])
     out = blend(pieces, weights, grid)
     assert out[4, 2, 0] == pytest.approx(0.75 * 100 + 0.25 * 60)
     assert out[4, 0, 0] == pytest.approx(100.0)  # only the upper station covers row 0: it is used as it is

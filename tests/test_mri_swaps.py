@@ -74,3 +74,8 @@ def test_a_lone_station_is_judged_by_its_pattern():
 def test_stations_separated_by_a_missing_one_are_judged_separately():
     patterns = [RIGHT, RIGHT, SWAPPED, RIGHT]  # station 3 (index 2) has a neighbour below only
     assert find_swapped(patterns, {(0, 1): CLEAR, (2, 3): -CLEAR}) == [2]
+
+
+def test_missing_evidence_counts_as_none():
+    assert find_swapped([float("nan"), RIGHT], {(0, 1): CLEAR}) == []
+    assert find_swapped([SWAPPED, RIGHT], {(0, 1): float("nan")}) == [0]

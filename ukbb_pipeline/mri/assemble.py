@@ -7,21 +7,21 @@ residual mismatch after harmonising) are returned for QC.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ukbb_pipeline.mri.edges import EdgeTrim, noisy_edge_slices, slice_profile
+from ukbb_pipeline.mri.edges import REFERENCE_SLICES, EdgeTrim, noisy_edge_slices, slice_profile
 from ukbb_pipeline.mri.grid import Grid, Placement, place, sample, union_grid
 from ukbb_pipeline.mri.harmonise import Overlap, relative_mismatch, station_scales
+from ukbb_pipeline.mri.series import Series
 from ukbb_pipeline.mri.stations import Station
 from ukbb_pipeline.mri.stitch import Extent, Piece, blend, feather_weights, trim_extents
 from ukbb_pipeline.mri.swaps import find_swapped, pattern_score, seam_agreement
 
 FAT_WATER = ("F", "W")
-PATTERN_SLICE_STEP = 2  # the fat pattern of a station is judged on every other slice
+PATTERN_PIXEL_MM = 5.0  # the fat pattern of a station is judged on every other slice, at pixels of up to 5 mm
 
 
 @dataclass
@@ -39,7 +39,7 @@ class SeamReport:
 
 @dataclass
 class Stitched:
-    """The stitched volumes, float32 (z, y, x) head first, on ``grid``, with what was found on the way."""
+    """The stitched volumes as output arrays (x, y, z), on ``grid``, with what was found on the way."""
 
     volumes: dict[str, np.ndarray]
     grid: Grid
@@ -64,32 +64,33 @@ def stitch_stations(
     feather_mm: float = 24.0,
     harmonise: bool = True,
     fix_swaps: bool = False,
+    dtype: str = "float32",
 ) -> Stitched:
-    """Stitch ``stations`` (head to feet) into one volume per channel of ``channels``.
+    """Stitch ``stations`` (head to feet) into one (x, y, z) volume of ``dtype`` per channel of ``channels``.
 
     ``z_spacing`` defaults to the in-plane spacing. ``trim_slices`` are dropped at every overlapped station end,
     and up to ``max_trim_slices`` at any end whose signal drops by ``edge_drop`` (0 disables the search).
     ``feather_mm`` is the width of the blend at each seam. With ``fix_swaps``, stations found with fat and water
     swapped are swapped back before stitching.
     """
-    notes: list[str] = []
     first = stations[0].first()
     in_plane = (first.sx, first.sy)
-    for station in stations:
-        for channel, series in station.channels.items():
-            if abs(series.sx / in_plane[0] - 1) > 1e-4 or abs(series.sy / in_plane[1] - 1) > 1e-4:
-                notes.append(f"station {station.number} {channel}: pixel spacing differs from station "
-                             f"{stations[0].number}'s; resampled in-plane")
+    notes = _spacing_notes(stations, in_plane)
     sz = float(z_spacing) if z_spacing else in_plane[0]
 
+    # Where each station contributes, and the grid covering them all.
     positions = [_station_positions(station) for station in stations]
     covered = [
-        (i > 0 and positions[i - 1][-1] < positions[i][0], i < len(positions) - 1 and positions[i + 1][0] > positions[i][-1])
+        (i > 0 and positions[i - 1][-1] < positions[i][0],
+         i < len(positions) - 1 and positions[i + 1][0] > positions[i][-1])
         for i in range(len(positions))
     ]
-    wanted = [_noisy_edges(s, max_trim_slices, edge_drop, ends) for s, ends in zip(stations, covered)]
+    wanted = [_noisy_edges(s, max_trim_slices, edge_drop, ends) for s, ends in zip(stations, covered, strict=True)]
     extents = trim_extents(positions, wanted, minimum=trim_slices, min_overlap=sz)
-    boxes = [(*_in_plane_box(station), extent.bottom, extent.top) for station, extent in zip(stations, extents)]
+    boxes = [
+        (*_in_plane_box(station), extent.bottom, extent.top)
+        for station, extent in zip(stations, extents, strict=True)
+    ]
     grid = union_grid(boxes, in_plane=in_plane, z_spacing=sz)
     placements = [
         {
@@ -97,92 +98,56 @@ def stitch_stations(
                            hold=(extent.top, extent.bottom))
             for channel, series in station.channels.items()
         }
-        for station, extent in zip(stations, extents)
+        for station, extent in zip(stations, extents, strict=True)
     ]
     for i in range(len(stations) - 1):
         if extents[i + 1].reach_top < extents[i].reach_bottom - 1e-3:
             notes.append(f"gap of {extents[i].bottom - extents[i + 1].top:.1f} mm between stations "
                          f"{stations[i].number} and {stations[i + 1].number}: left empty")
 
+    # What adjacent stations show of the same tissue: the evidence for swaps and for intensity scales.
     shared = [c for c in dict.fromkeys([*channels, *FAT_WATER]) if all(c in s.channels for s in stations)]
     overlaps = [_overlap(stations, extents, i, grid, shared) for i in range(len(stations) - 1)]
     overlaps = [overlap for overlap in overlaps if overlap is not None]
-
-    # Fat/water: which stations are swapped.
-    can_check = all(c in shared for c in FAT_WATER)
-    patterns = [_pattern(station) if can_check else float("nan") for station in stations]
-    agreements = {}
-    if can_check:
-        for overlap in overlaps:
-            agreements[(overlap.upper, overlap.lower)] = seam_agreement(
-                overlap.upper_data["F"], overlap.upper_data["W"], overlap.lower_data["F"], overlap.lower_data["W"],
-                overlap.body,
-            )
+    if all(c in shared for c in FAT_WATER):
+        patterns = [_pattern(station) for station in stations]
+        agreements = {
+            (o.upper, o.lower): seam_agreement(o.upper_data["F"], o.upper_data["W"], o.lower_data["F"],
+                                               o.lower_data["W"], o.body)
+            for o in overlaps
+        }
         swapped_index = find_swapped(patterns, agreements)
     else:
-        swapped_index = []
+        patterns, agreements, swapped_index = [float("nan")] * len(stations), {}, []
         notes.append("fat/water not checked: F and W are not both read for every station")
-    swapped = [stations[i].number for i in swapped_index]
-
-    # Which stored series feeds each output channel, and the channel it truly holds.
-    def truth(i: int, stored: str) -> str:
-        return _other(stored) if i in swapped_index and stored in FAT_WATER else stored
-
-    def source(i: int, channel: str) -> str:
-        return truth(i, channel) if fix_swaps else channel
-
+    mapping = _ChannelMap(swapped_index, fix=fix_swaps)
     corrected = [_relabel(overlap, swapped_index) for overlap in overlaps]
-    scale_channels = dict.fromkeys(truth(i, c) for i in range(len(stations)) for c in channels)
-    true_scales: dict[str, np.ndarray] = {}
-    ratios: dict[str, list[float | None]] = {}
-    for channel in scale_channels:
-        if harmonise and channel in shared:
-            true_scales[channel], ratios[channel] = station_scales(corrected, len(stations), channel)
-        else:
-            true_scales[channel], ratios[channel] = np.ones(len(stations)), [None] * len(corrected)
+    true_scales, ratios = _true_scales(corrected, len(stations), mapping, channels, shared, harmonise=harmonise)
 
+    # One channel at a time: blend in float32, then convert to the output layout and let the float32 go.
     scales: dict[str, list[float]] = {}
     volumes: dict[str, np.ndarray] = {}
     weights = feather_weights(grid.z, extents, feather_mm=feather_mm)
     for channel in channels:
-        pieces, applied = [], []
+        pieces = []
         for i, station in enumerate(stations):
-            stored = source(i, channel)
-            scale = float(true_scales[truth(i, stored)][i])
-            placement = placements[i][stored]
-            pieces.append(Piece(placement, functools.partial(sample, station.channels[stored], placement), scale))
-            applied.append(scale)
-        volumes[channel] = blend(pieces, weights, grid)
-        scales[channel] = applied
+            stored = mapping.source(i, channel)
+            scale = float(true_scales[mapping.truth(i, stored)][i])
+            pieces.append(Piece(station.channels[stored], placements[i][stored], scale))
+        scales[channel] = [piece.scale for piece in pieces]
+        volumes[channel] = to_output_array(blend(pieces, weights, grid), dtype=dtype)
 
-    seams = []
-    for index, (overlap, fixed_view) in enumerate(zip(overlaps, corrected)):
-        upper, lower = overlap.upper, overlap.lower
-        report = SeamReport(
-            upper=stations[upper].number,
-            lower=stations[lower].number,
-            z_mm=overlap.z_mm,
-            overlap_mm=extents[lower].top - extents[upper].bottom,
-            agreement=agreements.get((upper, lower), float("nan")),
-        )
-        view = fixed_view if fix_swaps else overlap
-        for channel in channels:
-            if channel not in shared:
-                continue
-            found = ratios.get(channel, [None] * len(overlaps))[index]
-            report.ratio[channel] = float("nan") if found is None else found
-            report.mismatch[channel] = relative_mismatch(
-                view.upper_data[channel] * scales[channel][upper],
-                view.lower_data[channel] * scales[channel][lower],
-                overlap.body,
-            )
-        seams.append(report)
+    seams = [
+        _seam_report(stations, extents, overlap, corrected[index] if fix_swaps else overlap, index, channels,
+                     shared, agreements, ratios, scales)
+        for index, overlap in enumerate(overlaps)
+    ]
     return Stitched(
         volumes=volumes,
         grid=grid,
         stations=[station.number for station in stations],
-        swapped=swapped,
-        fixed=fix_swaps and bool(swapped),
+        swapped=[stations[i].number for i in swapped_index],
+        fixed=fix_swaps and bool(swapped_index),
         scales=scales,
         patterns=patterns,
         trims=[extent.trimmed for extent in extents],
@@ -191,18 +156,85 @@ def stitch_stations(
     )
 
 
+@dataclass(frozen=True)
+class _ChannelMap:
+    """Which stored series feeds each output channel, and which channel a stored series truly holds."""
+
+    swapped: Sequence[int]  # station indices
+    fix: bool
+
+    def truth(self, i: int, stored: str) -> str:
+        return _other(stored) if i in self.swapped and stored in FAT_WATER else stored
+
+    def source(self, i: int, channel: str) -> str:
+        return self.truth(i, channel) if self.fix else channel
+
+
+def _true_scales(
+    corrected: Sequence[Overlap], n_stations: int, mapping: _ChannelMap, channels: Sequence[str],
+    shared: Sequence[str], *, harmonise: bool,
+) -> tuple[dict[str, np.ndarray], dict[str, list[float | None]]]:
+    """Station scales per true channel (from overlaps with swaps undone), and the ratio found at each seam."""
+    wanted = dict.fromkeys(mapping.truth(i, c) for i in range(n_stations) for c in channels)
+    scales: dict[str, np.ndarray] = {}
+    ratios: dict[str, list[float | None]] = {}
+    for channel in wanted:
+        if harmonise and channel in shared:
+            scales[channel], ratios[channel] = station_scales(corrected, n_stations, channel)
+        else:
+            scales[channel], ratios[channel] = np.ones(n_stations), [None] * len(corrected)
+    return scales, ratios
+
+
+def _seam_report(
+    stations: Sequence[Station], extents: Sequence[Extent], overlap: Overlap, view: Overlap, index: int,
+    channels: Sequence[str], shared: Sequence[str], agreements: dict[tuple[int, int], float],
+    ratios: dict[str, list[float | None]], scales: dict[str, list[float]],
+) -> SeamReport:
+    """The QC of one seam; ``view`` is the overlap as the output shows it (swaps undone when fixed)."""
+    upper, lower = overlap.upper, overlap.lower
+    report = SeamReport(
+        upper=stations[upper].number,
+        lower=stations[lower].number,
+        z_mm=overlap.z_mm,
+        overlap_mm=extents[lower].top - extents[upper].bottom,
+        agreement=agreements.get((upper, lower), float("nan")),
+    )
+    for channel in channels:
+        if channel not in shared:
+            continue
+        found = ratios.get(channel, [None] * (index + 1))[index]
+        report.ratio[channel] = float("nan") if found is None else found
+        report.mismatch[channel] = relative_mismatch(
+            view.upper_data[channel] * scales[channel][upper],
+            view.lower_data[channel] * scales[channel][lower],
+            overlap.body,
+        )
+    return report
+
+
+def _spacing_notes(stations: Sequence[Station], in_plane: tuple[float, float]) -> list[str]:
+    notes = []
+    for station in stations:
+        for channel, series in station.channels.items():
+            if abs(series.sx / in_plane[0] - 1) > 1e-4 or abs(series.sy / in_plane[1] - 1) > 1e-4:
+                notes.append(f"station {station.number} {channel}: pixel spacing differs from station "
+                             f"{stations[0].number}'s; resampled in-plane")
+    return notes
+
+
 def to_output_array(volume: np.ndarray, *, dtype: str) -> np.ndarray:
-    """A (z, y, x) float32 volume as the output's (x, y, z) array: uint16 rounded and clipped, or float32."""
+    """A (z, y, x) float32 volume as the output's (x, y, z) array: uint16 rounded and clipped, or float32.
+
+    Done one coronal plane at a time: a plane's transpose fits in cache, the whole volume's does not.
+    """
     out = np.empty(volume.shape[::-1], dtype=np.dtype(dtype))
-    target = out.transpose(2, 1, 0)  # a (z, y, x) view of the output
-    if out.dtype == np.uint16:
-        step = max(1, (1 << 22) // max(1, volume.shape[1] * volume.shape[2]))  # a few MB at a time
-        for start in range(0, volume.shape[0], step):
-            part = np.rint(volume[start : start + step])
-            np.clip(part, 0, 65535, out=part)
-            target[start : start + step] = part
-    else:
-        target[...] = volume
+    for row in range(volume.shape[1]):
+        plane = volume[:, row, :]
+        if out.dtype == np.uint16:
+            plane = np.rint(plane)
+            np.clip(plane, 0, 65535, out=plane)
+        out[:, row, :] = plane.T
     return out
 
 
@@ -240,15 +272,32 @@ def _in_plane_box(station: Station) -> tuple[float, float, float, float]:
             max(s.y0 for s in series), min(s.y_end for s in series))
 
 
-def _signal_sum(station: Station, *, z_step: int = 1, step: int = 1) -> np.ndarray | None:
-    """F + W (else every channel) of a station, subsampled, when its channels share one voxel grid."""
-    names = [c for c in FAT_WATER if c in station.channels] or list(station.channels)
-    series = [station.channels[c] for c in names]
-    if any(s.volume.shape != series[0].volume.shape for s in series):
+def _shared_slices(series: Sequence[Series]) -> list[np.ndarray] | None:
+    """The volumes of ``series`` restricted to the slices they all have (same position), when they share one
+    in-plane grid; None otherwise (e.g. a missing slice in one channel only is fine, another FOV is not)."""
+    first = series[0]
+    if any(s.volume.shape[1:] != first.volume.shape[1:] or abs(s.x0 - first.x0) > 1e-3 or abs(s.y0 - first.y0) > 1e-3
+           for s in series):
         return None
-    total = series[0].volume[::z_step, ::step, ::step].astype(np.float32)
+    if all(s.z.size == first.z.size and np.allclose(s.z, first.z, atol=1e-3) for s in series):
+        return [s.volume for s in series]
+    common = first.z
     for s in series[1:]:
-        total += s.volume[::z_step, ::step, ::step]
+        common = common[np.isclose(common[:, None], s.z[None, :], atol=1e-3).any(axis=1)]
+    if common.size < 4:
+        return None
+    return [s.volume[np.isclose(s.z[:, None], common[None, :], atol=1e-3).any(axis=1)] for s in series]
+
+
+def _signal_sum(station: Station, *, step: int = 1) -> np.ndarray | None:
+    """F + W (else every channel) of a station on the slices they share, in-plane subsampled."""
+    names = [c for c in FAT_WATER if c in station.channels] or list(station.channels)
+    volumes = _shared_slices([station.channels[c] for c in names])
+    if volumes is None:
+        return None
+    total = volumes[0][:, ::step, ::step].astype(np.float32)
+    for volume in volumes[1:]:
+        total += volume[:, ::step, ::step]
     return total
 
 
@@ -258,16 +307,20 @@ def _noisy_edges(station: Station, max_slices: int, drop: float, covered: tuple[
     total = _signal_sum(station, step=2)
     if total is None:
         return EdgeTrim()
+    examined = max_slices + REFERENCE_SLICES
+    if total.shape[0] > 2 * examined:  # only the slices near the two ends are looked at
+        total = np.concatenate([total[:examined], total[-examined:]])
     return noisy_edge_slices(slice_profile(total), max_slices=max_slices, drop=drop, covered=covered)
 
 
 def _pattern(station: Station) -> float:
-    fat, water = station.channels["F"], station.channels["W"]
-    if fat.volume.shape != water.volume.shape:
-        return float("nan")
-    step = PATTERN_SLICE_STEP
-    return pattern_score(fat.volume[::step].astype(np.float32), water.volume[::step].astype(np.float32),
-                         row_spacing=fat.sy)
+    fat = station.channels["F"]
+    volumes = _shared_slices([fat, station.channels["W"]])
+    if volumes is None:
+        return 0.0  # no evidence either way
+    step = max(1, int(PATTERN_PIXEL_MM // fat.sy))  # in-plane: pixels of a few mm are enough
+    fat_part, water_part = (v[::2, ::step, ::step].astype(np.float32) for v in volumes)
+    return pattern_score(fat_part, water_part, row_spacing=fat.sy * step)
 
 
 def _overlap(stations: Sequence[Station], extents: Sequence[Extent], i: int, grid: Grid,

@@ -44,9 +44,9 @@ class SliceProfile:
 def slice_profile(volume: np.ndarray) -> SliceProfile:
     """The level and background of each slice of ``volume`` (z, y, x)."""
     planes = volume.reshape(volume.shape[0], -1)
-    count = max(1, int(round(planes.shape[1] * BRIGHT_FRACTION)))
+    count = max(1, round(planes.shape[1] * BRIGHT_FRACTION))
     split = planes.shape[1] - count
-    low = int(round((planes.shape[1] - 1) * BACKGROUND_PERCENTILE / 100))
+    low = round((planes.shape[1] - 1) * BACKGROUND_PERCENTILE / 100)
     ordered = np.partition(planes, [low, split], axis=1)
     return SliceProfile(
         level=ordered[:, split:].mean(axis=1, dtype=np.float64),
@@ -66,7 +66,7 @@ def noisy_edge_slices(
     if max_slices <= 0:
         return EdgeTrim()
     ends = []
-    for flip, is_covered in zip((False, True), covered):
+    for flip, is_covered in zip((False, True), covered, strict=True):
         level = profile.level[::-1] if flip else profile.level
         background = profile.background[::-1] if flip else profile.background
         ends.append(_count_noisy(level, background, max_slices, drop if is_covered else 2 * drop))

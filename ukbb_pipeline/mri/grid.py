@@ -141,6 +141,42 @@ def sample(series: Series, placement: Placement, *, ks: slice | None = None) -> 
     return out
 
 
+def resample_into(
+    target: np.ndarray, series: Series, placement: Placement, *, start: int, stop: int, weights: np.ndarray,
+    add: bool,
+) -> None:
+    """``target`` (set, or ``add``-ed to) = ``weights`` (per slice) times ``series`` resampled onto the output
+    slices ``start:stop`` of ``placement`` (counted from its first slice). Without a temporary block when the
+    series lies on the grid in-plane."""
+    z_map = placement.z
+    index = z_map.index[start:stop]  # type: ignore[index]
+    fraction = None if z_map.fraction is None else z_map.fraction[start:stop]
+    weights = weights.astype(np.float32).reshape(-1, 1, 1)
+    if not (isinstance(placement.y.index, slice) and isinstance(placement.x.index, slice)):
+        block = sample(series, placement, ks=slice(z_map.out.start + start, z_map.out.start + stop))
+        block *= weights
+        if add:
+            target += block
+        else:
+            target[...] = block
+        return
+    # One output slice at a time: each step works on two planes that stay in cache (4x faster than gathering).
+    volume = series.volume[:, placement.y.index, placement.x.index]
+    low_weights = weights.ravel() * (1 - (0 if fraction is None else fraction.astype(np.float32)))
+    high_weights = None if fraction is None else weights.ravel() * fraction.astype(np.float32)
+    scratch = np.empty(target.shape[1:], dtype=np.float32)
+    last = volume.shape[0] - 1
+    for k, j in enumerate(index):
+        if add:
+            np.multiply(volume[j], low_weights[k], out=scratch)
+            target[k] += scratch
+        else:
+            np.multiply(volume[j], low_weights[k], out=target[k])
+        if high_weights is not None and high_weights[k] != 0:
+            np.multiply(volume[min(j + 1, last)], high_weights[k], out=scratch)
+            target[k] += scratch
+
+
 def _lerp(volume: np.ndarray, index: np.ndarray, fraction: np.ndarray | None, *, axis: int) -> np.ndarray:
     """``volume`` gathered at ``index`` and blended towards ``index + 1`` by ``fraction`` along ``axis`` (float32)."""
     low = np.take(volume, index, axis=axis)

@@ -12,9 +12,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import pydicom.uid
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 
+from ukbb_pipeline import dicom
 from ukbb_pipeline.errors import InputError
 from ukbb_pipeline.zipread import _label
 
@@ -27,6 +30,8 @@ _SERIES_NUMBER = Tag(0x0020, 0x0011)
 _SERIES_UID = Tag(0x0020, 0x000E)
 _SERIES_DATE = Tag(0x0008, 0x0021)
 _SERIES_TIME = Tag(0x0008, 0x0031)
+_ACQUISITION_DATE = Tag(0x0008, 0x0022)
+_ACQUISITION_TIME = Tag(0x0008, 0x0032)
 _IMAGE_TYPE = Tag(0x0008, 0x0008)
 _INSTANCE_NUMBER = Tag(0x0020, 0x0013)
 _POSITION = Tag(0x0020, 0x0032)
@@ -36,6 +41,16 @@ _ROWS = Tag(0x0028, 0x0010)
 _COLUMNS = Tag(0x0028, 0x0011)
 _RESCALE_INTERCEPT = Tag(0x0028, 0x1052)
 _RESCALE_SLOPE = Tag(0x0028, 0x1053)
+_BITS_ALLOCATED = Tag(0x0028, 0x0100)
+_PIXEL_REPRESENTATION = Tag(0x0028, 0x0103)
+_SAMPLES_PER_PIXEL = Tag(0x0028, 0x0002)
+_PIXEL_DATA = Tag(0x7FE0, 0x0010)
+# Little-endian syntaxes whose pixel data pydicom hands over as plain bytes (deflate is undone when parsing).
+_NATIVE_LITTLE_ENDIAN = {
+    pydicom.uid.ExplicitVRLittleEndian,
+    pydicom.uid.ImplicitVRLittleEndian,
+    pydicom.uid.DeflatedExplicitVRLittleEndian,
+}
 
 
 @dataclass(frozen=True)
@@ -98,7 +113,7 @@ def read_header(dataset: Dataset, *, name: str) -> SliceHeader:
         series_uid=series_uid or f"number {series_number} {description}",
         series_number=series_number,
         description=description,
-        acquired=_text(dataset, _SERIES_DATE) + _text(dataset, _SERIES_TIME).ljust(13, "0"),
+        acquired=_acquired(dataset),
         position=(position[0], position[1], position[2]),
         orientation=tuple(orientation),  # type: ignore[arg-type]
         spacing=(spacing[0], spacing[1]),
@@ -107,6 +122,26 @@ def read_header(dataset: Dataset, *, name: str) -> SliceHeader:
         instance=_integer(dataset, _INSTANCE_NUMBER),
         rescale=rescale,
     )
+
+
+def _acquired(dataset: Dataset) -> str:
+    """When the series was acquired, as sortable text: SeriesDate/SeriesTime, else AcquisitionDate/Time."""
+    for date_tag, time_tag in ((_SERIES_DATE, _SERIES_TIME), (_ACQUISITION_DATE, _ACQUISITION_TIME)):
+        date, time = _text(dataset, date_tag), _text(dataset, time_tag)
+        if time:
+            return f"{date:>8}{_seconds(time):012.6f}"
+    return ""
+
+
+def _seconds(time: str) -> float:
+    """Seconds since midnight of a DICOM TM value (HHMMSS.FFFFFF, HH:MM:SS in old files); 0 if unreadable."""
+    digits = time.replace(":", "").strip()
+    whole, _, fraction = digits.partition(".")
+    try:
+        hours, minutes, seconds = int(whole[0:2] or 0), int(whole[2:4] or 0), int(whole[4:6] or 0)
+        return hours * 3600 + minutes * 60 + seconds + (float(f"0.{fraction}") if fraction.isdigit() else 0.0)
+    except ValueError:
+        return 0.0
 
 
 def _value(dataset: Dataset, tag: Any) -> tuple[Any, bool]:
@@ -160,3 +195,22 @@ def _unsigned(dataset: Dataset, tag: Any) -> int:
     if isinstance(value, bytes):
         return int.from_bytes(value[:2], "little" if little else "big") if len(value) >= 2 else 0
     return int(value)
+
+
+def slice_pixels(dataset: Dataset, header: SliceHeader) -> np.ndarray:
+    """The (Rows, Columns) image of a slice: a view on its bytes when uncompressed, else pydicom's decoders."""
+    if dicom.transfer_syntax(dataset) in _NATIVE_LITTLE_ENDIAN:
+        bits = _unsigned(dataset, _BITS_ALLOCATED)
+        samples = _unsigned(dataset, _SAMPLES_PER_PIXEL) or 1
+        raw, _ = _value(dataset, _PIXEL_DATA)
+        if bits in (8, 16, 32) and samples == 1 and isinstance(raw, bytes):
+            signed = _unsigned(dataset, _PIXEL_REPRESENTATION) == 1
+            dtype = np.dtype(f"<{'i' if signed else 'u'}{bits // 8}")
+            count = header.rows * header.columns
+            if len(raw) < count * dtype.itemsize:
+                raise InputError(
+                    f"member {_label(header.name)} has {len(raw)} bytes of pixel data, "
+                    f"{count * dtype.itemsize} expected"
+                )
+            return np.frombuffer(raw, dtype=dtype, count=count).reshape(header.rows, header.columns)
+    return dicom.pixels(dataset, name=header.name)

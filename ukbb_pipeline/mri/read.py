@@ -18,7 +18,7 @@ import numpy as np
 
 from ukbb_pipeline import dicom
 from ukbb_pipeline.errors import InputError
-from ukbb_pipeline.mri.header import SliceHeader, read_header
+from ukbb_pipeline.mri.header import SliceHeader, read_header, slice_pixels
 from ukbb_pipeline.mri.series import Series, build_series
 from ukbb_pipeline.zipread import _label, iter_members
 
@@ -42,7 +42,7 @@ def read_dixon_zip(
 ) -> DixonRead:
     """Read the slices of ``channels`` (F, W, in, opp) from a Dixon zip, grouped into :class:`Series`."""
     wanted = set(channels)
-    slices: dict[tuple[str, str], tuple[list[SliceHeader], list[np.ndarray]]] = defaultdict(lambda: ([], []))
+    slices: dict[tuple, tuple[list[SliceHeader], list[np.ndarray]]] = defaultdict(lambda: ([], []))
     not_dixon: dict[str, int] = defaultdict(int)
     n_members = 0
     for member in iter_members(
@@ -50,16 +50,22 @@ def read_dixon_zip(
     ):
         n_members += 1
         dataset = dicom.parse(member)
-        header = read_header(dataset, name=member.name)
-        if header.channel is None:
-            not_dixon[header.description or "(no SeriesDescription)"] += 1
-            continue
-        if header.channel not in wanted:
-            continue
-        image = dicom.pixels(dataset, name=member.name)
+        try:
+            header = read_header(dataset, name=member.name)
+            if header.channel is None:
+                not_dixon[header.description or "(no SeriesDescription)"] += 1
+                continue
+            if header.channel not in wanted:
+                continue
+            image = slice_pixels(dataset, header)
+        except InputError:
+            raise
+        except Exception as error:  # pydicom raises many types on values damaged past the header's structure
+            name = _label(member.name)
+            raise InputError(f"member {name} has a damaged DICOM header ({type(error).__name__})") from None
         if image.shape != (header.rows, header.columns):
             raise InputError(f"member {_label(member.name)} is not a single-frame {header.rows}x{header.columns} image")
-        headers, images = slices[(header.series_uid, header.channel)]
+        headers, images = slices[(header.series_uid, header.series_number, header.channel)]
         headers.append(header)
         images.append(image)
         del dataset

@@ -108,7 +108,9 @@ def build_series(headers: Sequence[SliceHeader], images: Sequence[np.ndarray]) -
     row_dir, column_dir = _unit(orientations[0, :3]), _unit(orientations[0, 3:])
     normal = np.cross(row_dir, column_dir)
     if abs(normal[2]) < AXIS_TOLERANCE:
-        raise InputError(f"{label} is not axial (slice normal {np.round(normal, 3).tolist()}); only axial Dixon is read")
+        raise InputError(
+            f"{label} is not axial (slice normal {np.round(normal, 3).tolist()}); only axial Dixon is read"
+        )
     row_axis, column_axis = _axis(row_dir, label), _axis(column_dir, label)  # 0 = x, 1 = y
     if row_axis == column_axis:
         raise InputError(f"{label} has a degenerate ImageOrientationPatient")

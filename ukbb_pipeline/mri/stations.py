@@ -9,6 +9,7 @@ unless missing stations are allowed. Stations are numbered 1-6 head to feet from
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
@@ -70,7 +71,7 @@ def group_stations(
     numbers = _station_numbers(clusters, expected=expected)
     stations: list[Station] = []
     notes: list[str] = []
-    for number, cluster in zip(numbers, clusters):
+    for number, cluster in zip(numbers, clusters, strict=True):
         chosen, repeat_note = _newest_per_channel(cluster, number)
         lacking = sorted(set(required) - set(chosen))
         if lacking:
@@ -135,7 +136,7 @@ def _station_numbers(clusters: list[list[Series]], *, expected: int) -> list[int
         numbers = [s.number for s in cluster if s.number is not None and 1 <= s.number <= expected * SERIES_PER_STATION]
         from_series.append((min(numbers) - 1) // SERIES_PER_STATION + 1 if numbers else None)
     known = [number for number in from_series if number is not None]
-    if len(known) == len(clusters) and all(a < b for a, b in zip(known, known[1:])):
+    if len(known) == len(clusters) and all(a < b for a, b in itertools.pairwise(known)):
         return known
     return list(range(1, len(clusters) + 1))
 
@@ -154,12 +155,11 @@ def _newest_per_channel(cluster: list[Series], number: int) -> tuple[dict[str, S
     note = ""
     if repeated:
         kept = sorted({s.number for s in chosen.values() if s.number is not None})
-        dropped = sorted({s.number for s in cluster if all(s is not c for c in chosen.values()) and s.number is not None})
-        time = max(s.acquired for s in chosen.values())
+        kept_ids = {id(s) for s in chosen.values()}
+        dropped = sorted({s.number for s in cluster if id(s) not in kept_ids and s.number is not None})
         note = (
             f"station {number} acquired more than once: kept the most recent acquisition "
-            f"(series {_numbers_text(kept)}, SeriesTime {time[8:] if len(time) > 8 else time}), "
-            f"dropped series {_numbers_text(dropped)}"
+            f"(series {_numbers_text(kept)}), dropped series {_numbers_text(dropped)}"
         )
     return dict(sorted(chosen.items())), note
 

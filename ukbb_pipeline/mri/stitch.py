@@ -8,13 +8,14 @@ where only one station covers a voxel it is used as it is.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from ukbb_pipeline.mri.edges import EdgeTrim
-from ukbb_pipeline.mri.grid import Grid, Placement
+from ukbb_pipeline.mri.grid import Grid, Placement, resample_into
+from ukbb_pipeline.mri.series import Series
 
 WEIGHT_FLOOR = 1e-3  # a station's weight never drops below this where it covers a voxel (see the module text)
 
@@ -59,7 +60,7 @@ def trim_extents(
             continue
         upper, lower = positions[i], positions[i + 1]
 
-        def overlap() -> float:
+        def overlap(i: int = i, upper: np.ndarray = upper, lower: np.ndarray = lower) -> float:
             return float(lower[top[i + 1]] - upper[-1 - bottom[i]])
 
         needed = min(min_overlap, float(lower[0] - upper[-1]))
@@ -125,46 +126,43 @@ def feather_weights(z: np.ndarray, extents: Sequence[Extent], *, feather_mm: flo
 
 @dataclass(frozen=True)
 class Piece:
-    """One station's contribution to a channel: where it lands, how to resample it, and its intensity scale."""
+    """One station's contribution to a channel: the series, where it lands, and its intensity scale."""
 
+    series: Series
     placement: Placement
-    resample: Callable[[], np.ndarray]  # -> float32 (z, y, x) block over placement's output ranges
     scale: float = 1.0
+
+
+CHUNK_SLICES = 16  # output slices resampled at a time (bounds the temporaries)
 
 
 def blend(pieces: Sequence[Piece], weights: np.ndarray, grid: Grid) -> np.ndarray:
     """The stitched channel, float32 (z, y, x): each slice a weighted mean of the stations covering it.
 
-    Slices only one station covers are copied; in overlaps, weights are normalised voxel by voxel over the
-    stations that cover each voxel. One station's block is in memory at a time.
+    Slices that one station covers alone are resampled straight into the output; in overlaps, weights are
+    normalised voxel by voxel over the stations that cover each voxel.
     """
     out = np.zeros(grid.zyx_shape, dtype=np.float32)
-    covered = weights > 0
-    shared = covered.sum(axis=0) > 1
+    shared = (weights > 0).sum(axis=0) > 1
     shared_index = np.cumsum(shared) - 1
     total = np.zeros((int(shared.sum()), *grid.zyx_shape[1:]), dtype=np.float32)
-    for piece, piece_weights in zip(pieces, weights):
+    for piece, piece_weights in zip(pieces, weights, strict=True):
         placement = piece.placement
         if placement.empty:
             continue
-        block = piece.resample()
-        if piece.scale != 1.0:
-            block *= np.float32(piece.scale)
         k0 = placement.z.out.start
         ys, xs = placement.y.out, placement.x.out
         for start, stop, code in _runs(_state(piece_weights, shared, placement.z.out)):
-            if code == 0:
-                continue
-            ks = slice(k0 + start, k0 + stop)
-            part = block[start:stop]
-            if code == 1:
-                out[ks, ys, xs] = part
-                continue
-            w = piece_weights[ks][:, None, None]
-            out[ks, ys, xs] += w * part
-            shared_ks = slice(int(shared_index[ks.start]), int(shared_index[ks.stop - 1]) + 1)
-            total[shared_ks, ys, xs] += w
-        del block
+            for first in range(start, stop, CHUNK_SLICES) if code else ():
+                last = min(stop, first + CHUNK_SLICES)
+                ks = slice(k0 + first, k0 + last)
+                shares = piece_weights[ks] if code == 2 else np.ones(last - first, np.float32)
+                factor = np.float32(piece.scale) * shares
+                resample_into(out[ks, ys, xs], piece.series, placement, start=first, stop=last, weights=factor,
+                              add=code == 2)
+                if code == 2:
+                    shared_ks = slice(int(shared_index[ks.start]), int(shared_index[ks.stop - 1]) + 1)
+                    total[shared_ks, ys, xs] += piece_weights[ks][:, None, None]
     if total.size:
         shared_out = out[shared]
         np.divide(shared_out, total, out=shared_out, where=total > 0)
@@ -184,4 +182,4 @@ def _runs(codes: np.ndarray) -> list[tuple[int, int, int]]:
     edges = np.flatnonzero(np.diff(codes)) + 1
     starts = np.concatenate([[0], edges])
     stops = np.concatenate([edges, [codes.size]])
-    return [(int(a), int(b), int(codes[a])) for a, b in zip(starts, stops)]
+    return [(int(a), int(b), int(codes[a])) for a, b in zip(starts, stops, strict=True)]

@@ -75,12 +75,14 @@ def pattern_score(fat: np.ndarray, water: np.ndarray, *, row_spacing: float) -> 
 
 def find_swapped(patterns: Sequence[float], agreements: dict[tuple[int, int], float]) -> list[int]:
     """Indices of the stations labelled swapped, from their pattern scores and the agreements of station pairs."""
+    patterns = [0.0 if not np.isfinite(p) else float(p) for p in patterns]  # no evidence is no evidence
+    agreements = {pair: float(a) for pair, a in agreements.items() if np.isfinite(a)}
     n = len(patterns)
     if n > MAX_JOINT:  # not a UK Biobank layout: judge each station by its own pattern
         return [i for i, p in enumerate(patterns) if 2 * p < -SWAP_COST]
     best_score, best = -np.inf, ()
     for labels in itertools.product((1, -1), repeat=n):
-        score = sum(p * label for p, label in zip(patterns, labels))
+        score = sum(p * label for p, label in zip(patterns, labels, strict=True))
         score += sum(a * labels[i] * labels[j] for (i, j), a in agreements.items())
         score -= SWAP_COST * labels.count(-1)
         if score > best_score + 1e-12:

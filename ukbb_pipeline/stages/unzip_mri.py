@@ -18,7 +18,7 @@ import numpy as np
 from ukbb_pipeline.config import UnzipMriConfig, ZipLimits
 from ukbb_pipeline.folders import StageFolders
 from ukbb_pipeline.inputs import InputFile, discover_inputs, require_ukbb_name
-from ukbb_pipeline.mri.assemble import Stitched, stitch_stations, to_output_array
+from ukbb_pipeline.mri.assemble import Stitched, stitch_stations
 from ukbb_pipeline.mri.header import CHANNELS
 from ukbb_pipeline.mri.read import read_dixon_zip
 from ukbb_pipeline.mri.stations import Station, group_stations
@@ -30,6 +30,7 @@ from ukbb_pipeline.writers.base import Output, Writer
 VERSION = 1
 OUTPUT_NAMES = {"F": "fat_scan", "W": "water_scan", "in": "in_scan", "opp": "opp_scan"}
 ATTR_NAMES = {"F": "fat", "W": "water", "in": "in", "opp": "opp"}
+DEFAULT_LIMITS = ZipLimits()
 
 
 def process_mri_zip(
@@ -45,7 +46,7 @@ def process_mri_zip(
     edge_drop: float = 0.15,
     feather_mm: float = 24.0,
     harmonise: bool = True,
-    limits: ZipLimits = ZipLimits(),
+    limits: ZipLimits = DEFAULT_LIMITS,
 ) -> Output:
     """Read a Dixon zip in one pass and stitch its stations: one dataset per channel, with geometry and QC."""
     require_ukbb_name(item, field=MRI_FIELD)
@@ -68,10 +69,9 @@ def process_mri_zip(
         feather_mm=feather_mm,
         harmonise=harmonise,
         fix_swaps=fix_swaps,
+        dtype=dtype,
     )
-    arrays = {}
-    for channel in channels:  # convert one channel at a time, letting its float32 volume go
-        arrays[OUTPUT_NAMES[channel]] = to_output_array(stitched.volumes.pop(channel), dtype=dtype)
+    arrays = {OUTPUT_NAMES[channel]: stitched.volumes.pop(channel) for channel in channels}
     notes = [*scan.notes, *found.notes, *_slice_notes(found.stations), *stitched.notes, *_swap_notes(stitched)]
     return Output(
         arrays=arrays,

@@ -1,0 +1,210 @@
+"""Benchmark of the unzip_mri stage on full-size synthetic subjects (run by hand; the test command does not).
+
+    python tests/benchmarks/bench_unzip_mri.py [--subjects 4] [--folder outputs/bench/mri-full] [--rounds 2]
+
+For each subject, in one process, with the stage's default settings (F and W, uint16, all checks on) and the default
+HDF5 writer (gzip level 1 + shuffle, one coronal slice per chunk), it prints:
+
+- stage: ``process_mri_zip`` plus the HDF5 write, wall and CPU seconds (process start-up and a warm-up run excluded),
+  with a breakdown (read = inflate + parse + pixels + stacking, group, stitch (convert included), convert = the
+  float32 (z, y, x) to uint16 (x, y, z) conversion, write);
+- floor: inflate every member (``ZipFile.read``) and parse every header (``pydicom.dcmread`` from memory), once;
+- their ratio; the peak memory of a fresh worker process running one subject (and of its imports alone);
+- the writer alone with gzip-1, lzf and no compression (seconds, file size).
+
+Rounds repeat the whole loop and the best round per subject is kept (the machine may be shared: read the figures as
+ratios). Subjects are generated once into ``--folder`` and reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from collections import defaultdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+import pydicom  # noqa: E402
+
+from ukbb_pipeline.folders import StageFolders  # noqa: E402
+from ukbb_pipeline.inputs import parse_input  # noqa: E402
+from ukbb_pipeline.mri import assemble  # noqa: E402
+from ukbb_pipeline.stages import unzip_mri  # noqa: E402
+from ukbb_pipeline.writers.hdf5 import Hdf5Writer  # noqa: E402
+
+
+def make_subjects(folder: Path, n: int) -> list[Path]:
+    """Full-size synthetic Dixon zips (with station gains and noisy slab edges), written once."""
+    from ukbb_pipeline.synthetic import MriQuirks, Phantom, write_mri_zip
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index in range(n):
+        eid = 2000001 + index
+        path = folder / f"{eid}_20201_2_0.zip"
+        if not path.exists():
+            rng = np.random.default_rng(index)
+            quirks = MriQuirks(station_gains=tuple(float(g) for g in rng.uniform(0.8, 1.25, 6)), slab_edge_loss=True)
+            print(f"writing {path} ...", flush=True)
+            write_mri_zip(path, eid=eid, phantom=Phantom.random(index), size="full", quirks=quirks, seed=index)
+        paths.append(path)
+    return paths
+
+
+def floor(path: Path) -> tuple[float, float, float]:
+    """(wall s, cpu s, inflate-only wall s): inflate every .dcm member and parse its header, once."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    inflate = 0.0
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if info.filename.lower().endswith(".dcm"):
+                started = time.perf_counter()
+                data = archive.read(info)
+                inflate += time.perf_counter() - started
+                pydicom.dcmread(io.BytesIO(data))
+    return time.perf_counter() - wall, time.process_time() - cpu, inflate
+
+
+class PhaseClock:
+    """Wraps the stage's steps (same code path) to time them."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self._originals: dict[str, object] = {}
+
+    def install(self) -> None:
+        for module, attribute, phase in ((unzip_mri, "read_dixon_zip", "read"), (unzip_mri, "group_stations", "group"),
+                                         (unzip_mri, "stitch_stations", "stitch"),
+                                         (assemble, "to_output_array", "convert")):
+            original = getattr(module, attribute)
+            self._originals[attribute] = original
+            setattr(module, attribute, self._timed(original, phase))
+
+    def _timed(self, function, phase):
+        def wrapper(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.seconds[phase] += time.perf_counter() - started
+
+        return wrapper
+
+
+def run_stage(path: Path, writer: Hdf5Writer, folders: StageFolders, clock: PhaseClock) -> tuple[float, float]:
+    clock.seconds.clear()
+    wall, cpu = time.perf_counter(), time.process_time()
+    output = unzip_mri.process_mri_zip(parse_input(path))
+    started = time.perf_counter()
+    writer.write(folders, path.name.split(".")[0], output, fingerprint="bench")
+    clock.seconds["write"] += time.perf_counter() - started
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def peak_memory_mb(path: Path) -> tuple[float, float]:
+    """Peak RSS (MB, VmHWM) of a fresh process running one subject through the stage and the writer, and of the
+    imports alone. (ru_maxrss of a child carries the parent's size at fork on Linux, so it is not used.)"""
+    code = (
+        "import resource, sys, tempfile; from pathlib import Path\n"
+        "from ukbb_pipeline.folders import StageFolders\n"
+        "from ukbb_pipeline.inputs import parse_input\n"
+        "from ukbb_pipeline.stages.unzip_mri import process_mri_zip\n"
+        "from ukbb_pipeline.writers.hdf5 import Hdf5Writer\n"
+        "if sys.argv[1] != '-':\n"
+        "    out = process_mri_zip(parse_input(Path(sys.argv[1])))\n"
+        "    with tempfile.TemporaryDirectory() as tmp:\n"
+        "        Hdf5Writer().write(StageFolders(Path(tmp), 'unzip_mri'), 'x', out, fingerprint='bench')\n"
+        "print(next(int(line.split()[1]) for line in open('/proc/self/status') if line.startswith('VmHWM')) / 1024)\n"
+    )
+    figures = []
+    for argument in (str(path), "-"):
+        result = subprocess.run([sys.executable, "-c", code, argument], capture_output=True, text=True, cwd=REPO,
+                                check=True, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+        figures.append(float(result.stdout.strip().splitlines()[-1]))
+    return figures[0], figures[1]
+
+
+def writer_comparison(path: Path) -> list[tuple[str, float, float]]:
+    output = unzip_mri.process_mri_zip(parse_input(path))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, writer in (("gzip-1 + shuffle", Hdf5Writer(compression="gzip", compression_level=1)),
+                              ("lzf + shuffle", Hdf5Writer(compression="lzf")),
+                              ("none", Hdf5Writer(compression=None))):
+            folders = StageFolders(Path(tmp) / label.split()[0], "unzip_mri")
+            best = float("inf")
+            for _ in range(2):
+                started = time.perf_counter()
+                written = writer.write(folders, "x", output, fingerprint="bench")
+                best = min(best, time.perf_counter() - started)
+            rows.append((label, best, written.stat().st_size / 1e6))
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subjects", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--folder", type=Path, default=REPO / "outputs" / "bench" / "mri-full")
+    arguments = parser.parse_args()
+    paths = make_subjects(arguments.folder, arguments.subjects)
+
+    clock = PhaseClock()
+    clock.install()
+    writer = Hdf5Writer()  # the default writer settings: gzip level 1 + shuffle
+    best: dict[Path, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folders = StageFolders(Path(tmp), "unzip_mri")
+        run_stage(paths[0], writer, folders, clock)  # warm-up: imports, first-call costs
+        for _ in range(arguments.rounds):
+            for path in paths:
+                floor_wall, floor_cpu, inflate = floor(path)
+                stage_wall, stage_cpu = run_stage(path, writer, folders, clock)
+                figures = {"stage": stage_wall, "stage_cpu": stage_cpu, "floor": floor_wall, "floor_cpu": floor_cpu,
+                           "inflate": inflate, **clock.seconds}
+                if path not in best or figures["stage"] < best[path]["stage"]:
+                    best[path] = figures
+    in_process_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    print(f"\nunzip_mri on {len(paths)} full-size synthetic subjects, 1 worker, default settings "
+          f"(best of {arguments.rounds} rounds per subject)\n")
+    header = f"{'subject':<22}{'stage s':>9}{'cpu s':>8}{'floor s':>9}{'cpu s':>8}{'ratio':>7}   " \
+             f"{'read':>6}{'group':>7}{'stitch':>8}{'convert':>9}{'write':>7}{'inflate':>9}"
+    print(header)
+    for path, f in best.items():
+        print(f"{path.name:<22}{f['stage']:>9.2f}{f['stage_cpu']:>8.2f}{f['floor']:>9.2f}{f['floor_cpu']:>8.2f}"
+              f"{f['stage'] / f['floor']:>7.2f}   {f.get('read', 0):>6.2f}{f.get('group', 0):>7.2f}"
+              f"{f.get('stitch', 0):>8.2f}{f.get('convert', 0):>9.2f}{f.get('write', 0):>7.2f}{f['inflate']:>9.2f}")
+    stage = statistics.mean(f["stage"] for f in best.values())
+    flo = statistics.mean(f["floor"] for f in best.values())
+    stage_cpu = statistics.mean(f["stage_cpu"] for f in best.values())
+    floor_cpu = statistics.mean(f["floor_cpu"] for f in best.values())
+    print(f"{'mean':<22}{stage:>9.2f}{stage_cpu:>8.2f}{flo:>9.2f}{floor_cpu:>8.2f}{stage / flo:>7.2f}")
+    print(f"\nratio stage/floor: {stage / flo:.2f} (wall), {stage_cpu / floor_cpu:.2f} (cpu); target <= 2")
+
+    worker_peak, imports_peak = peak_memory_mb(paths[0])
+    print(f"peak memory of a fresh worker on one subject: {worker_peak:.0f} MB "
+          f"(imports alone {imports_peak:.0f} MB); this process after all runs: {in_process_peak:.0f} MB")
+
+    print("\nwriter alone on one subject's output (F + W uint16):")
+    for label, seconds, size in writer_comparison(paths[0]):
+        print(f"  {label:<18}{seconds:>6.2f} s {size:>7.1f} MB")
+    summary = {"stage_s": stage, "floor_s": flo, "ratio": stage / flo, "stage_cpu_s": stage_cpu,
+               "floor_cpu_s": floor_cpu, "peak_worker_mb": worker_peak, "peak_imports_mb": imports_peak}
+    print("\n" + json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
