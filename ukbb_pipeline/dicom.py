@@ -39,6 +39,21 @@ def parse(member: Member, *, specific_tags: Sequence[str | int] | None = None) -
     return dataset
 
 
+def check_values(dataset: Dataset, keywords: Sequence[str], *, name: str) -> None:
+    """Convert the values of ``keywords`` now, so that one damaged past the header's structure fails naming the member.
+
+    pydicom converts a value on first access, and a damaged one (an unknown VR, say) raises whatever type it likes.
+    """
+    try:
+        for keyword in keywords:
+            dataset.get(keyword)
+    except Exception as error:
+        raise InputError(f"member {_label(name)} has a damaged DICOM header ({type(error).__name__})") from None
+
+
+PIXEL_TAGS = ("Rows", "Columns", "BitsAllocated", "PixelRepresentation", "SamplesPerPixel", "PixelData")
+
+
 def transfer_syntax(dataset: Dataset) -> UID:
     meta = getattr(dataset, "file_meta", None)
     uid = getattr(meta, "TransferSyntaxUID", None) if meta is not None else None
@@ -60,7 +75,9 @@ def pixels(dataset: Dataset, *, name: str) -> np.ndarray:
     if syntax in _UNCOMPRESSED:
         order = ">" if syntax == pydicom.uid.ExplicitVRBigEndian else "<"
         dtype = np.dtype(f"{order}{'i' if signed else 'u'}{bits // 8}")
-        raw = dataset.PixelData
+        raw = dataset.PixelData or b""  # None when the element is empty
+        if not isinstance(raw, bytes):  # a damaged VR turned it into text or numbers
+            raise InputError(f"member {_label(name)} has pixel data of the wrong value representation")
         expected = rows * columns * dtype.itemsize
         if len(raw) < expected:
             raise InputError(f"member {_label(name)} has {len(raw)} bytes of pixel data, {expected} expected")
@@ -68,9 +85,10 @@ def pixels(dataset: Dataset, *, name: str) -> np.ndarray:
         return image.astype(dtype.newbyteorder("="), copy=False)
     try:
         image = dataset.pixel_array
-    except Exception as error:
+    except Exception as error:  # pydicom's message lists the missing plugins over several lines: keep one
+        detail = " ".join(str(error).split())[:300]
         raise InputError(
-            f"member {_label(name)}: cannot decode transfer syntax {syntax.name} ({type(error).__name__}: {error})"
+            f"member {_label(name)}: cannot decode transfer syntax {syntax.name} ({type(error).__name__}: {detail})"
         ) from None
     if image.shape != (rows, columns):
         raise InputError(f"member {_label(name)} is not a single-frame {rows}x{columns} image")

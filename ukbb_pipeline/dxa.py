@@ -7,6 +7,7 @@ no PixelSpacing; the spacing follows from ExposedArea (width, height in mm) over
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,6 +17,12 @@ from pydicom.dataset import Dataset
 from ukbb_pipeline.errors import InputError
 
 TOTAL_BODY = "total body"
+# Every tag this module reads (for dicom.check_values).
+TAGS_READ = (
+    "ProtocolName", "PerformedProcedureStepDescription", "InstanceNumber", "AcquisitionDateTime", "AcquisitionDate",
+    "AcquisitionTime", "ContentDate", "ContentTime", "SeriesDate", "SeriesTime", "ExposedArea", "ImagerPixelSpacing",
+    "PixelSpacing",
+)
 
 
 @dataclass(frozen=True)
@@ -54,8 +61,8 @@ def select_total_body(datasets: Sequence[Dataset]) -> TotalBodyPair:
     candidates = [dataset for dataset in datasets if is_total_body(dataset)]
     if len(candidates) < 2:
         raise InputError(f"{len(candidates)} 'Total Body' image(s) in the zip, 2 needed (tissue and bone)")
-    newest = sorted(candidates, key=lambda ds: (acquired_at(ds), _instance(ds)))[-2:]
-    tissue, bone = sorted(newest, key=_instance)
+    newest = sorted(candidates, key=lambda ds: (acquired_at(ds), instance_number(ds)))[-2:]
+    tissue, bone = sorted(newest, key=instance_number)
     return TotalBodyPair(tissue=tissue, bone=bone, n_total_body=len(candidates))
 
 
@@ -64,14 +71,25 @@ def pixel_spacing(dataset: Dataset, *, shape: tuple[int, int]) -> tuple[float, f
 
     Falls back to ImagerPixelSpacing or PixelSpacing, which UK Biobank's files lack but other exports may have.
     """
-    area = dataset.get("ExposedArea")
-    if area is not None and len(area) == 2 and float(area[0]) > 0 and float(area[1]) > 0:
-        return float(area[1]) / shape[0], float(area[0]) / shape[1]
+    area = _two_positive(dataset.get("ExposedArea"))
+    if area is not None:
+        return area[1] / shape[0], area[0] / shape[1]
     for tag in ("ImagerPixelSpacing", "PixelSpacing"):
-        value = dataset.get(tag)
-        if value is not None and len(value) == 2 and float(value[0]) > 0 and float(value[1]) > 0:
-            return float(value[0]), float(value[1])
-    raise InputError("Total Body image has no ExposedArea (0040,0303) or pixel spacing tag")
+        value = _two_positive(dataset.get(tag))
+        if value is not None:
+            return value
+    raise InputError("Total Body image has no ExposedArea (0040,0303) or pixel spacing tag with two positive numbers")
+
+
+def _two_positive(value: object) -> tuple[float, float] | None:
+    """Two positive finite numbers from a DICOM value, or None (absent, malformed or damaged)."""
+    try:
+        numbers = [float(item) for item in value]  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return None
+    if len(numbers) != 2 or not all(math.isfinite(n) and n > 0 for n in numbers):
+        return None
+    return numbers[0], numbers[1]
 
 
 def check_pair_shapes(tissue: np.ndarray, bone: np.ndarray) -> None:
@@ -79,7 +97,7 @@ def check_pair_shapes(tissue: np.ndarray, bone: np.ndarray) -> None:
         raise InputError(f"Total Body tissue {tissue.shape} and bone {bone.shape} images differ in size")
 
 
-def _instance(dataset: Dataset) -> int:
+def instance_number(dataset: Dataset) -> int:
     try:
         return int(dataset.get("InstanceNumber", 0) or 0)
     except (TypeError, ValueError):

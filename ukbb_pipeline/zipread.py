@@ -9,7 +9,6 @@ bomb or a lying header is refused with a reason. Member names are only ever used
 from __future__ import annotations
 
 import zipfile
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,14 +41,9 @@ def iter_members(
 
     Raises :class:`InputError` for a file that is not a zip, a damaged zip, or sizes over the bounds.
     """
-    try:
-        archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile as error:
-        raise InputError(f"not a zip file or a damaged one ({error})") from None
-    except OSError as error:
-        raise InputError(f"cannot open: {error.strerror or error}") from None
+    archive = _open(path)
     with archive:
-        infos = [info for info in archive.infolist() if not info.is_dir() and info.filename.lower().endswith(suffix)]
+        infos = [info for info in archive.infolist() if info.filename.lower().endswith(suffix)]  # folders end in "/"
         if len(infos) > max_members:
             raise InputError(f"{len(infos)} {suffix} members, more than the limit of {max_members}")
         total = sum(info.file_size for info in infos)
@@ -63,15 +57,30 @@ def iter_members(
                 )
             try:
                 data = archive.read(info)
-            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as error:
-                raise InputError(f"member {_label(info.filename)} is damaged ({error})") from None
+            except MemoryError:
+                raise
+            except Exception as error:  # BadZipFile, zlib.error, EOFError, ... on damaged bytes
+                raise InputError(f"member {_label(info.filename)} is damaged ({_one_line(error)})") from None
             yield Member(name=info.filename, data=data)
 
 
 def member_names(path: Path) -> list[str]:
     """The names in a zip's central directory (for messages and checks)."""
+    with _open(path) as archive:
+        return archive.namelist()
+
+
+def _open(path: Path) -> zipfile.ZipFile:
+    """Open a zip, reading its central directory; every way that fails on damaged bytes is an :class:`InputError`."""
     try:
-        with zipfile.ZipFile(path) as archive:
-            return archive.namelist()
-    except (zipfile.BadZipFile, OSError) as error:
-        raise InputError(f"not a zip file or a damaged one ({error})") from None
+        return zipfile.ZipFile(path)
+    except OSError as error:
+        raise InputError(f"cannot open: {error.strerror or error}") from None
+    except MemoryError:
+        raise
+    except Exception as error:  # BadZipFile mostly; a damaged directory also raises ValueError, IndexError, ...
+        raise InputError(f"not a zip file or a damaged one ({_one_line(error)})") from None
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__

@@ -8,7 +8,7 @@ from pathlib import Path
 from ukbb_pipeline import dicom, dxa
 from ukbb_pipeline.config import UnzipDxaConfig, ZipLimits
 from ukbb_pipeline.folders import StageFolders
-from ukbb_pipeline.inputs import InputFile, discover_inputs, require_ukbb_name
+from ukbb_pipeline.inputs import InputFile, discover_inputs, require_ukbb_name, search_description
 from ukbb_pipeline.runner import RunOptions, StageJob, StageSummary, run_stage
 from ukbb_pipeline.ukbb import DXA_FIELD
 from ukbb_pipeline.writers.base import Output, Writer
@@ -30,6 +30,7 @@ def process_dxa_zip(item: InputFile, *, limits: ZipLimits) -> Output:
         max_members=limits.max_members,
     ):
         dataset = dicom.parse(member)
+        dicom.check_values(dataset, (*dxa.TAGS_READ, *dicom.PIXEL_TAGS), name=member.name)
         members[id(dataset)] = member.name
         datasets.append(dataset)
     pair = dxa.select_total_body(datasets)
@@ -44,8 +45,8 @@ def process_dxa_zip(item: InputFile, *, limits: ZipLimits) -> Output:
         arrays={"tissue": tissue, "bone": bone},
         attrs={
             "pixel_spacing": list(spacing),
-            "tissue_instance_number": int(pair.tissue.get("InstanceNumber", 0) or 0),
-            "bone_instance_number": int(pair.bone.get("InstanceNumber", 0) or 0),
+            "tissue_instance_number": dxa.instance_number(pair.tissue),
+            "bone_instance_number": dxa.instance_number(pair.bone),
             "acquired_at": dxa.acquired_at(pair.tissue),
         },
         spacing_attr="pixel_spacing",
@@ -62,6 +63,7 @@ def make_job(config: UnzipDxaConfig, *, inputs: list[InputFile], writer: Writer)
         inputs=inputs,
         process=functools.partial(process_dxa_zip, limits=config.limits),
         writer=writer,
+        source=search_description(Path(config.input_dir), ".zip"),
         settings={"version": VERSION},
         nested=True,
     )
