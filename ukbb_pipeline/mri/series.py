@@ -16,6 +16,7 @@ import numpy as np
 
 from ukbb_pipeline.errors import InputError
 from ukbb_pipeline.mri.header import SliceHeader
+from ukbb_pipeline.zipread import _label
 
 AXIS_TOLERANCE = 0.999  # |cosine| between an orientation vector and a patient axis to call them aligned
 GAP_FACTOR = 1.5  # a step over 1.5x the median slice step is a gap (missing slices)
@@ -122,8 +123,15 @@ def build_series(headers: Sequence[SliceHeader], images: Sequence[np.ndarray]) -
     notes = []
     steps = np.abs(np.diff(along_normal))
     duplicate = np.concatenate([[False], steps < 1e-3 * max(float(np.median(steps)), 1e-6)])
-    if duplicate.any():
-        notes.append(f"{label}: {int(duplicate.sum())} duplicate slice position(s) dropped")
+    if duplicate.any():  # the same file twice is harmless; two different images at one place are not
+        for index in np.flatnonzero(duplicate):
+            kept, dropped = order[index - 1], order[index]
+            if not np.array_equal(images[kept], images[dropped]):
+                raise InputError(
+                    f"{label}: two different slices at one position (z {positions[index, 2]:.2f} mm): "
+                    f"members {_label(headers[kept].name)} and {_label(headers[dropped].name)}"
+                )
+        notes.append(f"{label}: {int(duplicate.sum())} duplicate slice position(s) dropped (identical images)")
         order, positions = order[~duplicate], positions[~duplicate]
         if order.size < 2:
             raise InputError(f"{label} has all its slices at one position")
