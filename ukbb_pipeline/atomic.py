@@ -7,6 +7,7 @@ killed at any moment leaves no half-written file where readers (or the paper's l
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import socket
@@ -45,15 +46,41 @@ def atomic_dir(final: Path, *, scratch_dir: Path) -> Iterator[Path]:
     try:
         yield tmp
         final.parent.mkdir(parents=True, exist_ok=True)
-        if final.exists():
-            old = scratch_dir / scratch_name(final)
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
+        _replace_dir(tmp, final, scratch_dir=scratch_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+_OCCUPIED = (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR)
+
+
+def _replace_dir(tmp: Path, final: Path, *, scratch_dir: Path) -> None:
+    """Move folder ``tmp`` to ``final``, replacing what is there; safe when another run writes the same output.
+
+    A rename replaces only an empty folder, so an existing ``final`` is first renamed into the scratch folder. Another
+    run writing the same output at once may move it first, or put its own there between our two renames: then its
+    output (made from the same input) stays and ours is dropped.
+    """
+    try:
+        os.replace(tmp, final)
+        return
+    except OSError as error:
+        if error.errno not in _OCCUPIED:
+            raise
+    old = scratch_dir / scratch_name(final)
+    try:
+        with contextlib.suppress(FileNotFoundError):  # another run moved it aside first
+            os.replace(final, old)
+        try:
+            os.replace(tmp, final)
+        except OSError as error:
+            if error.errno not in _OCCUPIED:
+                raise
+    finally:
+        if old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)
 
 
 def remove_stale_scratch(scratch_dir: Path) -> int:
