@@ -57,6 +57,12 @@ def discover_inputs(input_dir: Path, *, suffix: str, eids: set[int] | None = Non
     return sorted(parse_input(path) for path in found)
 
 
+def search_description(input_dir: Path, *suffixes: str) -> str:
+    """What :func:`discover_inputs` looks for, for messages: ``*.zip in /data/raw/dxas or its <nn>/ folders``."""
+    patterns = " or ".join(f"*{suffix}" for suffix in suffixes)
+    return f"{patterns} in {input_dir} or its two-digit <nn>/ folders"
+
+
 def read_eid_list(path: Path) -> set[int]:
     """Read EIDs from a text file: one per line, or a ukbconv ``.bulk`` file (``<eid> <field>_<instance>_<array>``).
 

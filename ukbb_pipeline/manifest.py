@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ukbb_pipeline.atomic import atomic_file
+from ukbb_pipeline.errors import OutputError
 
 BASE_COLUMNS = (
     "eid",
@@ -87,14 +88,17 @@ class ManifestWriter:
             self.flush()
 
     def flush(self) -> None:
-        """Rewrite the CSV file atomically with every row so far."""
+        """Rewrite the CSV file atomically with every row so far (:class:`OutputError` when the disk refuses)."""
         records = [row.as_record() for row in self._rows]
         extra = sorted({key for record in records for key in record} - set(BASE_COLUMNS))
-        with atomic_file(self.path, scratch_dir=self._scratch) as tmp:
-            with open(tmp, "w", newline="", encoding="utf-8") as handle:
-                writer = csv.DictWriter(handle, fieldnames=[*BASE_COLUMNS, *extra], restval="")
-                writer.writeheader()
-                writer.writerows(records)
+        try:
+            with atomic_file(self.path, scratch_dir=self._scratch) as tmp:
+                with open(tmp, "w", newline="", encoding="utf-8") as handle:
+                    writer = csv.DictWriter(handle, fieldnames=[*BASE_COLUMNS, *extra], restval="")
+                    writer.writeheader()
+                    writer.writerows(records)
+        except OSError as error:
+            raise OutputError(f"cannot write the manifest {self.path}: {error.strerror or error}") from None
         self._last_flush = time.monotonic()
 
 

@@ -7,6 +7,7 @@ in the manifest and the log, and the rest of the run goes on.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -62,6 +63,7 @@ class StageJob:
     writer: Writer
     settings: dict[str, Any]
     nested: bool = False
+    source: str = ""  # where the inputs were looked for, for messages (e.g. "*.zip in /data/raw/dxas")
 
 
 @dataclass
@@ -110,7 +112,7 @@ def run_stage(job: StageJob, options: RunOptions) -> StageSummary:
             todo.append((item, redo_reason, output_fingerprint))
 
     if not inputs:
-        log.warning("%s: no inputs in this shard (input folder and filters as configured)", job.name)
+        log.warning("%s", _nothing_to_do(job, options))
     else:
         log.info("%s: %d inputs in this shard, %d to process, %d done already",
                  job.name, len(inputs), len(todo), len(inputs) - len(todo))
@@ -124,9 +126,13 @@ def run_stage(job: StageJob, options: RunOptions) -> StageSummary:
                     log.error("%s failed: %s", Path(row.input).name, row.reason)
                 elif row.reason:
                     log.info("%s: %s", Path(row.input).name, row.reason)
-    finally:
-        if inputs:
-            manifest.flush()
+    except BaseException:
+        if inputs:  # keep the finished rows if the disk lets us; the error that stopped the run is the one to show
+            with contextlib.suppress(OutputError):
+                manifest.flush()
+        raise
+    if inputs:
+        manifest.flush()
 
     rows = manifest.rows
     summary = StageSummary(
@@ -139,6 +145,19 @@ def run_stage(job: StageJob, options: RunOptions) -> StageSummary:
     )
     log.info(format_summary(summary))
     return summary
+
+
+def _nothing_to_do(job: StageJob, options: RunOptions) -> str:
+    """Why this run has no inputs: none found where it looked, or none left after the filters and the shard."""
+    where = job.source or "the input folder"
+    if not job.inputs:
+        return f"{job.name}: no inputs found: looked for {where}; nothing to do"
+    filters = [name for name, value in (("eids_file", options.only_eids), ("exclude_eids_file", options.exclude_eids))
+               if value is not None]
+    if options.shard_count > 1:
+        filters.append(f"shard {options.shard_index} of {options.shard_count}")
+    return (f"{job.name}: {len(job.inputs)} inputs found ({where}), none left after "
+            f"{', '.join(filters) or 'the filters'}; nothing to do")
 
 
 def raise_on_failures(summaries: list[StageSummary], *, allow_failures: bool) -> None:

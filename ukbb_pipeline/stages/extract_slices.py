@@ -22,7 +22,7 @@ from ukbb_pipeline import qc as pictures
 from ukbb_pipeline.config import ExtractSlicesConfig
 from ukbb_pipeline.errors import InputError
 from ukbb_pipeline.folders import StageFolders
-from ukbb_pipeline.inputs import InputFile, discover_inputs
+from ukbb_pipeline.inputs import InputFile, discover_inputs, search_description
 from ukbb_pipeline.manifest import OK, SKIPPED, ManifestRow, read_manifests
 from ukbb_pipeline.runner import RunOptions, StageJob, StageSummary, run_stage
 from ukbb_pipeline.slices import (
@@ -191,6 +191,7 @@ def make_job(config: ExtractSlicesConfig, *, inputs: list[InputFile], writer: Wr
             hdf5_locking=writer.file_locking if isinstance(writer, Hdf5Writer) else None,
         ),
         writer=writer,
+        source=search_description(Path(config.input_dir), *INPUT_SUFFIXES),
         settings={
             "version": VERSION,
             "n_neighbours": settings.n_neighbours,

@@ -17,7 +17,7 @@ import numpy as np
 
 from ukbb_pipeline.config import UnzipMriConfig, ZipLimits
 from ukbb_pipeline.folders import StageFolders
-from ukbb_pipeline.inputs import InputFile, discover_inputs, require_ukbb_name
+from ukbb_pipeline.inputs import InputFile, discover_inputs, require_ukbb_name, search_description
 from ukbb_pipeline.mri.assemble import Stitched, stitch_stations
 from ukbb_pipeline.mri.header import CHANNELS
 from ukbb_pipeline.mri.read import read_dixon_zip
@@ -186,6 +186,7 @@ def make_job(config: UnzipMriConfig, *, inputs: list[InputFile], writer: Writer)
         inputs=inputs,
         process=functools.partial(process_mri_zip, limits=config.limits, **parameters),
         writer=writer,
+        source=search_description(Path(config.input_dir), ".zip"),
         settings={"version": VERSION, **parameters, "channels": channels},
     )
 
