@@ -158,3 +158,22 @@ def test_two_runs_over_the_same_shard_at_once_lose_nothing_and_corrupt_nothing(i
     assert len({row["manifest"] for row in every_row}) == 2, "one manifest file per run"
     assert len(every_row) == 24, "no manifest row is lost"
     assert {row["status"] for row in read_manifests(out)} <= {"ok", "skipped"}
+
+
+def test_a_changed_input_redoes_its_output_and_says_why(inputs, tmp_path):
+    run_toy(inputs, tmp_path / "out")
+    (inputs / "1000007_99999_2_0.txt").write_text("70")  # e.g. unzip_mri redone upstream
+    again = run_toy(inputs, tmp_path / "out")
+    assert again.counts == {"ok": 1, "failed": 0, "skipped": 11}
+    [redone] = [row for row in again.rows if row.status == "ok"]
+    assert redone.eid == 1000007 and "input changed" in redone.reason
+    assert _value(tmp_path / "out" / "1000007_99999_2_0.h5") == 70.0
+
+
+def test_a_copied_input_is_still_done(inputs, tmp_path):
+    import shutil
+
+    run_toy(inputs, tmp_path / "out")
+    moved = tmp_path / "moved"
+    shutil.copytree(inputs, moved, copy_function=shutil.copyfile)  # new modification times, same content
+    assert run_toy(moved, tmp_path / "out").counts["skipped"] == 12

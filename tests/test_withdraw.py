@@ -46,4 +46,5 @@ def test_withdraw_leaves_nothing_of_the_participant_and_keeps_the_others(tmp_pat
     again = run_main(f"paths.root={root}", f"exclude_eids_file={tmp_path / 'w12345_20261126.csv'}",
                      "stage.subjects=3", "hydra.run.dir=outputs/runs/again")
     assert again.returncode == 0, again.stderr
-    assert _every_mention(root / "dxas-processed", withdrawn) == [], "a re-run does not bring the data back"
+    assert _every_mention(root, withdrawn) == [], "a re-run (sheets and report made again) does not bring it back"
+    assert list((root / "mri-mid-corr-slices" / "pipeline-extract-slices" / "qc").glob("contact-sheet-*.png"))

@@ -108,7 +108,9 @@ class ExtractSlicesConfig(StageConfig):
     output_dir: str = "${paths.slices}"
     n_neighbours: int = 5
     spacing: int = 2  # a step in rows, not mm
+    profile_stride: Optional[int] = None  # rows between coarse profile samples; None = about 14 mm; 1 = every row
     sheet_size: int = 100  # subjects per QC contact sheet
+    seam_mismatch_limit: Optional[float] = 0.2  # contact sheets flag unzip_mri's max_seam_mismatch above this
 
 
 @dataclass

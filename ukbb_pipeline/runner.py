@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from ukbb_pipeline.atomic import remove_stale_scratch
 from ukbb_pipeline.errors import InputError, OutputError, StageFailed
-from ukbb_pipeline.fingerprint import settings_fingerprint
+from ukbb_pipeline.fingerprint import input_signature, settings_fingerprint
 from ukbb_pipeline.folders import StageFolders
 from ukbb_pipeline.inputs import InputFile, filter_by_eid
 from ukbb_pipeline.manifest import FAILED, OK, SKIPPED, ManifestRow, ManifestWriter
@@ -98,21 +98,23 @@ def run_stage(job: StageJob, options: RunOptions) -> StageSummary:
     manifest = ManifestWriter(
         job.folders.meta, stage=job.name, shard_index=options.shard_index, shard_count=options.shard_count
     )
-    todo: list[tuple[InputFile, str]] = []
+    todo: list[tuple[InputFile, str, str]] = []
     for item in inputs:
-        redo_reason = _redo_reason(job, item, fingerprint, overwrite=options.overwrite)
+        output_fingerprint = _output_fingerprint(fingerprint, item)
+        redo_reason = _redo_reason(job, item, output_fingerprint, overwrite=options.overwrite)
         if redo_reason is None:
             path = job.writer.output_path(job.folders, item.stem, nested=job.nested)
-            manifest.add(_row(item, SKIPPED, output=path, reason="done earlier with the same settings", fp=fingerprint))
+            reason = "done earlier from the same input with the same settings"
+            manifest.add(_row(item, SKIPPED, output=path, reason=reason, fp=output_fingerprint))
         else:
-            todo.append((item, redo_reason))
+            todo.append((item, redo_reason, output_fingerprint))
 
     if not inputs:
         log.warning("%s: no inputs in this shard (input folder and filters as configured)", job.name)
     else:
         log.info("%s: %d inputs in this shard, %d to process, %d done already",
                  job.name, len(inputs), len(todo), len(inputs) - len(todo))
-    arguments = [(item, reason, job, fingerprint) for item, reason in todo]
+    arguments = [(item, reason, job, output_fingerprint) for item, reason, output_fingerprint in todo]
     try:
         with tqdm(total=len(todo), desc=job.name, unit="input", disable=None) as progress:
             for row in imap_unordered(_process_one, arguments, n_jobs=min(options.n_jobs, max(1, len(todo)))):
@@ -167,8 +169,16 @@ def format_summary(summary: StageSummary) -> str:
     return "\n".join(lines)
 
 
+def _output_fingerprint(settings: str, item: InputFile) -> str:
+    """What an output was made from: the stage's settings and its input's content (``<settings>-<input>``)."""
+    try:
+        return f"{settings}-{input_signature(item.path)}"
+    except OSError:
+        return f"{settings}-unreadable"  # processing will say why
+
+
 def _redo_reason(job: StageJob, item: InputFile, fingerprint: str, *, overwrite: bool) -> str | None:
-    """Why this input must be (re)done, or None when its output is there, opens, and has the same settings."""
+    """Why this input must be (re)done, or None when its output is there, opens, and was made the same way."""
     path = job.writer.output_path(job.folders, item.stem, nested=job.nested)
     if not path.exists():
         return ""
@@ -177,8 +187,10 @@ def _redo_reason(job: StageJob, item: InputFile, fingerprint: str, *, overwrite:
     stored = job.writer.stored_fingerprint(job.folders, item.stem, nested=job.nested)
     if stored is None:
         return "redone: the previous output did not open"
-    if stored != fingerprint:
+    if stored.split("-")[0] != fingerprint.split("-")[0]:
         return "redone: settings changed since the previous output"
+    if stored != fingerprint:
+        return "redone: the input changed since the previous output"
     return None
 
 

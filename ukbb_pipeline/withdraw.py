@@ -2,8 +2,8 @@
 
 UK Biobank asks that data of participants who withdraw be deleted. Under the given folders this removes every file
 or folder whose name carries a withdrawn EID (raw zips, outputs, QC pictures, sidecars), rewrites manifests and logs
-without their rows and lines, and deletes files that aggregate several subjects and mention one (contact sheets with
-their index, reports, collections), listing those so that they can be made again. Stages honour the same list
+without their rows and lines, and deletes files that aggregate several subjects and mention one (contact sheets, whose
+PNG metadata lists their subjects, reports, collections), listing those so that they can be made again. Stages honour the same list
 through ``exclude_eids_file``, so nothing brings the data back.
 """
 
@@ -23,7 +23,8 @@ from ukbb_pipeline.atomic import atomic_file
 log = logging.getLogger(__name__)
 
 _EID_IN_NAME = re.compile(r"(?<!\d)(\d{7})(?=_\d+_\d+_\d+)")
-_TEXT_SUFFIXES = {".csv", ".log", ".txt", ".json", ".html", ".yaml", ".yml", ".lis", ".bulk"}
+# Files that may hold several subjects: their text (a PNG's text metadata included) names them.
+_AGGREGATE_SUFFIXES = {".csv", ".json", ".html", ".yaml", ".yml", ".png"}
 _LOG_SUFFIXES = {".log", ".txt", ".lis", ".bulk"}
 
 
@@ -71,7 +72,7 @@ def _walk(folder: Path, withdrawn: set[str], mention: re.Pattern[str], report: W
 
 def _is_aggregate_mentioning(path: Path, withdrawn: set[str], mention: re.Pattern[str]) -> bool:
     """A multi-subject file (report, index, collection) that mentions a withdrawn participant."""
-    if path.suffix in _TEXT_SUFFIXES:
+    if path.suffix in _AGGREGATE_SUFFIXES:
         return _mentions(path, mention)
     return path.suffix == ".h5" and _lists_eid(path, withdrawn)
 
@@ -81,7 +82,7 @@ def _named_after(name: str, withdrawn: set[str]) -> bool:
 
 
 def _mentions(path: Path, mention: re.Pattern[str]) -> bool:
-    return mention.search(path.read_text(encoding="utf-8", errors="replace")) is not None
+    return mention.search(path.read_bytes().decode("latin-1")) is not None
 
 
 def _remove_aggregate(path: Path, report: WithdrawalReport) -> None:
