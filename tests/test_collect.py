@@ -217,7 +217,7 @@ def test_a_bad_input_fails_its_pair_only_and_a_rerun_retries_it(tmp_path):
     assert summary.counts == {"ok": 2, "failed": 2, "skipped": 0}
     reasons = sorted(row.reason for row in summary.failed)
     assert reasons[0].startswith("DXA 1000002_20158_3_0.h5: does not open as HDF5")
-    assert reasons[1].startswith("MRI slab: spacing must be 3 positive numbers")
+    assert reasons[1].startswith("MRI slab: spacing attribute is None, expected 3 positive numbers")
     collection = _read(tmp_path / "collection" / "collection-shard0of1.h5")
     assert list(collection["eids"]) == [1000001, 1000002]
     assert list(collection["instances"]) == [2, 2]

@@ -25,7 +25,8 @@ from ukbb_pipeline.stages import extract_slices
 from ukbb_pipeline.synthetic import Phantom, make_cohort, sample_truth
 from ukbb_pipeline.synthetic.truth import output_axes
 from ukbb_pipeline.writers import Hdf5Writer, Output, PickleWriter, Writer
-from ukbb_pipeline.writers.pickle import read_sidecar, safe_load
+from ukbb_pipeline.writers.pickle import safe_load
+from ukbb_pipeline.writers.sidecar import read_sidecar
 
 SMALL_PIXEL = 2.232142925262451 * 4
 GRID = {  # unzip_mri's output grid for the small synthetic size: 56 x 44 columns/rows at 8.93 mm, neck to knee

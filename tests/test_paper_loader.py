@@ -26,7 +26,7 @@ from ukbb_pipeline.runner import RunOptions
 from ukbb_pipeline.stages import extract_slices, unzip_dxa, unzip_mri
 from ukbb_pipeline.synthetic import make_cohort
 from ukbb_pipeline.writers import PickleWriter
-from ukbb_pipeline.writers.pickle import read_sidecar
+from ukbb_pipeline.writers.sidecar import read_sidecar
 
 MRI_SEQS = ["fat_scan", "water_scan"]
 DXA_SEQS = ["bone", "tissue"]

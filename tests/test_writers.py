@@ -13,7 +13,8 @@ import pytest
 
 from ukbb_pipeline.folders import StageFolders
 from ukbb_pipeline.writers import Hdf5Writer, Output, PickleWriter, safe_load
-from ukbb_pipeline.writers.pickle import dump_compatible, read_sidecar
+from ukbb_pipeline.writers.pickle import dump_compatible
+from ukbb_pipeline.writers.sidecar import read_sidecar
 
 RNG = np.random.default_rng(0)
 

@@ -198,6 +198,7 @@ class DemoConfig(StageConfig):
     subjects: int = 6
     size: str = "small"
     seed: int = 0
+    quirks: bool = True  # cycle through UK Biobank's known quirks (a swap, a repeat, ...), all handled: none fails
     unzip_dxa: UnzipDxaConfig = field(default_factory=UnzipDxaConfig)
     unzip_mri: UnzipMriConfig = field(default_factory=UnzipMriConfig)
     extract_slices: ExtractSlicesConfig = field(default_factory=ExtractSlicesConfig)

@@ -67,17 +67,20 @@ def pixels(dataset: Dataset, *, name: str) -> np.ndarray:
         bits = int(dataset.BitsAllocated)
         signed = int(getattr(dataset, "PixelRepresentation", 0)) == 1
         samples = int(getattr(dataset, "SamplesPerPixel", 1))
-    except (AttributeError, TypeError, ValueError):
-        raise InputError(f"member {_label(name)} lacks Rows/Columns/BitsAllocated") from None
+    except Exception:  # absent, or damaged so that pydicom cannot convert the value
+        raise InputError(f"member {_label(name)} lacks readable Rows/Columns/BitsAllocated") from None
     if samples != 1 or bits not in (8, 16, 32):
         raise InputError(f"member {_label(name)} is not a greyscale 8/16/32-bit image")
     syntax = transfer_syntax(dataset)
     if syntax in _UNCOMPRESSED:
         order = ">" if syntax == pydicom.uid.ExplicitVRBigEndian else "<"
         dtype = np.dtype(f"{order}{'i' if signed else 'u'}{bits // 8}")
-        raw = dataset.PixelData or b""  # None when the element is empty
+        try:
+            raw = dataset.PixelData or b""  # None when the element is empty
+        except Exception as error:  # pydicom converts the element lazily: a damaged header shows up here
+            raise InputError(f"member {_label(name)} has damaged pixel data ({type(error).__name__})") from None
         if not isinstance(raw, bytes):  # a damaged VR turned it into text or numbers
-            raise InputError(f"member {_label(name)} has pixel data of the wrong value representation")
+            raise InputError(f"member {_label(name)} has damaged pixel data")
         expected = rows * columns * dtype.itemsize
         if len(raw) < expected:
             raise InputError(f"member {_label(name)} has {len(raw)} bytes of pixel data, {expected} expected")

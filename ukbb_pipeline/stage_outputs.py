@@ -8,7 +8,6 @@ with the file (the caller says which file).
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ import numpy as np
 
 from ukbb_pipeline.errors import InputError
 from ukbb_pipeline.inputs import InputFile, parse_input
+from ukbb_pipeline.volumes import open_volume
 from ukbb_pipeline.writers.pickle import safe_load
 
 OUTPUT_SUFFIXES = (".h5", ".pkl")
@@ -81,24 +81,16 @@ def read_slab_row(path: Path, *, channels: Sequence[str]) -> SlabRow:
 
     From HDF5 only that row is read. Works for whole volumes too (then it is the geometric middle row).
     """
-    if path.suffix == ".h5":
-        with _open_hdf5(path) as handle:
-            shape = _common_shape(path, {name: _dataset(handle, path, name).shape for name in channels}, ndim=3)
-            row = shape[1] // 2
-            arrays = [handle[name][:, row, :] for name in channels]
-            spacing = handle.attrs.get("spacing")
-            origin = handle.attrs.get("origin")
-    else:
-        payload = _load_pickle(path)
-        shape = _common_shape(path, {name: np.shape(_key(payload, path, name)) for name in channels}, ndim=3)
-        row = shape[1] // 2
-        arrays = [np.asarray(payload[name])[:, row, :] for name in channels]
-        spacing = payload.get("pixel_spacing")
-        origin = _sidecar_attrs(path).get("origin")
-    spacing = _positive(path, spacing, count=3, what="spacing")
-    origin = _finite_or_nan(origin, count=3)
+    with open_volume(path) as volume:
+        info = volume.info
+        missing = [name for name in channels if name not in info.channels]
+        if missing:
+            raise InputError(f"no {', '.join(missing)} (it has {', '.join(info.channels)})")
+        row = info.shape[1] // 2
+        image = np.stack([volume.rows(name, np.array([row]))[:, 0, :].astype(np.float32).T for name in channels])
+    spacing = np.asarray(info.spacing, dtype=np.float64)
+    origin = np.full(3, np.nan) if info.origin is None else np.asarray(info.origin, dtype=np.float64)
     origin[1] += row * spacing[1]
-    image = np.stack([np.asarray(array, dtype=np.float32).T for array in arrays])
     return SlabRow(image=image, spacing=(spacing[2], spacing[0]), origin=origin, source_spacing=spacing, row=row)
 
 
@@ -164,28 +156,6 @@ def _positive(path: Path, value: object, *, count: int, what: str) -> np.ndarray
     if value is None or array.size != count or not np.all(np.isfinite(array)) or np.any(array <= 0):
         raise InputError(f"{what} must be {count} positive numbers (mm), got {value!r}")
     return array
-
-
-def _finite_or_nan(value: object, *, count: int) -> np.ndarray:
-    try:
-        array = np.asarray(value, dtype=np.float64).ravel()
-    except (TypeError, ValueError):
-        array = np.zeros(0)
-    if value is None or array.size != count or not np.all(np.isfinite(array)):
-        return np.full(count, np.nan)
-    return array.copy()
-
-
-def _sidecar_attrs(path: Path) -> dict:
-    """The ``attrs`` of a pickle's JSON sidecar (``<output_dir>/pipeline-*/sidecars/<stem>.json``), or {}."""
-    stem = path.name.split(".", 1)[0]
-    folder = path.parent.parent if path.parent.name == stem else path.parent
-    for sidecar in sorted(folder.glob(f"pipeline-*/sidecars/{stem}.json")):
-        try:
-            return dict(json.loads(sidecar.read_text()).get("attrs", {}))
-        except (OSError, ValueError, AttributeError):
-            continue
-    return {}
 
 
 def _first_line(error: BaseException) -> str:

@@ -20,13 +20,11 @@ import h5py
 import numpy as np
 
 from ukbb_pipeline.errors import InputError
-from ukbb_pipeline.folders import StageFolders
 from ukbb_pipeline.writers.pickle import safe_load
 
 # The image names of DESIGN.md, in the order outputs list them. Only fat is required (the centre comes from it).
 CHANNELS = ("fat_scan", "water_scan", "in_scan", "opp_scan")
 REQUIRED_CHANNEL = "fat_scan"
-MRI_STAGE = "unzip_mri"  # whose sidecars hold the origin of pickled volumes
 
 
 @dataclass(frozen=True)
@@ -159,17 +157,14 @@ def open_volume(path: Path, *, locking: bool | None = None) -> MriVolume:
 
 
 def pickle_origin(path: Path) -> tuple[float, float, float] | None:
-    """The origin unzip_mri recorded for a pickled volume in its sidecar, or None when there is none."""
+    """The origin recorded for a pickled volume or slab in the sidecar of the stage that wrote it, or None."""
     stem = path.name.split(".", 1)[0]
-    sidecar = StageFolders(output=path.parent, stage=MRI_STAGE).sidecars / f"{stem}.json"
-    try:
-        attrs = json.loads(sidecar.read_text())["attrs"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    try:
-        return _origin(attrs.get("origin"))
-    except InputError:
-        return None
+    for sidecar in sorted(path.parent.glob(f"pipeline-*/sidecars/{stem}.json")):
+        try:
+            return _origin(json.loads(sidecar.read_text())["attrs"].get("origin"))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, InputError):
+            continue
+    return None
 
 
 def _channels(names: list[str]) -> tuple[str, ...]:

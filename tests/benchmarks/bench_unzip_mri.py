@@ -157,12 +157,14 @@ def main() -> int:
     parser.add_argument("--subjects", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--folder", type=Path, default=REPO / "outputs" / "bench" / "mri-full")
+    parser.add_argument("--compression", default="gzip", choices=["gzip", "lzf", "none"],
+                        help="the HDF5 writer's compression (default: the writer's default, gzip level 1)")
     arguments = parser.parse_args()
     paths = make_subjects(arguments.folder, arguments.subjects)
 
     clock = PhaseClock()
     clock.install()
-    writer = Hdf5Writer()  # the default writer settings: gzip level 1 + shuffle
+    writer = Hdf5Writer(compression=None if arguments.compression == "none" else arguments.compression)
     best: dict[Path, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folders = StageFolders(Path(tmp), "unzip_mri")
@@ -177,8 +179,8 @@ def main() -> int:
                     best[path] = figures
     in_process_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    print(f"\nunzip_mri on {len(paths)} full-size synthetic subjects, 1 worker, default settings "
-          f"(best of {arguments.rounds} rounds per subject)\n")
+    print(f"\nunzip_mri on {len(paths)} full-size synthetic subjects, 1 worker, default settings, HDF5 "
+          f"{arguments.compression} (best of {arguments.rounds} rounds per subject)\n")
     header = f"{'subject':<22}{'stage s':>9}{'cpu s':>8}{'floor s':>9}{'cpu s':>8}{'ratio':>7}   " \
              f"{'read':>6}{'group':>7}{'stitch':>8}{'convert':>9}{'write':>7}{'inflate':>9}"
     print(header)

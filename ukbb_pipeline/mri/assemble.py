@@ -229,11 +229,14 @@ def to_output_array(volume: np.ndarray, *, dtype: str) -> np.ndarray:
     Done one coronal plane at a time: a plane's transpose fits in cache, the whole volume's does not.
     """
     out = np.empty(volume.shape[::-1], dtype=np.dtype(dtype))
+    if out.dtype != np.uint16:
+        for row in range(volume.shape[1]):
+            out[:, row, :] = volume[:, row, :].T
+        return out
+    plane = np.empty((volume.shape[0], volume.shape[2]), dtype=np.float32)
     for row in range(volume.shape[1]):
-        plane = volume[:, row, :]
-        if out.dtype == np.uint16:
-            plane = np.rint(plane)
-            np.clip(plane, 0, 65535, out=plane)
+        np.clip(volume[:, row, :], 0, 65535, out=plane)
+        plane += 0.5  # then the cast truncates: rounding half up (values are >= 0)
         out[:, row, :] = plane.T
     return out
 

@@ -9,6 +9,7 @@ ImageType tokens as a fallback; the geometry from ImagePositionPatient, ImageOri
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,12 +83,15 @@ def channel_of(description: str, image_type: str = "") -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
-def read_header(dataset: Dataset, *, name: str) -> SliceHeader:
-    """The :class:`SliceHeader` of a parsed slice; :class:`InputError` naming the member when geometry is missing."""
+def read_header(dataset: Dataset, *, name: str, wanted: Collection[str] = CHANNELS) -> SliceHeader:
+    """The :class:`SliceHeader` of a parsed slice; :class:`InputError` naming the member when geometry is missing.
+
+    Slices of a channel not ``wanted`` (and non-Dixon slices) get their channel and series only.
+    """
     description = _text(dataset, _SERIES_DESCRIPTION)
     channel = channel_of(description, _text(dataset, _IMAGE_TYPE))
-    if channel is None:  # not a Dixon image: its geometry does not matter
-        return SliceHeader(name, None, _text(dataset, _SERIES_UID), _integer(dataset, _SERIES_NUMBER), description,
+    if channel is None or channel not in wanted:  # its geometry does not matter
+        return SliceHeader(name, channel, _text(dataset, _SERIES_UID), _integer(dataset, _SERIES_NUMBER), description,
                            "", (0.0, 0.0, 0.0), (1.0, 0.0, 0.0, 0.0, 1.0, 0.0), (1.0, 1.0), 0, 0, None, None)
     position = _numbers(dataset, _POSITION)
     orientation = _numbers(dataset, _ORIENTATION)

@@ -51,7 +51,7 @@ def read_dixon_zip(
         n_members += 1
         dataset = dicom.parse(member)
         try:
-            header = read_header(dataset, name=member.name)
+            header = read_header(dataset, name=member.name, wanted=wanted)
             if header.channel is None:
                 not_dixon[header.description or "(no SeriesDescription)"] += 1
                 continue

@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 
 from ukbb_pipeline.config import DemoConfig
-from ukbb_pipeline.runner import RunOptions, StageSummary, format_summary
+from ukbb_pipeline.runner import RunOptions, StageSummary
 from ukbb_pipeline.stages import collect, extract_slices, report, run_stages, unzip_dxa, unzip_mri
 from ukbb_pipeline.writers import Writer
 
@@ -18,13 +18,15 @@ log = logging.getLogger(__name__)
 
 def ensure_cohort(config: DemoConfig) -> Path:
     """Write the synthetic cohort unless it is there already; return its folder."""
-    from ukbb_pipeline.synthetic import make_cohort
+    from ukbb_pipeline.synthetic import make_cohort, mixed_quirks
 
     raw = Path(config.input_dir)
-    marker = raw / f".complete-{config.subjects}-{config.size}-{config.seed}"
+    marker = raw / f".complete-{config.subjects}-{config.size}-{config.seed}-{'quirks' if config.quirks else 'clean'}"
     if not marker.exists():
         log.info("demo: writing %d synthetic subjects (%s size) to %s", config.subjects, config.size, raw)
-        make_cohort(raw, n_subjects=config.subjects, size=config.size, seed=config.seed)
+        mri_quirks, dxa_quirks = mixed_quirks(config.subjects) if config.quirks else (None, None)
+        make_cohort(raw, n_subjects=config.subjects, size=config.size, seed=config.seed, mri_quirks=mri_quirks,
+                    dxa_quirks=dxa_quirks)
         marker.touch()
     return raw
 
@@ -43,5 +45,16 @@ def run(config: DemoConfig, *, options: RunOptions, writer: Writer, qc: bool = T
         writer=writer,
         qc=qc,
     )
-    log.info("demo finished; outputs under %s\n%s", config.output_dir, "\n".join(map(format_summary, summaries)))
+    reports = sorted(Path(config.report.output_dir).glob("report-*.html"))
+    lines = [f"demo finished: a synthetic cohort of {config.subjects} subjects, everything under {config.output_dir}"]
+    for summary in summaries:
+        counts = summary.counts
+        lines.append(
+            f"  {summary.name:15} {counts.get('ok', 0):3} ok {counts.get('failed', 0):3} failed "
+            f"{counts.get('skipped', 0):3} skipped   {summary.output_dir}"
+        )
+    if reports:
+        lines.append(f"  report: {reports[-1]}")
+    lines.append("Your own data: python main.py stage=<stage> paths.root=/data/ukbb (see the README).")
+    log.info("\n".join(lines))
     return summaries

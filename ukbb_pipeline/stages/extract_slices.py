@@ -33,10 +33,13 @@ from ukbb_pipeline.slices import (
     estimate_centre,
     slab_window,
 )
-from ukbb_pipeline.volumes import MRI_STAGE, REQUIRED_CHANNEL, VolumeInfo, open_volume
+from ukbb_pipeline.volumes import REQUIRED_CHANNEL, VolumeInfo, open_volume
 from ukbb_pipeline.writers.base import Output, Writer
 from ukbb_pipeline.writers.hdf5 import Hdf5Writer
-from ukbb_pipeline.writers.pickle import read_sidecar, safe_load
+from ukbb_pipeline.writers.pickle import safe_load
+from ukbb_pipeline.writers.sidecar import read_sidecar
+
+MRI_STAGE = "unzip_mri"  # whose manifests flag subjects (swapped stations, seam mismatch) on the sheets
 
 log = logging.getLogger(__name__)
 

@@ -17,15 +17,15 @@ the MRI's: the DXA and the MRI share no coordinate system.
 from __future__ import annotations
 
 import gzip
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ukbb_pipeline.atomic import atomic_dir, atomic_file
+from ukbb_pipeline.atomic import atomic_dir
 from ukbb_pipeline.folders import StageFolders
 from ukbb_pipeline.writers.base import Output, Writer
+from ukbb_pipeline.writers.sidecar import read_sidecar, write_sidecar
 
 INSTALL_HINT = "writer=nifti needs nibabel: pip install ukbb-pipeline[nifti]"
 SCANNER = 1  # NIfTI xform code: scanner-based anatomical coordinates
@@ -107,15 +107,14 @@ class NiftiWriter(Writer):
             "affine": affine.tolist(),
             "attrs": output.attrs,
         }
-        with atomic_file(folders.sidecars / f"{stem}.json", scratch_dir=folders.scratch) as tmp:
-            tmp.write_text(json.dumps(sidecar, indent=1, default=_json_value))
+        write_sidecar(folders, stem, sidecar)
         return final
 
     def stored_fingerprint(self, folders: StageFolders, stem: str, *, nested: bool = False) -> str | None:
         """The sidecar's fingerprint, when every file it lists is there with the recorded size."""
         folder = self.output_path(folders, stem)
         try:
-            sidecar = json.loads((folders.sidecars / f"{stem}.json").read_text())
+            sidecar = read_sidecar(folders, stem)
             files = sidecar["files"]
             if not files or any((folder / name).stat().st_size != size for name, size in files.items()):
                 return None
@@ -134,10 +133,3 @@ class NiftiWriter(Writer):
             return projection_affine(pixel_spacing=output.attrs[output.spacing_attr])
         raise ValueError(f"NIfTI output needs 2-D or 3-D images of one kind, got dimensions {sorted(ndims)}")
 
-
-def _json_value(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"cannot store {type(value).__name__} in a sidecar")

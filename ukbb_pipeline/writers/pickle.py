@@ -12,7 +12,6 @@ refuses anything but plain arrays, lists, dicts and numbers.
 from __future__ import annotations
 
 import io
-import json
 import pickle
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -22,6 +21,7 @@ import numpy as np
 from ukbb_pipeline.atomic import atomic_dir, atomic_file
 from ukbb_pipeline.folders import StageFolders
 from ukbb_pipeline.writers.base import Output, Writer
+from ukbb_pipeline.writers.sidecar import read_sidecar, write_sidecar
 
 _SAFE_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"),
@@ -96,34 +96,16 @@ class PickleWriter(Writer):
             "nested": nested,
             "attrs": output.attrs,
         }
-        with atomic_file(self._sidecar_path(folders, stem), scratch_dir=folders.scratch) as tmp:
-            tmp.write_text(json.dumps(sidecar, indent=1, default=_jsonable))
+        write_sidecar(folders, stem, sidecar)
         return final
 
     def stored_fingerprint(self, folders: StageFolders, stem: str, *, nested: bool = False) -> str | None:
         """The sidecar's fingerprint, when the pickle exists with the size the sidecar recorded."""
         path = self.output_path(folders, stem, nested=nested)
         try:
-            sidecar = json.loads(self._sidecar_path(folders, stem).read_text())
+            sidecar = read_sidecar(folders, stem)
             if path.stat().st_size != sidecar["size_bytes"]:
                 return None
             return str(sidecar["settings_fingerprint"])
         except (OSError, ValueError, KeyError):
             return None
-
-    @staticmethod
-    def _sidecar_path(folders: StageFolders, stem: str) -> Path:
-        return folders.sidecars / f"{stem}.json"
-
-
-def read_sidecar(folders: StageFolders, stem: str) -> dict[str, Any]:
-    """The metadata that the pickle layout keeps beside an output (``attrs``, fingerprint, size)."""
-    return json.loads((folders.sidecars / f"{stem}.json").read_text())
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"cannot store {type(value).__name__} in a sidecar")
