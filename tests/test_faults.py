@@ -4,7 +4,7 @@ outside its folders, never holds a withdrawn participant's data, and a re-run fi
 Bad DXA zips, empty folders and junk EID lists; SIGKILL at random points, concurrent runs, a real full disk and a
 read-only folder (in a private mount namespace, where the machine allows one); outputs that no longer open; hostile
 pickles; exclusion lists in every stage; and no file written anywhere but the stage folders. Bad Dixon zips are in
-test_faults_mri.py; tests/FAULTS.md lists every fault and the test that shows it.
+test_faults_mri.py; the README's faults table lists every fault and the test that shows it.
 """
 
 from __future__ import annotations
