@@ -166,6 +166,7 @@ def test_a_slice_missing_from_the_fat_series_only_is_bridged_there(make_zip):
     truth = make_zip(MriQuirks(dropped_slice=(3, 4), dropped_slice_channels=("F",), slab_edge_loss=True), seed=17)
     output = _process(truth)
     assert any("station 3: 1 missing slice" in note for note in output.notes)
+    assert not any("differ in size" in note for note in output.notes), "nothing was cropped: no crop note"
     assert output.attrs["swapped_stations"] == []
     for name, channel in (("fat_scan", "fat"), ("water_scan", "water")):
         expected, body = _truth_and_body(truth, output, channel)

@@ -185,7 +185,8 @@ def _crop_to_common_region(station: Station) -> None:
                                         slice(0, shapes[channel][2])):
             station.channels[channel] = item.crop(z=z_keep, y=y_keep, x=x_keep)
     cropped = {channel: s.volume.shape for channel, s in station.channels.items()}
-    if len(set(shapes.values())) > 1 or cropped != shapes:
+    in_plane = {shape[1:] for shape in shapes.values()}  # slice counts may differ by a missing slice, bridged later
+    if len(in_plane) > 1 or cropped != shapes:
         before = ", ".join(f"{channel} {'x'.join(map(str, shape[::-1]))}" for channel, shape in shapes.items())
         after = "x".join(map(str, next(iter(cropped.values()))[::-1]))
         station.notes.append(
