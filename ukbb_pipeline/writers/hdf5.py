@@ -2,11 +2,16 @@
 
 Only filters built into every h5py (gzip, lzf, shuffle) are used, so plain h5py reads the files. 3-D volumes are
 chunked one coronal slice (axis 1) at a time, so extracting a slab decompresses only the rows it needs.
+
+The file is built in memory (HDF5's core driver) and its bytes written with ordinary, checked file I/O: HDF5 reports
+a write that fails at close (a full disk) only as an ignored exception, which would leave a whole-looking file with
+zeros for data.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +55,19 @@ class Hdf5Writer(Writer):
         self, folders: StageFolders, stem: str, output: Output, *, fingerprint: str, nested: bool = False
     ) -> Path:
         final = self.output_path(folders, stem)
+        with h5py.File(f"{stem}.h5", "w", driver="core", backing_store=False) as handle:
+            for name, array in output.arrays.items():
+                handle.create_dataset(name, data=array, **self._dataset_options(array))
+            for key, value in output.attrs.items():
+                handle.attrs[key] = _attr_value(value)
+            handle.attrs["settings_fingerprint"] = fingerprint
+            handle.flush()
+            image = handle.id.get_file_image()
         with atomic_file(final, scratch_dir=folders.scratch) as tmp:
-            with self.open(tmp, "w") as handle:
-                for name, array in output.arrays.items():
-                    handle.create_dataset(name, data=array, **self._dataset_options(array))
-                for key, value in output.attrs.items():
-                    handle.attrs[key] = _attr_value(value)
-                handle.attrs["settings_fingerprint"] = fingerprint
+            with open(tmp, "wb") as raw:
+                raw.write(image)
+                raw.flush()
+                os.fsync(raw.fileno())  # a full disk or a quota shows here at the latest, before the rename
         return final
 
     def stored_fingerprint(self, folders: StageFolders, stem: str, *, nested: bool = False) -> str | None:
