@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 
 import pytest
 
@@ -51,8 +52,12 @@ def test_a_shard_sweep_processes_every_input_once_in_one_job_per_shard(local_slu
     # one array task per shard: submitit keeps a folder per task, <array id>_<task index>
     job_ids = sorted(path.name for path in (sweep / ".submitit").iterdir() if re.fullmatch(r"\d+_\d+", path.name))
     assert len(job_ids) == 3, f"one SLURM job per shard, got {job_ids}"
-    accounted = subprocess.run(
-        ["sacct", "-n", "-X", "-P", "-o", "JobID", "-j", ",".join(job_ids)],
-        capture_output=True, text=True, timeout=30, check=True,
-    ).stdout.split()
+    accounted: list[str] = []
+    deadline = time.monotonic() + 60  # slurmctld hands finished jobs to slurmdbd a moment later
+    while sorted(accounted) != job_ids and time.monotonic() < deadline:
+        time.sleep(0.5)
+        accounted = subprocess.run(
+            ["sacct", "-n", "-X", "-P", "-o", "JobID", "-j", ",".join(job_ids)],
+            capture_output=True, text=True, timeout=30, check=True,
+        ).stdout.split()
     assert sorted(accounted) == job_ids, "SLURM accounted exactly those jobs"
