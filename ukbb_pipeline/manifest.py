@@ -10,7 +10,6 @@ import csv
 import os
 import socket
 import time
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,10 +125,3 @@ def read_manifests(folder: Path | str, *, latest: bool = True) -> list[dict[str,
         newest[record["input"]] = record
     return sorted(newest.values(), key=lambda r: r["input"])
 
-
-def count_by_status(rows: Iterable[Mapping[str, Any]]) -> dict[str, int]:
-    counts = {OK: 0, FAILED: 0, SKIPPED: 0}
-    for row in rows:
-        status = row["status"] if isinstance(row, Mapping) else row.status
-        counts[status] = counts.get(status, 0) + 1
-    return counts

@@ -4,4 +4,3 @@ from __future__ import annotations
 
 DXA_FIELD = 20158  # DXA images (GE Lunar iDXA), one zip per visit
 MRI_FIELD = 20201  # Dixon technique for internal fat, neck-to-knee body MRI
-IMAGING_INSTANCES = (2, 3)  # first imaging visit, repeat imaging visit

@@ -2,9 +2,9 @@
 
 UK Biobank asks that data of participants who withdraw be deleted. Under the given folders this removes every file
 or folder whose name carries a withdrawn EID (raw zips, outputs, QC pictures, sidecars), rewrites manifests and logs
-without their rows and lines, and deletes files that aggregate several subjects and mention one (contact sheets, whose
-PNG metadata lists their subjects, reports, collections), listing those so that they can be made again. Stages honour the same list
-through ``exclude_eids_file``, so nothing brings the data back.
+without their rows and lines, and deletes files that aggregate several subjects and mention one (contact sheets,
+whose PNG metadata lists their subjects; reports; collections), listing those so that they can be made again. Stages
+honour the same list through ``exclude_eids_file``, so nothing brings the data back.
 """
 
 from __future__ import annotations

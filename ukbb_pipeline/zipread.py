@@ -64,11 +64,6 @@ def iter_members(
             yield Member(name=info.filename, data=data)
 
 
-def member_names(path: Path) -> list[str]:
-    """The names in a zip's central directory (for messages and checks)."""
-    with _open(path) as archive:
-        return archive.namelist()
-
 
 def _open(path: Path) -> zipfile.ZipFile:
     """Open a zip, reading its central directory; every way that fails on damaged bytes is an :class:`InputError`."""
