@@ -62,7 +62,7 @@ class StageReport:
             if row["status"] != OK:
                 continue
             reasons = [part for part in row.get("reason", "").split("; ") if part and not part.startswith("redone:")]
-            if has_swaps(row):
+            if has_swaps(row) and not any("swapped" in reason for reason in reasons):  # the stage's note says it
                 reasons.insert(0, f"fat/water swapped in station(s) {row[SWAP_COLUMN]}")
             if reasons:
                 flagged.append((row, "; ".join(reasons)))
