@@ -97,7 +97,7 @@ def test_48_files_with_parallel_10_run_as_10_ukbfetch_calls_with_glued_flags(tmp
 
 @pytest.mark.parametrize("parallel", [3, 10])
 def test_never_more_simultaneous_calls_than_parallel(tmp_path, fakes, work, parallel):
-    fakes.behave(sleep_per_file=0.04)
+    fakes.behave(sleep_per_file=0.08)  # calls long enough to overlap however slow the machine
     download.run(make_config(tmp_path, parallel=parallel), options=RunOptions())
     peak = fakes.peak_concurrency("ukbfetch")
     assert 2 <= peak <= parallel

@@ -34,6 +34,7 @@ def make_config(tmp_path, **overrides) -> DownloadConfig:
 
 
 def test_dx_downloads_each_file_from_its_bulk_folder_into_the_raw_folders(tmp_path, fakes):
+    fakes.behave(sleep_per_file=0.3)  # long enough that the calls in flight overlap however slow the machine
     [summary] = download.run(make_config(tmp_path), options=RunOptions())
     assert summary.counts == {"ok": 16, "failed": 0, "skipped": 0}
     calls = fakes.calls("dx")
