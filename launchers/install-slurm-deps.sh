@@ -62,6 +62,6 @@ retry() {
     done
     return 1
 }
-retry apt-get update -qq
-retry apt-get install -y -qq --no-install-recommends "${missing[@]}"
+retry apt-get -o DPkg::Lock::Timeout=600 update -qq
+retry apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}"
 echo "install-slurm-deps: done"

@@ -29,13 +29,13 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from ukbb_pipeline.config import ZipLimits
 from ukbb_pipeline.errors import InputError
-from ukbb_pipeline.inputs import parse_input
-from ukbb_pipeline.manifest import read_manifests
+from ukbb_pipeline.formats.pickle import safe_load
+from ukbb_pipeline.runtime.inputs import parse_input
+from ukbb_pipeline.runtime.manifest import read_manifests
 from ukbb_pipeline.stages import run_stage_from_config
 from ukbb_pipeline.stages.unzip_dxa import process_dxa_zip
 from ukbb_pipeline.stages.unzip_mri import process_mri_zip
 from ukbb_pipeline.synthetic import DxaTruth, Phantom, make_cohort, write_dxa_zip, write_mri_zip
-from ukbb_pipeline.writers.pickle import safe_load
 
 REPO = Path(__file__).resolve().parents[1]
 LIMITS = ZipLimits()
@@ -239,7 +239,7 @@ def test_runs_killed_at_random_points_then_rerun_do_every_input_exactly_once(tmp
 _HAMMER = """
 import sys
 from pathlib import Path
-from ukbb_pipeline.atomic import atomic_dir
+from ukbb_pipeline.runtime.atomic import atomic_dir
 root = Path(sys.argv[1])
 for i in range(int(sys.argv[2])):
     with atomic_dir(root / "1000001_20158_2_0", scratch_dir=root / "scratch") as tmp:
@@ -468,7 +468,7 @@ def test_every_processing_stage_honours_the_exclusion_list(tmp_path, compose):
     with h5py.File(tmp_path / "collection" / "collection-shard0of1.h5") as handle:
         assert sorted(handle["eids"][()]) == [1000001, 1000003]
     assert _mentions(tmp_path, withdrawn, skip=tmp_path / "raw") == [tmp_path / "w12345_20261126.csv"]
-    # the download stage never asks for them either: tests/test_download.py::test_excluded_eids_are_never_downloaded
+    # the download stage never asks for them either: tests/stages/test_download.py::test_excluded_eids_are_never_downloaded
 
 
 # --- nothing written outside the stage folders -----------------------------------------------------------------------

@@ -17,11 +17,11 @@ import pytest
 import zip_edits as edits
 
 from ukbb_pipeline.errors import InputError
-from ukbb_pipeline.inputs import parse_input
-from ukbb_pipeline.manifest import read_manifests
+from ukbb_pipeline.formats.base import Output
+from ukbb_pipeline.runtime.inputs import parse_input
+from ukbb_pipeline.runtime.manifest import read_manifests
 from ukbb_pipeline.stages.unzip_mri import process_mri_zip
 from ukbb_pipeline.synthetic import MriQuirks, MriTruth, Phantom, write_mri_zip
-from ukbb_pipeline.writers.base import Output
 
 CLEAN_EID = 1000100
 STATION_3_F, STATION_3_W = 11, 12  # SeriesNumbers: in, opp, F, W of station s are 4(s-1)+1 ... 4(s-1)+4

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ukbb_pipeline.manifest import read_manifests
-from ukbb_pipeline.sharding import shard_of
+from ukbb_pipeline.runtime.manifest import read_manifests
+from ukbb_pipeline.runtime.sharding import shard_of
 from ukbb_pipeline.synthetic import Phantom, write_dxa_zip
 
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ukbb_pipeline.atomic import atomic_file
+from ukbb_pipeline.runtime.atomic import atomic_file
 
 log = logging.getLogger(__name__)
 

@@ -17,14 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ for paired_inputs
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "helpers"))  # for paired_inputs
 
 from ukbb_pipeline.config import CollectConfig
-from ukbb_pipeline.dataset import PairedDataset
-from ukbb_pipeline.folders import StageFolders
-from ukbb_pipeline.runner import RunOptions
+from ukbb_pipeline.formats import Hdf5Writer, Output
+from ukbb_pipeline.pairs.dataset import PairedDataset
+from ukbb_pipeline.runtime.folders import StageFolders
+from ukbb_pipeline.runtime.runner import RunOptions
 from ukbb_pipeline.stages import collect as collect_stage
-from ukbb_pipeline.writers import Hdf5Writer, Output
 
 
 def write_inputs(root: Path, n: int) -> None:

@@ -17,12 +17,12 @@ import time
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(TESTS), str(TESTS.parent)]
+sys.path[:0] = [str(TESTS / "helpers"), str(TESTS.parent)]
 
 from fakes import DX_FOLDERS, FakeTools, write_key_file  # noqa: E402
 
 from ukbb_pipeline.config import DownloadBackend, DownloadConfig  # noqa: E402
-from ukbb_pipeline.runner import RunOptions  # noqa: E402
+from ukbb_pipeline.runtime.runner import RunOptions  # noqa: E402
 from ukbb_pipeline.stages import download  # noqa: E402
 
 

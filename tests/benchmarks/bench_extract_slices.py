@@ -22,11 +22,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from ukbb_pipeline.folders import StageFolders
-from ukbb_pipeline.inputs import parse_input
+from ukbb_pipeline.formats import Hdf5Writer, Output
+from ukbb_pipeline.runtime.folders import StageFolders
+from ukbb_pipeline.runtime.inputs import parse_input
 from ukbb_pipeline.stages import extract_slices
 from ukbb_pipeline.synthetic import Phantom, sample_truth
-from ukbb_pipeline.writers import Hdf5Writer, Output
 
 PIXEL = 2.232142925262451
 GRID = {"origin": (-250 + PIXEL / 2, -86.5 * PIXEL, 645.25 - PIXEL / 2), "spacing": (PIXEL, PIXEL, PIXEL),

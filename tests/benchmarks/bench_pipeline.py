@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from ukbb_pipeline.manifest import read_manifests  # noqa: E402
+from ukbb_pipeline.runtime.manifest import read_manifests  # noqa: E402
 from ukbb_pipeline.synthetic import make_cohort  # noqa: E402
 
 STAGES = ("unzip_dxa", "unzip_mri", "extract_slices")

@@ -37,11 +37,11 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 import pydicom  # noqa: E402
 
-from ukbb_pipeline.folders import StageFolders  # noqa: E402
-from ukbb_pipeline.inputs import parse_input  # noqa: E402
+from ukbb_pipeline.formats.hdf5 import Hdf5Writer  # noqa: E402
 from ukbb_pipeline.mri import assemble  # noqa: E402
+from ukbb_pipeline.runtime.folders import StageFolders  # noqa: E402
+from ukbb_pipeline.runtime.inputs import parse_input  # noqa: E402
 from ukbb_pipeline.stages import unzip_mri  # noqa: E402
-from ukbb_pipeline.writers.hdf5 import Hdf5Writer  # noqa: E402
 
 
 def make_subjects(folder: Path, n: int) -> list[Path]:
@@ -117,10 +117,10 @@ def peak_memory_mb(path: Path) -> tuple[float, float]:
     imports alone. (ru_maxrss of a child carries the parent's size at fork on Linux, so it is not used.)"""
     code = (
         "import resource, sys, tempfile; from pathlib import Path\n"
-        "from ukbb_pipeline.folders import StageFolders\n"
-        "from ukbb_pipeline.inputs import parse_input\n"
+        "from ukbb_pipeline.runtime.folders import StageFolders\n"
+        "from ukbb_pipeline.runtime.inputs import parse_input\n"
         "from ukbb_pipeline.stages.unzip_mri import process_mri_zip\n"
-        "from ukbb_pipeline.writers.hdf5 import Hdf5Writer\n"
+        "from ukbb_pipeline.formats.hdf5 import Hdf5Writer\n"
         "if sys.argv[1] != '-':\n"
         "    out = process_mri_zip(parse_input(Path(sys.argv[1])))\n"
         "    with tempfile.TemporaryDirectory() as tmp:\n"

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from ukbb_pipeline.atomic import scratch_name
 from ukbb_pipeline.download.bulk import BulkRequest, split_into_calls
 from ukbb_pipeline.download.tools import ChildProcesses, ToolRun
 from ukbb_pipeline.download.verify import zip_problem
 from ukbb_pipeline.errors import OutputError
+from ukbb_pipeline.runtime.atomic import scratch_name
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ukbb_pipeline.download.bulk import BulkRequest
 from ukbb_pipeline.download.verify import zip_problem
-from ukbb_pipeline.manifest import FAILED, read_manifests
+from ukbb_pipeline.runtime.manifest import FAILED, read_manifests
 
 Ledger = Mapping[str, tuple[int, int]]  # stem -> (bytes, mtime_ns) of the file as verified and placed
 

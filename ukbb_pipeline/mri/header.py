@@ -18,9 +18,9 @@ import pydicom.uid
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 
-from ukbb_pipeline import dicom
+from ukbb_pipeline.dicomio import dicom
+from ukbb_pipeline.dicomio.zipread import _label
 from ukbb_pipeline.errors import InputError
-from ukbb_pipeline.zipread import _label
 
 CHANNELS = ("F", "W", "in", "opp")  # the Dixon channels, named by their SeriesDescription suffix
 _SUFFIXES = {"f": "F", "w": "W", "in": "in", "opp": "opp"}

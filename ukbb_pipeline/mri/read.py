@@ -1,6 +1,6 @@
 """One pass over a Dixon zip, in memory: every member inflated once, parsed once, its pixels taken once.
 
-Members are inflated by :func:`~ukbb_pipeline.zipread.iter_members` (declared sizes checked first), parsed from
+Members are inflated by :func:`~ukbb_pipeline.dicomio.zipread.iter_members` (declared sizes checked first), parsed from
 memory, and grouped by series and channel; uncompressed pixels are viewed straight from the bytes. A ``.dcm``
 member that does not parse fails the whole zip, naming the member: it means a damaged download to fetch again, not a
 slice to bridge. Slices of channels that were not asked for are parsed (their channel is only known from their
@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ukbb_pipeline import dicom
+from ukbb_pipeline.dicomio import dicom
+from ukbb_pipeline.dicomio.zipread import _label, iter_members
 from ukbb_pipeline.errors import InputError
 from ukbb_pipeline.mri.header import SliceHeader, read_header, slice_pixels
 from ukbb_pipeline.mri.series import Series, build_series
-from ukbb_pipeline.zipread import _label, iter_members
 
 
 @dataclass

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ukbb_pipeline.dicomio.zipread import _label
 from ukbb_pipeline.errors import InputError
 from ukbb_pipeline.mri.header import SliceHeader
-from ukbb_pipeline.zipread import _label
 
 AXIS_TOLERANCE = 0.999  # |cosine| between an orientation vector and a patient axis to call them aligned
 GAP_FACTOR = 1.5  # a step over 1.5x the median slice step is a gap (missing slices)

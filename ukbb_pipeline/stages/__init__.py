@@ -9,10 +9,10 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from ukbb_pipeline.config import PipelineConfig, StageConfig
-from ukbb_pipeline.inputs import read_eid_list
-from ukbb_pipeline.parallel import default_n_jobs
-from ukbb_pipeline.runner import RunOptions, StageSummary, raise_on_failures
-from ukbb_pipeline.writers import Writer, make_writer
+from ukbb_pipeline.formats import Writer, make_writer
+from ukbb_pipeline.runtime.inputs import read_eid_list
+from ukbb_pipeline.runtime.parallel import default_n_jobs
+from ukbb_pipeline.runtime.runner import RunOptions, StageSummary, raise_on_failures
 
 log = logging.getLogger(__name__)
 

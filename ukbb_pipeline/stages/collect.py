@@ -1,10 +1,10 @@
 """Stage ``collect``: MRI slabs and DXA images of the same visit, paired, in one training-ready HDF5 file per shard.
 
 Reads what ``extract_slices`` and ``unzip_dxa`` wrote (HDF5 or pickle, whichever is there), pairs them on
-(eid, instance), fits each pair to the paper's geometry (:mod:`ukbb_pipeline.collect`) and writes
+(eid, instance), fits each pair to the paper's geometry (:mod:`ukbb_pipeline.pairs.fit`) and writes
 ``<output_dir>/collection-shard<i>of<n>.h5`` atomically, with one manifest row per pair. A shard's pairs are those
-whose MRI slab's stem hashes to the shard, as in every stage. :class:`ukbb_pipeline.dataset.PairedDataset` reads all
-shards as one.
+whose MRI slab's stem hashes to the shard, as in every stage. :class:`ukbb_pipeline.pairs.dataset.PairedDataset`
+reads all shards as one.
 
 A shard file is rebuilt whole when its pairs, their input files or the settings changed (or a pair failed before);
 otherwise the run skips it.
@@ -15,7 +15,7 @@ Layout of a shard file (N pairs, in (eid, instance) order; plain h5py reads it):
   ``dxa`` (N, 2, 1000, 300) float32, channels ``bone``, ``tissue``: rows head->feet, columns towards the patient's
   left. Raw resampled intensities, padding filled with each channel's minimum; chunked one item per chunk.
 - ``mri_range``, ``dxa_range`` (N, 2, 2): per channel (min, max) of the resampled image before cropping; the paper's
-  normalisation is ``(x - min) / (max - min + 1e-5)`` (:func:`ukbb_pipeline.collect.normalise`).
+  normalisation is ``(x - min) / (max - min + 1e-5)`` (:func:`ukbb_pipeline.pairs.fit.normalise`).
 - ``eids``, ``instances``, ``splits`` (train | val | test | unassigned), ``mri_source``, ``dxa_source`` (input stems).
 - ``mri_pixel_spacing``, ``dxa_pixel_spacing`` (N, 2): (row, column) mm after resampling; ``mri_source_spacing``
   (N, 3) the slab's (sx, sy, sz), ``dxa_source_spacing`` (N, 2); ``mri_slab_row`` the slab row taken.
@@ -24,9 +24,9 @@ Layout of a shard file (N pairs, in (eid, instance) order; plain h5py reads it):
 - Root attributes: the settings (``target_spacing``, ``scaling``, channels, split method and settings), the shard,
   ``n_failed``, ``settings_fingerprint`` and ``content_fingerprint``.
 
-All shards are read as one by :class:`ukbb_pipeline.dataset.PairedDataset` rather than through an HDF5 virtual dataset:
-a virtual dataset's mapping is fixed when it is made and reads silently as fill values when a shard is later rebuilt
-with another number of pairs, and no job of a SLURM array knows when every other shard is final.
+All shards are read as one by :class:`ukbb_pipeline.pairs.dataset.PairedDataset` rather than through an HDF5 virtual
+dataset: a virtual dataset's mapping is fixed when it is made and reads silently as fill values when a shard is later
+rebuilt with another number of pairs, and no job of a SLURM array knows when every other shard is final.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ import json
 import logging
 import time
 import traceback
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,19 +43,20 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from ukbb_pipeline import collect
-from ukbb_pipeline.atomic import atomic_file, remove_stale_scratch
 from ukbb_pipeline.config import CollectConfig
 from ukbb_pipeline.errors import InputError, OutputError
-from ukbb_pipeline.fingerprint import settings_fingerprint
-from ukbb_pipeline.folders import StageFolders
-from ukbb_pipeline.inputs import InputFile, filter_by_eid, read_eid_list
-from ukbb_pipeline.manifest import FAILED, OK, SKIPPED, ManifestRow, ManifestWriter
-from ukbb_pipeline.parallel import imap_unordered
-from ukbb_pipeline.runner import RunOptions, StageSummary, format_summary
-from ukbb_pipeline.sharding import in_shard
-from ukbb_pipeline.stage_outputs import find_outputs, read_dxa, read_slab_row
-from ukbb_pipeline.writers import Hdf5Writer, Writer
+from ukbb_pipeline.formats import Hdf5Writer, Writer
+from ukbb_pipeline.formats.chunks import ChunkCodec, Encoded
+from ukbb_pipeline.formats.outputs import find_outputs, read_dxa, read_slab_row
+from ukbb_pipeline.pairs import fit as collect
+from ukbb_pipeline.runtime.atomic import atomic_file, remove_stale_scratch
+from ukbb_pipeline.runtime.fingerprint import settings_fingerprint
+from ukbb_pipeline.runtime.folders import StageFolders
+from ukbb_pipeline.runtime.inputs import InputFile, filter_by_eid, read_eid_list
+from ukbb_pipeline.runtime.manifest import FAILED, OK, SKIPPED, ManifestRow, ManifestWriter
+from ukbb_pipeline.runtime.parallel import imap_unordered
+from ukbb_pipeline.runtime.runner import RunOptions, StageSummary, format_summary
+from ukbb_pipeline.runtime.sharding import in_shard
 
 log = logging.getLogger(__name__)
 
@@ -77,36 +77,6 @@ class CollectParams:
     dxa_shape: tuple[int, int]
     mri_channels: tuple[str, ...]
     dxa_channels: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class ChunkCodec:
-    """How one item's image chunk is stored. gzip (and no compression) is done in the workers, so that the process
-    writing the shard file only writes; lzf is left to HDF5 in the writing process."""
-
-    compression: str | None
-    level: int
-    shuffle: bool
-
-    @property
-    def in_worker(self) -> bool:
-        return self.compression in (None, "gzip")
-
-    def encode(self, array: np.ndarray) -> Encoded:
-        """The chunk's bytes as HDF5's shuffle and deflate filters would store them."""
-        data = np.ascontiguousarray(array)
-        if self.compression and self.shuffle and data.itemsize > 1:
-            raw = data.view(np.uint8).reshape(-1, data.itemsize).T.tobytes()  # the shuffle filter's byte order
-        else:
-            raw = data.tobytes()
-        return Encoded(zlib.compress(raw, self.level) if self.compression == "gzip" else raw)
-
-
-@dataclass(frozen=True)
-class Encoded:
-    """A whole chunk, already filtered: written with ``write_direct_chunk``."""
-
-    data: bytes
 
 
 def shard_file_name(index: int, count: int) -> str:

@@ -9,9 +9,9 @@ import logging
 from pathlib import Path
 
 from ukbb_pipeline.config import DemoConfig
-from ukbb_pipeline.runner import RunOptions, StageSummary
+from ukbb_pipeline.formats import Writer
+from ukbb_pipeline.runtime.runner import RunOptions, StageSummary
 from ukbb_pipeline.stages import collect, extract_slices, report, run_stages, unzip_dxa, unzip_mri
-from ukbb_pipeline.writers import Writer
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ukbb_pipeline.atomic import remove_stale_scratch
 from ukbb_pipeline.config import DownloadBackend, DownloadConfig
 from ukbb_pipeline.download.bulk import (
     BulkRequest,
@@ -31,10 +30,11 @@ from ukbb_pipeline.download.resume import PresentFile, check_present, read_ledge
 from ukbb_pipeline.download.tools import find_executable
 from ukbb_pipeline.download.ukbfetch import UkbfetchBackend
 from ukbb_pipeline.errors import OutputError
-from ukbb_pipeline.folders import StageFolders
-from ukbb_pipeline.manifest import FAILED, OK, SKIPPED, ManifestRow, ManifestWriter
-from ukbb_pipeline.runner import RunOptions, StageSummary, format_summary
-from ukbb_pipeline.writers.base import Writer
+from ukbb_pipeline.formats.base import Writer
+from ukbb_pipeline.runtime.atomic import remove_stale_scratch
+from ukbb_pipeline.runtime.folders import StageFolders
+from ukbb_pipeline.runtime.manifest import FAILED, OK, SKIPPED, ManifestRow, ManifestWriter
+from ukbb_pipeline.runtime.runner import RunOptions, StageSummary, format_summary
 
 log = logging.getLogger(__name__)
 

@@ -18,14 +18,19 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ukbb_pipeline import qc as pictures
 from ukbb_pipeline.config import ExtractSlicesConfig
 from ukbb_pipeline.errors import InputError
-from ukbb_pipeline.folders import StageFolders
-from ukbb_pipeline.inputs import InputFile, discover_inputs, search_description
-from ukbb_pipeline.manifest import OK, SKIPPED, ManifestRow, read_manifests
-from ukbb_pipeline.runner import RunOptions, StageJob, StageSummary, run_stage
-from ukbb_pipeline.slices import (
+from ukbb_pipeline.formats.base import Output, Writer
+from ukbb_pipeline.formats.hdf5 import Hdf5Writer
+from ukbb_pipeline.formats.pickle import safe_load
+from ukbb_pipeline.formats.sidecar import read_sidecar
+from ukbb_pipeline.formats.volumes import REQUIRED_CHANNEL, VolumeInfo, open_volume
+from ukbb_pipeline.qc import pictures
+from ukbb_pipeline.runtime.folders import StageFolders
+from ukbb_pipeline.runtime.inputs import InputFile, discover_inputs, search_description
+from ukbb_pipeline.runtime.manifest import OK, SKIPPED, ManifestRow, read_manifests
+from ukbb_pipeline.runtime.runner import RunOptions, StageJob, StageSummary, run_stage
+from ukbb_pipeline.slices.midcoronal import (
     CentreEstimate,
     SlabWindow,
     auto_in_plane_step,
@@ -33,11 +38,6 @@ from ukbb_pipeline.slices import (
     estimate_centre,
     slab_window,
 )
-from ukbb_pipeline.volumes import REQUIRED_CHANNEL, VolumeInfo, open_volume
-from ukbb_pipeline.writers.base import Output, Writer
-from ukbb_pipeline.writers.hdf5 import Hdf5Writer
-from ukbb_pipeline.writers.pickle import safe_load
-from ukbb_pipeline.writers.sidecar import read_sidecar
 
 MRI_STAGE = "unzip_mri"  # whose manifests flag subjects (swapped stations, seam mismatch) on the sheets
 

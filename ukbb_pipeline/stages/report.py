@@ -1,4 +1,5 @@
-"""Stage ``report``: one self-contained HTML page about the stages under ``paths.root`` (:mod:`ukbb_pipeline.report`).
+"""Stage ``report``: one self-contained HTML page about the stages under ``paths.root``
+(:mod:`ukbb_pipeline.qc.report`).
 
 Reads manifests and QC pictures only, processes no inputs, and writes ``<output_dir>/report-<time>.html``.
 """
@@ -9,9 +10,9 @@ import logging
 from pathlib import Path
 
 from ukbb_pipeline.config import ReportConfig
-from ukbb_pipeline.report import write_report
-from ukbb_pipeline.runner import RunOptions, StageSummary
-from ukbb_pipeline.writers import Writer
+from ukbb_pipeline.formats import Writer
+from ukbb_pipeline.qc.report import write_report
+from ukbb_pipeline.runtime.runner import RunOptions, StageSummary
 
 log = logging.getLogger(__name__)
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from ukbb_pipeline import dicom, dxa
 from ukbb_pipeline.config import UnzipDxaConfig, ZipLimits
-from ukbb_pipeline.folders import StageFolders
-from ukbb_pipeline.inputs import InputFile, discover_inputs, require_ukbb_name, search_description
-from ukbb_pipeline.runner import RunOptions, StageJob, StageSummary, run_stage
+from ukbb_pipeline.dicomio import dicom
+from ukbb_pipeline.dicomio.zipread import iter_members
+from ukbb_pipeline.dxa import images as dxa
+from ukbb_pipeline.formats.base import Output, Writer
+from ukbb_pipeline.runtime.folders import StageFolders
+from ukbb_pipeline.runtime.inputs import InputFile, discover_inputs, require_ukbb_name, search_description
+from ukbb_pipeline.runtime.runner import RunOptions, StageJob, StageSummary, run_stage
 from ukbb_pipeline.ukbb import DXA_FIELD
-from ukbb_pipeline.writers.base import Output, Writer
-from ukbb_pipeline.zipread import iter_members
 
 # Bump when a code change alters the outputs, so that re-runs redo them.
 VERSION = 1

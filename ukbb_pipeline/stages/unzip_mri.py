@@ -16,15 +16,15 @@ from typing import Any
 import numpy as np
 
 from ukbb_pipeline.config import UnzipMriConfig, ZipLimits
-from ukbb_pipeline.folders import StageFolders
-from ukbb_pipeline.inputs import InputFile, discover_inputs, require_ukbb_name, search_description
+from ukbb_pipeline.formats.base import Output, Writer
 from ukbb_pipeline.mri.assemble import Stitched, stitch_stations
 from ukbb_pipeline.mri.header import CHANNELS
 from ukbb_pipeline.mri.read import read_dixon_zip
 from ukbb_pipeline.mri.stations import Station, group_stations
-from ukbb_pipeline.runner import RunOptions, StageJob, StageSummary, run_stage
+from ukbb_pipeline.runtime.folders import StageFolders
+from ukbb_pipeline.runtime.inputs import InputFile, discover_inputs, require_ukbb_name, search_description
+from ukbb_pipeline.runtime.runner import RunOptions, StageJob, StageSummary, run_stage
 from ukbb_pipeline.ukbb import MRI_FIELD
-from ukbb_pipeline.writers.base import Output, Writer
 
 # Bump when a code change alters the outputs, so that re-runs redo them.
 VERSION = 1

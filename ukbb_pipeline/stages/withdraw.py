@@ -6,9 +6,9 @@ import logging
 from pathlib import Path
 
 from ukbb_pipeline.config import WithdrawConfig
-from ukbb_pipeline.runner import RunOptions, StageSummary
+from ukbb_pipeline.formats import Writer
+from ukbb_pipeline.runtime.runner import RunOptions, StageSummary
 from ukbb_pipeline.withdraw import withdraw
-from ukbb_pipeline.writers import Writer
 
 log = logging.getLogger(__name__)
 

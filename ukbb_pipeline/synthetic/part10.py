@@ -4,7 +4,7 @@ pydicom spends ~1.5 ms re-encoding the same ~80 elements of every slice, which w
 write. Here pydicom encodes the elements shared by all slices of a series once, in runs between the tags that vary
 per slice; each file then encodes only its own few simple elements (text, US, OB/OW, encapsulated pixel data) and
 splices them in, in tag order. The bytes equal what ``Dataset.save_as`` writes for the merged dataset
-(tests/test_synthetic.py checks this).
+(tests/synthetic/test_synthetic.py checks this).
 """
 
 from __future__ import annotations

@@ -1,0 +1,72 @@
+"""Reading zips in memory within bounds: bombs, lying headers, hostile names and damage become reasons."""
+
+from __future__ import annotations
+
+import os
+import struct
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from ukbb_pipeline.dicomio.zipread import iter_members
+from ukbb_pipeline.errors import InputError
+
+
+def _zip(path: Path, members: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> Path:
+    with zipfile.ZipFile(path, "w", compression=compression) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def test_only_dcm_members_are_read_each_once(tmp_path):
+    path = _zip(tmp_path / "a.zip", {"x.dcm": b"one", "manifest.cvs": b"header", "sub/": b"", "Y.DCM": b"two"})
+    assert [(m.name, m.data) for m in iter_members(path)] == [("x.dcm", b"one"), ("Y.DCM", b"two")]
+
+
+def test_hostile_member_names_are_labels_never_paths(tmp_path):
+    path = _zip(tmp_path / "a.zip", {"../../escape.dcm": b"a", "/etc/absolute.dcm": b"b"})
+    before = set(os.listdir(tmp_path))
+    assert [m.data for m in iter_members(path)] == [b"a", b"b"]
+    assert set(os.listdir(tmp_path)) == before
+    assert not (tmp_path.parent / "escape.dcm").exists()
+
+
+def test_a_zip_bomb_is_refused_before_inflating(tmp_path):
+    path = _zip(tmp_path / "bomb.zip", {"a.dcm": b"\0" * (3 * 1024 * 1024)})  # compresses to a few kB
+    assert path.stat().st_size < 50_000
+    with pytest.raises(InputError, match="declares 3 MB, over the limit of 1 MB"):
+        list(iter_members(path, max_member_mb=1))
+    with pytest.raises(InputError, match="over the limit of 2 MB"):
+        list(iter_members(_zip(tmp_path / "b.zip", {f"{i}.dcm": b"\0" * 1024 * 1024 for i in range(3)}),
+                          max_total_mb=2))
+    with pytest.raises(InputError, match="more than the limit of 2"):
+        list(iter_members(_zip(tmp_path / "c.zip", {f"{i}.dcm": b"x" for i in range(3)}), max_members=2))
+
+
+def test_a_header_that_understates_the_size_cannot_inflate_more(tmp_path):
+    path = _zip(tmp_path / "liar.zip", {"a.dcm": b"A" * 100_000})
+    raw = bytearray(path.read_bytes())
+    # set the declared uncompressed size (local header offset 22, central directory offset 24) to 10 bytes
+    raw[22:26] = struct.pack("<I", 10)
+    central = raw.rfind(b"PK\x01\x02")
+    raw[central + 24 : central + 28] = struct.pack("<I", 10)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(InputError, match="damaged"):
+        list(iter_members(path))
+
+
+def test_not_a_zip_truncated_and_corrupt_members_are_reasons(tmp_path):
+    (tmp_path / "text.zip").write_text("hello")
+    with pytest.raises(InputError, match="not a zip"):
+        list(iter_members(tmp_path / "text.zip"))
+    whole = _zip(tmp_path / "whole.zip", {f"{i}.dcm": os.urandom(20_000) for i in range(5)}).read_bytes()
+    (tmp_path / "cut.zip").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(InputError, match="not a zip"):
+        list(iter_members(tmp_path / "cut.zip"))
+    flipped = bytearray(whole)
+    flipped[200] ^= 0xFF  # inside the first member's data
+    (tmp_path / "flipped.zip").write_bytes(bytes(flipped))
+    with pytest.raises(InputError, match="damaged"):
+        list(iter_members(tmp_path / "flipped.zip"))

@@ -1,0 +1,76 @@
+"""Finding inputs (flat or in the Research Analysis Platform's nested layout) and reading EID lists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ukbb_pipeline.errors import InputError
+from ukbb_pipeline.runtime.inputs import discover_inputs, filter_by_eid, parse_input, read_eid_list
+
+
+def _touch(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")
+    return path
+
+
+def test_names_give_eid_field_instance_and_array():
+    item = parse_input(Path("/raw/1234567_20201_3_0.zip"))
+    assert (item.stem, item.eid, item.field, item.instance, item.array) == ("1234567_20201_3_0", 1234567, 20201, 3, 0)
+    assert parse_input(Path("/raw/notes.zip")).eid is None
+
+
+def test_flat_and_nested_layouts_are_both_found(tmp_path):
+    _touch(tmp_path / "1000001_20201_2_0.zip")
+    _touch(tmp_path / "21" / "2100005_20201_2_0.zip")  # /mnt/project/Bulk/.../<first two digits>/
+    _touch(tmp_path / "21" / "readme.txt")
+    _touch(tmp_path / "other" / "3000001_20201_2_0.zip")  # not a two-digit folder: not an input folder
+    found = [item.stem for item in discover_inputs(tmp_path, suffix=".zip")]
+    assert found == ["1000001_20201_2_0", "2100005_20201_2_0"]
+
+
+def test_with_an_eid_list_only_the_needed_two_digit_folders_are_listed(tmp_path, monkeypatch):
+    for eid in (1000001, 2100005, 3300007):
+        _touch(tmp_path / str(eid)[:2] / f"{eid}_20201_2_0.zip")
+    listed: list[Path] = []
+    original_glob = Path.glob
+
+    def recording_glob(self, pattern):
+        listed.append(self)
+        return original_glob(self, pattern)
+
+    monkeypatch.setattr(Path, "glob", recording_glob)
+    found = discover_inputs(tmp_path, suffix=".zip", eids={2100005})
+    assert [item.eid for item in found] == [2100005]
+    assert set(listed) == {tmp_path, tmp_path / "21"}
+
+
+def test_a_missing_input_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        discover_inputs(tmp_path / "nope", suffix=".zip")
+
+
+def test_eid_lists_accept_comments_headers_and_bulk_files(tmp_path):
+    plain = tmp_path / "eids.txt"
+    plain.write_text("eid\n1000001\n\n# withdrawn later\n1000002  # trailing comment\n")
+    assert read_eid_list(plain) == {1000001, 1000002}
+    bulk = tmp_path / "ukb.bulk"
+    bulk.write_text("1000001 20201_2_0\n1000001 20158_2_0\n1000003 20201_3_0\n")
+    assert read_eid_list(bulk) == {1000001, 1000003}
+
+
+def test_junk_lines_are_refused_with_their_line_numbers(tmp_path):
+    junk = tmp_path / "w12345_20261126.csv"
+    junk.write_text("1000001\nhello\n1000002\n12\n")
+    with pytest.raises(InputError, match=r"lines that are not EIDs: 2 \('hello'\), 4 \('12'\)"):
+        read_eid_list(junk)
+
+
+def test_exclusions_win_and_nameless_inputs_are_kept_for_their_reason(tmp_path):
+    items = [parse_input(tmp_path / name) for name in ("1000001_20201_2_0.zip", "1000002_20201_2_0.zip", "odd.zip")]
+    kept = filter_by_eid(items, only=None, exclude={1000002})
+    assert [item.stem for item in kept] == ["1000001_20201_2_0", "odd"]
+    kept = filter_by_eid(items, only={1000001, 1000002}, exclude={1000002})
+    assert [item.stem for item in kept] == ["1000001_20201_2_0"]

@@ -1,0 +1,27 @@
+"""How many workers a run uses by default: what this process may use, and no more than SLURM granted."""
+
+from __future__ import annotations
+
+import os
+
+from ukbb_pipeline.runtime.parallel import default_n_jobs, imap_unordered
+
+
+def test_default_is_the_cpu_affinity_not_the_machine_count(monkeypatch):
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert default_n_jobs() == 3
+
+
+def test_slurm_grant_caps_an_unbound_affinity(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)))  # affinity not bound by SLURM
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "4")
+    assert default_n_jobs() == 4
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "")
+    assert default_n_jobs() == 64
+
+
+def test_parallel_map_returns_every_result_once():
+    results = sorted(imap_unordered(pow, [(i, 2) for i in range(20)], n_jobs=2))
+    assert results == [i * i for i in range(20)]

@@ -1,0 +1,179 @@
+"""The stage skeleton: skip what is done, redo what changed, survive bad inputs and SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import pytest
+from toy_stage import run_toy, write_inputs
+
+from ukbb_pipeline.errors import StageFailed
+from ukbb_pipeline.runtime.manifest import read_manifests
+from ukbb_pipeline.runtime.runner import RunOptions, raise_on_failures
+
+
+@pytest.fixture
+def inputs(tmp_path: Path) -> Path:
+    folder = tmp_path / "in"
+    write_inputs(folder, {1000000 + i: str(i) for i in range(12)})
+    return folder
+
+
+def _value(path: Path) -> float:
+    with h5py.File(path) as handle:
+        return float(handle["value"][0, 0, 0])
+
+
+def test_every_input_gets_an_output_and_a_manifest_row(inputs, tmp_path):
+    summary = run_toy(inputs, tmp_path / "out", scale=2.0)
+    assert summary.counts == {"ok": 12, "failed": 0, "skipped": 0}
+    assert _value(tmp_path / "out" / "1000005_99999_2_0.h5") == 10.0
+    rows = read_manifests(tmp_path / "out")
+    assert len(rows) == 12
+    assert {row["status"] for row in rows} == {"ok"}
+    row = next(r for r in rows if r["eid"] == "1000005")
+    assert (row["instance"], row["value"]) == ("2", "10")
+
+
+def test_a_second_run_skips_what_is_done_with_the_same_settings(inputs, tmp_path):
+    run_toy(inputs, tmp_path / "out")
+    again = run_toy(inputs, tmp_path / "out")
+    assert again.counts == {"ok": 0, "failed": 0, "skipped": 12}
+
+
+def test_a_changed_setting_redoes_the_outputs_and_says_why(inputs, tmp_path):
+    run_toy(inputs, tmp_path / "out", scale=1.0)
+    redone = run_toy(inputs, tmp_path / "out", scale=3.0)
+    assert redone.counts["ok"] == 12
+    assert all("settings changed" in row.reason for row in redone.rows)
+    assert _value(tmp_path / "out" / "1000004_99999_2_0.h5") == 12.0
+
+
+def test_overwrite_redoes_everything(inputs, tmp_path):
+    run_toy(inputs, tmp_path / "out")
+    redone = run_toy(inputs, tmp_path / "out", RunOptions(overwrite=True))
+    assert redone.counts["ok"] == 12
+    assert all("overwrite" in row.reason for row in redone.rows)
+
+
+def test_an_output_that_does_not_open_is_redone(inputs, tmp_path):
+    run_toy(inputs, tmp_path / "out")
+    damaged = tmp_path / "out" / "1000003_99999_2_0.h5"
+    damaged.write_bytes(b"not hdf5")
+    again = run_toy(inputs, tmp_path / "out")
+    assert again.counts == {"ok": 1, "failed": 0, "skipped": 11}
+    assert _value(damaged) == 3.0
+
+
+def test_a_bad_input_fails_with_its_reason_and_the_others_go_on(inputs, tmp_path):
+    write_inputs(inputs, {2000000: "garbage"})
+    summary = run_toy(inputs, tmp_path / "out", RunOptions(n_jobs=2))
+    assert summary.counts == {"ok": 12, "failed": 1, "skipped": 0}
+    [failed] = summary.failed
+    assert failed.reason == "'garbage' is not a number"
+    assert not (tmp_path / "out" / "2000000_99999_2_0.h5").exists()
+    with pytest.raises(StageFailed, match="1 input"):
+        raise_on_failures([summary], allow_failures=False)
+    raise_on_failures([summary], allow_failures=True)
+
+
+def test_eid_filters_and_shards(inputs, tmp_path):
+    only = frozenset({1000001, 1000002, 1000003})
+    summary = run_toy(inputs, tmp_path / "out", RunOptions(only_eids=only, exclude_eids=frozenset({1000002})))
+    assert sorted(row.eid for row in summary.rows) == [1000001, 1000003]
+    shards = [run_toy(inputs, tmp_path / f"shard{i}", RunOptions(shard_index=i, shard_count=3)) for i in range(3)]
+    processed = [row.input for shard in shards for row in shard.rows]
+    assert sorted(processed) == sorted(str(path) for path in inputs.glob("*.txt"))
+
+
+def test_nothing_but_outputs_and_the_metadata_folder_in_the_output_folder(inputs, tmp_path):
+    write_inputs(inputs, {2000000: "garbage"})
+    run_toy(inputs, tmp_path / "out")
+    names = set(os.listdir(tmp_path / "out"))
+    assert names == {f"{1000000 + i}_99999_2_0.h5" for i in range(12)} | {"pipeline-toy"}
+
+
+def test_a_run_killed_mid_way_and_run_again_does_every_input_exactly_once(inputs, tmp_path):
+    out = tmp_path / "out"
+    script = Path(__file__).parents[1] / "helpers" / "toy_stage.py"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(script.parent), str(script.parents[2])])}
+    process = subprocess.Popen([sys.executable, str(script), str(inputs), str(out), "1", "0.15"], env=env)
+    deadline = time.monotonic() + 60
+    while len(list(out.glob("*.h5"))) < 4 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    done_before = {path.name for path in out.glob("*.h5")}
+    assert 4 <= len(done_before) < 12, "the kill should land mid-run"
+
+    rerun = run_toy(inputs, out, delay=0.0)
+    assert rerun.counts == {"ok": 12 - len(done_before), "failed": 0, "skipped": len(done_before)}
+    assert {Path(row.output).name for row in rerun.rows if row.status == "skipped"} == done_before
+    for i in range(12):
+        assert _value(out / f"{1000000 + i}_99999_2_0.h5") == float(i)
+    assert list((out / "pipeline-toy" / "tmp").iterdir()) == []  # the dead run's scratch is cleaned up
+    assert {row["status"] for row in read_manifests(out)} <= {"ok", "skipped"}
+
+
+def test_a_full_disk_stops_the_run_with_a_clear_error_and_no_partial_file(inputs, tmp_path, monkeypatch):
+    import errno
+
+    from ukbb_pipeline.errors import OutputError
+    from ukbb_pipeline.formats import Hdf5Writer
+
+    original = Hdf5Writer.write
+    calls = []
+
+    def fill_disk_after_three(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) > 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Hdf5Writer, "write", fill_disk_after_three)
+    with pytest.raises(OutputError, match="No space left on device"):
+        run_toy(inputs, tmp_path / "out")
+    assert len(calls) == 4, "the run stops at the first full-disk error"
+    assert len(list((tmp_path / "out").glob("*.h5"))) == 3
+    assert list((tmp_path / "out" / "pipeline-toy" / "tmp").iterdir()) == []
+    assert len(read_manifests(tmp_path / "out")) == 3, "the finished rows are in the manifest"
+
+
+def test_two_runs_over_the_same_shard_at_once_lose_nothing_and_corrupt_nothing(inputs, tmp_path):
+    out = tmp_path / "out"
+    script = Path(__file__).parents[1] / "helpers" / "toy_stage.py"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(script.parent), str(script.parents[2])])}
+    runs = [subprocess.Popen([sys.executable, str(script), str(inputs), str(out), "1", "0.02"], env=env)
+            for _ in range(2)]
+    assert [run.wait(timeout=120) for run in runs] == [0, 0]
+    for i in range(12):
+        assert _value(out / f"{1000000 + i}_99999_2_0.h5") == float(i)
+    every_row = read_manifests(out, latest=False)
+    assert len({row["manifest"] for row in every_row}) == 2, "one manifest file per run"
+    assert len(every_row) == 24, "no manifest row is lost"
+    assert {row["status"] for row in read_manifests(out)} <= {"ok", "skipped"}
+
+
+def test_a_changed_input_redoes_its_output_and_says_why(inputs, tmp_path):
+    run_toy(inputs, tmp_path / "out")
+    (inputs / "1000007_99999_2_0.txt").write_text("70")  # e.g. unzip_mri redone upstream
+    again = run_toy(inputs, tmp_path / "out")
+    assert again.counts == {"ok": 1, "failed": 0, "skipped": 11}
+    [redone] = [row for row in again.rows if row.status == "ok"]
+    assert redone.eid == 1000007 and "input changed" in redone.reason
+    assert _value(tmp_path / "out" / "1000007_99999_2_0.h5") == 70.0
+
+
+def test_a_copied_input_is_still_done(inputs, tmp_path):
+    import shutil
+
+    run_toy(inputs, tmp_path / "out")
+    moved = tmp_path / "moved"
+    shutil.copytree(inputs, moved, copy_function=shutil.copyfile)  # new modification times, same content
+    assert run_toy(moved, tmp_path / "out").counts["skipped"] == 12

@@ -1,0 +1,1 @@
+"""Reading bulk zips and the DICOM members inside them."""

@@ -1,0 +1,1 @@
+"""DXA science: the Total Body tissue and bone images of one exam, as arrays."""

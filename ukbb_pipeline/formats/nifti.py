@@ -1,0 +1,135 @@
+"""NIfTI outputs, for viewers (ITK-SNAP, 3D Slicer, FSLeyes): one ``.nii.gz`` per image.
+
+Layout: ``<output_dir>/<stem>/<dataset>.nii.gz`` (e.g. ``fat_scan.nii.gz``, ``water_scan.nii.gz``), written as one
+folder atomically; the settings fingerprint and every attribute go to a JSON sidecar in the stage's metadata folder,
+as with the pickle writer.
+
+Geometry. MRI volumes and slabs keep their array axes (i: x right->left, j: y anterior->posterior, k: z head->feet)
+and voxel (i, j, k) lies at LPS ``origin + (i*sx, j*sy, -k*sz)``. NIfTI's world space is RAS, so the affine negates
+x and y: RAS = (-(ox + i*sx), -(oy + j*sy), oz - k*sz). qform and sform both hold it (code 1, scanner).
+
+DXA images (2-D, no position in the DICOM) are written as 2-D NIfTI coronal images (rows, columns, 1): rows run
+head->feet and columns towards the patient's left (DICOM PatientOrientation ``L\\F``), so the affine is
+RAS = (-column*sc, 0, -row*sr) with the origin at 0. They open in the right orientation, but their position is not
+the MRI's: the DXA and the MRI share no coordinate system.
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ukbb_pipeline.formats.base import Output, Writer
+from ukbb_pipeline.formats.sidecar import read_sidecar, write_sidecar
+from ukbb_pipeline.runtime.atomic import atomic_dir
+from ukbb_pipeline.runtime.folders import StageFolders
+
+INSTALL_HINT = "writer=nifti needs nibabel: pip install ukbb-pipeline[nifti]"
+SCANNER = 1  # NIfTI xform code: scanner-based anatomical coordinates
+
+
+def require_nibabel() -> Any:
+    """Import nibabel, or fail with the line that installs it."""
+    try:
+        import nibabel
+    except ImportError:
+        raise ImportError(INSTALL_HINT) from None
+    return nibabel
+
+
+def volume_affine(*, spacing: Any, origin: Any) -> np.ndarray:
+    """Voxel (i, j, k) -> RAS mm for the pipeline's volumes and slabs (LPS origin, k towards the feet)."""
+    sx, sy, sz = (float(value) for value in spacing)
+    ox, oy, oz = (float(value) for value in origin)
+    return np.array(
+        [
+            [-sx, 0.0, 0.0, -ox],
+            [0.0, -sy, 0.0, -oy],
+            [0.0, 0.0, -sz, oz],
+            [0.0, 0.0, 0.0, 1.0],
+        ]
+    )
+
+
+def projection_affine(*, pixel_spacing: Any) -> np.ndarray:
+    """Pixel (row, column, 0) -> RAS mm for a coronal projection (rows to the feet, columns to the patient's left)."""
+    row, column = (float(value) for value in pixel_spacing)
+    return np.array(
+        [
+            [0.0, -column, 0.0, 0.0],
+            [0.0, 0.0, 1.0, 0.0],
+            [-row, 0.0, 0.0, 0.0],
+            [0.0, 0.0, 0.0, 1.0],
+        ]
+    )
+
+
+class NiftiWriter(Writer):
+    name = "nifti"
+    suffix = ".nii.gz"
+
+    def __init__(self, *, compression_level: int = 1):
+        if not 1 <= compression_level <= 9:
+            raise ValueError(f"writer.compression_level must be 1-9, got {compression_level}")
+        self.nibabel = require_nibabel()
+        self.compression_level = compression_level
+
+    def output_path(self, folders: StageFolders, stem: str, *, nested: bool = False) -> Path:
+        """The folder ``<output_dir>/<stem>/`` holding one ``<dataset>.nii.gz`` per image."""
+        return folders.output / stem
+
+    def write(
+        self, folders: StageFolders, stem: str, output: Output, *, fingerprint: str, nested: bool = False
+    ) -> Path:
+        final = self.output_path(folders, stem)
+        affine = self._affine(output)
+        sizes = {}
+        with atomic_dir(final, scratch_dir=folders.scratch) as tmp_dir:
+            for name, array in output.arrays.items():
+                data = array if array.ndim == 3 else np.asarray(array)[:, :, None]
+                image = self.nibabel.Nifti1Image(np.asarray(data), affine)
+                image.set_qform(affine, code=SCANNER)
+                image.set_sform(affine, code=SCANNER)
+                image.header.set_xyzt_units("mm")
+                image.header["descrip"] = f"ukbb-pipeline {stem} {name}".encode()[:79]
+                path = tmp_dir / f"{name}{self.suffix}"
+                with open(path, "wb") as raw, gzip.GzipFile(
+                    filename="", mode="wb", fileobj=raw, compresslevel=self.compression_level, mtime=0
+                ) as handle:
+                    image.to_stream(handle)
+                sizes[path.name] = path.stat().st_size
+        sidecar = {
+            "settings_fingerprint": fingerprint,
+            "files": sizes,
+            "affine": affine.tolist(),
+            "attrs": output.attrs,
+        }
+        write_sidecar(folders, stem, sidecar)
+        return final
+
+    def stored_fingerprint(self, folders: StageFolders, stem: str, *, nested: bool = False) -> str | None:
+        """The sidecar's fingerprint, when every file it lists is there with the recorded size."""
+        folder = self.output_path(folders, stem)
+        try:
+            sidecar = read_sidecar(folders, stem)
+            files = sidecar["files"]
+            if not files or any((folder / name).stat().st_size != size for name, size in files.items()):
+                return None
+            return str(sidecar["settings_fingerprint"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+    @staticmethod
+    def _affine(output: Output) -> np.ndarray:
+        ndims = {np.ndim(array) for array in output.arrays.values()}
+        if ndims == {3}:
+            if "origin" not in output.attrs:
+                raise ValueError("a 3-D output needs an 'origin' attribute for its NIfTI affine")
+            return volume_affine(spacing=output.attrs[output.spacing_attr], origin=output.attrs["origin"])
+        if ndims == {2}:
+            return projection_affine(pixel_spacing=output.attrs[output.spacing_attr])
+        raise ValueError(f"NIfTI output needs 2-D or 3-D images of one kind, got dimensions {sorted(ndims)}")
+

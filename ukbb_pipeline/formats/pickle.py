@@ -1,0 +1,111 @@
+"""Pickle outputs in the original scripts' layout, for the paper's public data loader.
+
+Each pickle is a dict of float32 images plus ``pixel_spacing`` (a list of floats) and nothing else. Arrays are
+pickled in the numpy 1.x form (``numpy.core.multiarray._reconstruct``), which numpy >= 1.20 and 2.x both load; the
+default numpy 2 form names ``numpy._core`` and fails under numpy 1.x. Everything else (origin, QC figures, the
+settings fingerprint) goes to a JSON sidecar in the stage's metadata folder.
+
+Unpickling runs code named in the file, so this module only ever loads pickles through :func:`safe_load`, which
+refuses anything but plain arrays, lists, dicts and numbers.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from ukbb_pipeline.formats.base import Output, Writer
+from ukbb_pipeline.formats.sidecar import read_sidecar, write_sidecar
+from ukbb_pipeline.runtime.atomic import atomic_dir, atomic_file
+from ukbb_pipeline.runtime.folders import StageFolders
+
+_SAFE_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),  # numpy scalars, e.g. a float64 pixel spacing in the original pickles
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+}
+
+
+class _Numpy1Pickler(pickle._Pickler):  # the pure-Python pickler lets us choose how globals are named
+    def save_global(self, obj: Any, name: str | None = None) -> None:
+        module = getattr(obj, "__module__", "") or ""
+        if module.startswith("numpy._core"):
+            legacy = module.replace("numpy._core", "numpy.core", 1)
+            qualname = name or obj.__qualname__
+            self.write(pickle.GLOBAL + f"{legacy}\n{qualname}\n".encode())
+            self.memoize(obj)
+            return
+        super().save_global(obj, name)
+
+
+def dump_compatible(payload: dict[str, Any], handle: BinaryIO) -> None:
+    """Pickle ``payload`` so that numpy 1.x (>= 1.20) and 2.x both load it."""
+    _Numpy1Pickler(handle, protocol=3).dump(payload)
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _SAFE_GLOBALS:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}: not a plain array pickle")
+        return super().find_class(module, name)
+
+
+def safe_load(path: Path) -> dict[str, Any]:
+    """Load a pickle that may hold only arrays, lists, dicts and numbers (never arbitrary objects)."""
+    with open(path, "rb") as handle:
+        payload = _SafeUnpickler(io.BufferedReader(handle)).load()
+    if not isinstance(payload, dict):
+        raise pickle.UnpicklingError(f"{path} does not hold a dict")
+    return payload
+
+
+class PickleWriter(Writer):
+    name = "pickle"
+    suffix = ".pkl"
+
+    def output_path(self, folders: StageFolders, stem: str, *, nested: bool = False) -> Path:
+        """``<stem>.pkl``, or ``<stem>/<stem>.pkl`` for nested outputs (the original DXA layout)."""
+        if nested:
+            return folders.output / stem / f"{stem}{self.suffix}"
+        return folders.output / f"{stem}{self.suffix}"
+
+    def write(
+        self, folders: StageFolders, stem: str, output: Output, *, fingerprint: str, nested: bool = False
+    ) -> Path:
+        payload: dict[str, Any] = {name: np.asarray(array, dtype=np.float32) for name, array in output.arrays.items()}
+        payload["pixel_spacing"] = [float(value) for value in output.attrs[output.spacing_attr]]
+        final = self.output_path(folders, stem, nested=nested)
+        if nested:
+            with atomic_dir(final.parent, scratch_dir=folders.scratch) as tmp_dir:
+                with open(tmp_dir / final.name, "wb") as handle:
+                    dump_compatible(payload, handle)
+        else:
+            with atomic_file(final, scratch_dir=folders.scratch) as tmp:
+                with open(tmp, "wb") as handle:
+                    dump_compatible(payload, handle)
+        sidecar = {
+            "settings_fingerprint": fingerprint,
+            "size_bytes": final.stat().st_size,
+            "nested": nested,
+            "attrs": output.attrs,
+        }
+        write_sidecar(folders, stem, sidecar)
+        return final
+
+    def stored_fingerprint(self, folders: StageFolders, stem: str, *, nested: bool = False) -> str | None:
+        """The sidecar's fingerprint, when the pickle exists with the size the sidecar recorded."""
+        path = self.output_path(folders, stem, nested=nested)
+        try:
+            sidecar = read_sidecar(folders, stem)
+            if path.stat().st_size != sidecar["size_bytes"]:
+                return None
+            return str(sidecar["settings_fingerprint"])
+        except (OSError, ValueError, KeyError):
+            return None

@@ -1,0 +1,39 @@
+"""Per-output JSON sidecars: the metadata a format cannot hold itself (pickle, NIfTI).
+
+A sidecar sits in the stage's metadata folder as ``sidecars/<stem>.json``, out of the way of loaders that list the
+output folder, and records the settings fingerprint, every attribute, and what the output's files should look like.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ukbb_pipeline.runtime.atomic import atomic_file
+from ukbb_pipeline.runtime.folders import StageFolders
+
+
+def sidecar_path(folders: StageFolders, stem: str) -> Path:
+    return folders.sidecars / f"{stem}.json"
+
+
+def write_sidecar(folders: StageFolders, stem: str, content: dict[str, Any]) -> None:
+    """Write the sidecar of output ``stem`` atomically (numpy values become plain JSON)."""
+    with atomic_file(sidecar_path(folders, stem), scratch_dir=folders.scratch) as tmp:
+        tmp.write_text(json.dumps(content, indent=1, default=_jsonable))
+
+
+def read_sidecar(folders: StageFolders, stem: str) -> dict[str, Any]:
+    """The sidecar of output ``stem`` (``attrs``, ``settings_fingerprint``, ...)."""
+    return json.loads(sidecar_path(folders, stem).read_text())
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot store {type(value).__name__} in a sidecar")

@@ -1,0 +1,1 @@
+"""Quality-control pictures and the run report."""

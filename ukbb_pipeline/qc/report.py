@@ -1,0 +1,269 @@
+"""A run report: one self-contained HTML page about every stage under a data root.
+
+Built only from what the stages leave behind (their manifests and QC pictures), so it can be made at any time, for
+any run, on any machine that sees the folders. Self-contained: inline CSS, pictures embedded as base64 data URIs, no
+scripts, no network; it can be mailed or archived as one file.
+
+Shown: counts per stage (ok, failed, skipped), the failures with their reasons, flagged subjects (ok, but with notes or
+swapped fat/water stations), the fat/water swap table, the seam-mismatch table (manifest columns whose name contains
+``seam``, worst first), splits of the paired collection, and each stage's QC pictures (contact sheets).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import socket
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ukbb_pipeline.runtime.atomic import atomic_file
+from ukbb_pipeline.runtime.folders import StageFolders
+from ukbb_pipeline.runtime.manifest import FAILED, OK, SKIPPED, read_manifests
+
+SWAP_COLUMN = "swapped_stations"
+STYLE = """
+body{font:14px/1.4 system-ui,sans-serif;margin:1.5em auto;max-width:1200px;color:#222;padding:0 1em}
+h1{font-size:1.6em} h2{border-bottom:2px solid #ccd;padding-bottom:.2em;margin-top:2em} h3{margin-bottom:.3em}
+table{border-collapse:collapse;margin:.5em 0 1em} th,td{border:1px solid #ccd;padding:.25em .6em;text-align:left;
+vertical-align:top} th{background:#eef} td.n{text-align:right;font-variant-numeric:tabular-nums}
+.failed{color:#a00;font-weight:600} .ok{color:#070} .muted{color:#777} .note{background:#ffd;padding:.4em .8em}
+figure{margin:.5em 0 1.5em} figure img{max-width:100%;border:1px solid #ccd} figcaption{color:#555}
+"""
+
+
+@dataclass
+class StageReport:
+    """What one stage's folder says: its latest manifest row per input and its QC pictures."""
+
+    name: str
+    folder: Path
+    rows: list[dict[str, str]] = field(default_factory=list)
+    pictures: list[Path] = field(default_factory=list)  # contact sheets: the PNGs directly in the QC folder
+    other_pictures: int = 0  # PNGs in sub-folders of the QC folder (one per subject): counted, not embedded
+
+    @property
+    def counts(self) -> Counter:
+        return Counter(row["status"] for row in self.rows)
+
+    @property
+    def failures(self) -> list[dict[str, str]]:
+        return [row for row in self.rows if row["status"] == FAILED]
+
+    @property
+    def flagged(self) -> list[tuple[dict[str, str], str]]:
+        """(row, why) for ok rows that carry notes or swapped stations."""
+        flagged = []
+        for row in self.rows:
+            if row["status"] != OK:
+                continue
+            reasons = [part for part in row.get("reason", "").split("; ") if part and not part.startswith("redone:")]
+            if has_swaps(row) and not any("swapped" in reason for reason in reasons):  # the stage's note says it
+                reasons.insert(0, f"fat/water swapped in station(s) {row[SWAP_COLUMN]}")
+            if reasons:
+                flagged.append((row, "; ".join(reasons)))
+        return flagged
+
+
+def has_swaps(row: Mapping[str, str]) -> bool:
+    value = row.get(SWAP_COLUMN, "").strip().strip("[]").strip()
+    return bool(value) and value not in {"0", "none", "None"}
+
+
+def read_stage(name: str, folder: Path) -> StageReport:
+    """Read a stage's manifests (latest row per input) and list its QC pictures; empty when it never ran."""
+    folders = StageFolders(output=folder, stage=name)
+    report = StageReport(name=name, folder=folder)
+    if folders.meta.is_dir():
+        report.rows = read_manifests(folders.meta)
+    if folders.qc.is_dir():
+        report.pictures = sorted(folders.qc.glob("*.png"))
+        report.other_pictures = sum(1 for path in folders.qc.glob("*/**/*.png") if path.parent.name != "tmp")
+    return report
+
+
+def render(stages: list[StageReport], *, root: Path, max_pictures: int = 24, max_rows: int = 1000) -> str:
+    """The report page as one HTML string."""
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        "<title>ukbb-pipeline run report</title>",
+        f"<style>{STYLE}</style></head><body>",
+        "<h1>ukbb-pipeline run report</h1>",
+        f"<p class='muted'>Data root <code>{_e(root)}</code>; made {_e(time.strftime('%Y-%m-%d %H:%M:%S'))} on "
+        f"{_e(socket.gethostname())}. Counts are the latest manifest row per input, over all runs and shards.</p>",
+        "<h2 id='counts'>Counts per stage</h2>",
+        _counts_table(stages),
+        "<h2 id='failures'>Failures</h2>",
+        _failures(stages, max_rows=max_rows),
+        "<h2 id='flagged'>Flagged subjects</h2>",
+        _flagged(stages, max_rows=max_rows),
+        "<h2 id='swaps'>Fat/water swaps</h2>",
+        _swaps(stages, max_rows=max_rows),
+        "<h2 id='seams'>Seam mismatch</h2>",
+        _seams(stages, max_rows=max_rows),
+        _splits(stages),
+        "<h2 id='pictures'>QC pictures</h2>",
+        _pictures(stages, max_pictures=max_pictures),
+        "</body></html>",
+    ]
+    return "\n".join(part for part in parts if part)
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _table(
+    header: list[str], rows: list[list[object]], *, numeric: set[int] = frozenset(), cls: dict[int, str] | None = None
+) -> str:
+    head = "".join(f"<th>{_e(name)}</th>" for name in header)
+    body = []
+    for row in rows:
+        cells = []
+        for index, value in enumerate(row):
+            marked = (cls or {}).get(index, "") if value not in (0, "0", "") else ""  # a zero is not alarming
+            classes = " ".join(c for c in ("n" if index in numeric else "", marked) if c)
+            attribute = f" class='{classes}'" if classes else ""
+            cells.append(f"<td{attribute}>{_e(value)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _capped(rows: list, max_rows: int) -> tuple[list, str]:
+    if len(rows) <= max_rows:
+        return rows, ""
+    return rows[:max_rows], f"<p class='note'>Showing {max_rows} of {len(rows)} rows; the manifests hold them all.</p>"
+
+
+def _counts_table(stages: list[StageReport]) -> str:
+    rows = []
+    for stage in stages:
+        counts = stage.counts
+        last = max((row.get("finished_at", "") for row in stage.rows), default="")
+        rows.append([stage.name, counts[OK], counts[FAILED], counts[SKIPPED], len(stage.rows),
+                     last or "not run", str(stage.folder)])
+    return _table(["stage", "ok", "failed", "skipped", "inputs", "last row", "folder"], rows,
+                  numeric={1, 2, 3, 4}, cls={2: "failed"})
+
+
+def _failures(stages: list[StageReport], *, max_rows: int) -> str:
+    rows = [
+        [stage.name, row["eid"], row["instance"], Path(row["input"]).name, row["reason"], row.get("finished_at", "")]
+        for stage in stages
+        for row in stage.failures
+    ]
+    if not rows:
+        return "<p class='ok'>No failures.</p>"
+    shown, note = _capped(rows, max_rows)
+    return f"<p class='failed'>{len(rows)} failed input(s).</p>" + note + _table(
+        ["stage", "eid", "instance", "input", "reason", "when"], shown)
+
+
+def _flagged(stages: list[StageReport], *, max_rows: int) -> str:
+    rows = [[stage.name, row["eid"], row["instance"], Path(row["input"]).name, why]
+            for stage in stages for row, why in stage.flagged]
+    if not rows:
+        return "<p class='ok'>No flagged subjects.</p>"
+    shown, note = _capped(rows, max_rows)
+    return f"<p>{len(rows)} subject(s) processed with a flag.</p>" + note + _table(
+        ["stage", "eid", "instance", "input", "flag"], shown)
+
+
+def _swaps(stages: list[StageReport], *, max_rows: int) -> str:
+    rows = [[stage.name, row["eid"], row["instance"], Path(row["input"]).name, row[SWAP_COLUMN]]
+            for stage in stages for row in stage.rows if has_swaps(row)]
+    checked = sum(1 for stage in stages for row in stage.rows if SWAP_COLUMN in row and row["status"] != FAILED)
+    if not checked:
+        return "<p class='muted'>No stage recorded swap checks.</p>"
+    if not rows:
+        return f"<p class='ok'>No fat/water swaps in {checked} checked input(s).</p>"
+    shown, note = _capped(rows, max_rows)
+    return f"<p>{len(rows)} of {checked} checked input(s) have swapped stations.</p>" + note + _table(
+        ["stage", "eid", "instance", "input", "swapped stations (1-based)"], shown)
+
+
+def _seams(stages: list[StageReport], *, max_rows: int) -> str:
+    sections = []
+    for stage in stages:
+        columns = sorted({key for row in stage.rows for key in row if "seam" in key.lower()})
+        rows = [row for row in stage.rows if row["status"] != FAILED and any(row.get(c, "") for c in columns)]
+        if not columns or not rows:
+            continue
+        rows.sort(key=lambda row: -_worst(row, columns))
+        shown, note = _capped(rows, max_rows)
+        table = _table(["eid", "instance", "input", *columns],
+                       [[row["eid"], row["instance"], Path(row["input"]).name, *(row.get(c, "") for c in columns)]
+                        for row in shown], numeric=set(range(3, 3 + len(columns))))
+        sections.append(f"<h3>{_e(stage.name)}</h3><p class='muted'>Worst first (largest figure in any seam "
+                        f"column).</p>{note}{table}")
+    return "".join(sections) or "<p class='muted'>No stage recorded seam figures.</p>"
+
+
+def _worst(row: Mapping[str, str], columns: list[str]) -> float:
+    values = []
+    for column in columns:
+        for token in row.get(column, "").replace(",", " ").split():
+            try:
+                value = abs(float(token.strip("[]")))
+            except ValueError:
+                continue
+            if math.isfinite(value):
+                values.append(value)
+    return max(values, default=0.0)
+
+
+def _splits(stages: list[StageReport]) -> str:
+    sections = []
+    for stage in stages:
+        counts = Counter(row["split"] for row in stage.rows if row.get("split") and row["status"] != FAILED)
+        if counts:
+            rows = [[name, counts[name]] for name in sorted(counts)]
+            sections.append(f"<h3>{_e(stage.name)}</h3>" + _table(["split", "pairs"], rows, numeric={1}))
+    return "<h2 id='splits'>Splits</h2>" + "".join(sections) if sections else ""
+
+
+def _pictures(stages: list[StageReport], *, max_pictures: int) -> str:
+    sections = []
+    for stage in stages:
+        if not stage.pictures and not stage.other_pictures:
+            continue
+        figures = []
+        for path in stage.pictures[:max_pictures]:
+            try:
+                data = base64.b64encode(path.read_bytes()).decode("ascii")
+            except OSError as error:
+                figures.append(f"<p class='failed'>{_e(path.name)}: {_e(error.strerror)}</p>")
+                continue
+            figures.append(f"<figure><img src='data:image/png;base64,{data}' alt='{_e(path.name)}'>"
+                           f"<figcaption>{_e(path.name)}</figcaption></figure>")
+        rest = stage.pictures[max_pictures:]
+        more = ""
+        if rest:
+            names = ", ".join(_e(path.name) for path in rest[:50]) + (" ..." if len(rest) > 50 else "")
+            more = f"<p class='note'>{len(rest)} more picture(s) not embedded, in {_e(rest[0].parent)}: {names}</p>"
+        if stage.other_pictures:
+            more += (f"<p class='muted'>{stage.other_pictures} per-subject picture(s) in sub-folders of "
+                     f"{_e(StageFolders(stage.folder, stage.name).qc)}.</p>")
+        sections.append(f"<h3>{_e(stage.name)}</h3>" + "".join(figures) + more)
+    return "".join(sections) or "<p class='muted'>No QC pictures.</p>"
+
+
+def write_report(
+    stage_dirs: Mapping[str, str | Path],
+    *,
+    output_dir: Path,
+    root: Path,
+    max_pictures: int = 24,
+    max_rows: int = 1000,
+) -> Path:
+    """Write ``<output_dir>/report-<time>.html`` about the stages in ``stage_dirs`` (name -> output folder)."""
+    stages = [read_stage(name, Path(folder)) for name, folder in stage_dirs.items()]
+    page = render(stages, root=root, max_pictures=max_pictures, max_rows=max_rows)
+    path = output_dir / f"report-{time.strftime('%Y%m%d-%H%M%S')}.html"
+    with atomic_file(path, scratch_dir=output_dir / "tmp") as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    return path

@@ -1,0 +1,127 @@
+"""Run manifests: one CSV row per input per run, and a reader that sees all runs and shards as one table.
+
+Each run of each shard writes its own file (so concurrent runs never share one), named ``manifest-*.csv`` in the
+stage's metadata folder, rewritten atomically as rows arrive so that a killed run still leaves its finished rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ukbb_pipeline.errors import OutputError
+from ukbb_pipeline.runtime.atomic import atomic_file
+
+BASE_COLUMNS = (
+    "eid",
+    "instance",
+    "input",
+    "output",
+    "status",
+    "reason",
+    "seconds",
+    "settings_fingerprint",
+    "finished_at",
+)
+OK, FAILED, SKIPPED = "ok", "failed", "skipped"
+
+
+@dataclass
+class ManifestRow:
+    """The outcome for one input: status ok | failed | skipped, a one-line reason, and the stage's QC figures."""
+
+    input: str
+    status: str
+    eid: int | None = None
+    instance: int | None = None
+    output: str = ""
+    reason: str = ""
+    seconds: float = 0.0
+    settings_fingerprint: str = ""
+    finished_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S"))
+    qc: dict[str, Any] = field(default_factory=dict)
+
+    def as_record(self) -> dict[str, Any]:
+        record = {column: getattr(self, column) for column in BASE_COLUMNS}
+        record["eid"] = "" if self.eid is None else self.eid
+        record["instance"] = "" if self.instance is None else self.instance
+        record["seconds"] = f"{self.seconds:.3f}"
+        record["reason"] = " ".join(self.reason.split())  # one line, always
+        record.update({key: _cell(value) for key, value in self.qc.items()})
+        return record
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return " ".join(_cell(item) for item in value)
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+class ManifestWriter:
+    """Collects the rows of one run of one shard and keeps its CSV file current on disk."""
+
+    def __init__(self, folder: Path, *, stage: str, shard_index: int, shard_count: int, flush_every_s: float = 10.0):
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        host = socket.gethostname().split(".")[0]
+        name = f"manifest-{stage}-{stamp}-shard{shard_index}of{shard_count}-{host}-{os.getpid()}.csv"
+        self.path = folder / name
+        self._scratch = folder / "tmp"
+        self._rows: list[ManifestRow] = []
+        self._flush_every_s = flush_every_s
+        self._last_flush = 0.0
+
+    @property
+    def rows(self) -> list[ManifestRow]:
+        return list(self._rows)
+
+    def add(self, row: ManifestRow) -> None:
+        self._rows.append(row)
+        if time.monotonic() - self._last_flush >= self._flush_every_s:
+            self.flush()
+
+    def flush(self) -> None:
+        """Rewrite the CSV file atomically with every row so far (:class:`OutputError` when the disk refuses)."""
+        records = [row.as_record() for row in self._rows]
+        extra = sorted({key for record in records for key in record} - set(BASE_COLUMNS))
+        try:
+            with atomic_file(self.path, scratch_dir=self._scratch) as tmp:
+                with open(tmp, "w", newline="", encoding="utf-8") as handle:
+                    writer = csv.DictWriter(handle, fieldnames=[*BASE_COLUMNS, *extra], restval="")
+                    writer.writeheader()
+                    writer.writerows(records)
+        except OSError as error:
+            raise OutputError(f"cannot write the manifest {self.path}: {error.strerror or error}") from None
+        self._last_flush = time.monotonic()
+
+
+def manifest_files(folder: Path) -> list[Path]:
+    """The manifest files under ``folder`` (a stage's output folder or its metadata folder), oldest first."""
+    return sorted(folder.rglob("manifest-*.csv"), key=lambda path: (path.stat().st_mtime, path.name))
+
+
+def read_manifests(folder: Path | str, *, latest: bool = True) -> list[dict[str, str]]:
+    """Read every manifest of a stage (all runs, all shards) as one table: a list of rows (dicts of strings).
+
+    With ``latest`` (the default) only the most recent row per input is kept, so the table says where every input
+    stands now. ``pandas.DataFrame(read_manifests(folder))`` gives a data frame.
+    """
+    rows: list[dict[str, str]] = []
+    for path in manifest_files(Path(folder)):
+        with open(path, newline="", encoding="utf-8") as handle:
+            for record in csv.DictReader(handle):
+                record["manifest"] = str(path)
+                rows.append(record)
+    if not latest:
+        return rows
+    newest: dict[str, dict[str, str]] = {}
+    for record in sorted(rows, key=lambda r: r.get("finished_at", "")):
+        newest[record["input"]] = record
+    return sorted(newest.values(), key=lambda r: r["input"])
+

@@ -1,0 +1,1 @@
+"""Mid-coronal slab extraction: arrays in, arrays out."""
