@@ -132,7 +132,7 @@ def write_dxa_zip(
             pixels = dxa_images.region_image(phantom, region, size=size)
             acquired = start + timedelta(seconds=60.0 + 110.0 * order)
             images.append(_Image(region.name, region.instance, pixels, region.area, acquired))
-    grid = dxa_images.total_body_grid(phantom, size=size, rng=rng)
+    grid = dxa_images.total_body_grid(phantom, rng=rng)
     pairs = [(phantom, (TISSUE_INSTANCE, BONE_INSTANCE))]
     if quirks.n_total_body_pairs == 2:
         moved = dataclasses.replace(phantom, x_shift=phantom.x_shift + MOVED[0], z_shift=phantom.z_shift + MOVED[1])

@@ -56,12 +56,14 @@ class DxaGrid:
         return self.z0 - np.arange(self.rows) * self.row_spacing
 
 
-def total_body_grid(phantom: Phantom, *, size: str, rng: np.random.Generator) -> DxaGrid:
-    """A Total Body grid of slightly random size, starting a few cm above the head."""
+def total_body_grid(phantom: Phantom, *, rng: np.random.Generator) -> DxaGrid:
+    """A Total Body grid of slightly random size, starting a few cm above the head.
+
+    Always the real size (about 2.4 mm pixels; small cohorts shrink only the regional images): a reader rightly
+    refuses a spacing far from the real one.
+    """
     rows = int(rng.integers(TOTAL_BODY_ROWS[0], TOTAL_BODY_ROWS[1] + 1))
     columns = int(rng.integers(TOTAL_BODY_COLUMNS[0], TOTAL_BODY_COLUMNS[1] + 1))
-    if size != "full":
-        rows, columns = round(rows / SMALL_DIVISOR), round(columns / SMALL_DIVISOR)
     width, height = TOTAL_BODY_AREA
     top = phantom.head_top_z + float(rng.uniform(25.0, 70.0))
     left = float(rng.uniform(-15.0, 15.0)) - width / 2
