@@ -76,9 +76,10 @@ def test_a_dxa_member_that_is_not_dicom_fails_the_zip_naming_it(dxa, tmp_path):
 def test_a_dxa_image_without_pixel_data_fails_the_zip_naming_it(dxa, tmp_path):
     path = _dxa_variant(dxa, tmp_path, lambda m, s: edits.edit(m, [_member(s, BONE_INSTANCE)], edits.drop_pixel_data))
     bone = _member(edits.index_slices(edits.read_members(dxa.path)), BONE_INSTANCE)
-    assert _dxa_fails(path) == (  # the bone image is needed: passed over, then named in the reason
-        "1 greyscale 'Total Body' image(s) of the exam's participant, 2 needed (tissue and bone); 'Total Body' "
-        f"member(s) passed over: {bone!r}: no pixel data (Computed Radiography Image Storage)")
+    reason = _dxa_fails(path)  # the bone image is needed: passed over, then named in the reason
+    assert reason.startswith("1 greyscale 'Total Body' image(s) of the exam's participant, 2 needed (tissue and bone)")
+    assert reason.endswith(f"; 'Total Body' member(s) passed over: {bone!r}: no pixel data (Computed Radiography "
+                           "Image Storage)")
 
 
 def test_a_dxa_image_in_a_syntax_no_decoder_reads_is_a_one_line_reason(dxa, tmp_path):

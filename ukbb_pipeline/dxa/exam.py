@@ -43,9 +43,10 @@ def choose_pair(images: Sequence[DxaImage], *, passed: Sequence[Passed] = ()) ->
     if len(candidates) < 2:
         elsewhere = [image for image in foreign if image.is_total_body]
         where = f"; another participant's: {_list(elsewhere)}" if elsewhere else ""
+        found = f": {_list(candidates)}" if candidates else ""
         raise InputError(
             f"{len(candidates)} greyscale 'Total Body' image(s) of the exam's participant, 2 needed (tissue and bone)"
-            f"{_passed_total_body(passed)}{where}"
+            f"{found}{_passed_total_body(passed)}{where}"
         )
     if len(candidates) > 2:
         raise InputError(
