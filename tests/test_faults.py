@@ -322,7 +322,7 @@ def test_a_full_disk_stops_the_run_with_one_clear_error_and_no_partial_file(tmp_
     main = f"{sys.executable} {REPO / 'main.py'} stage=unzip_dxa paths.root={tmp_path} stage.output_dir={out} n_jobs=2"
     result = _in_private_mounts(
         f"""
-        mount -t tmpfs -o size=96k tmpfs {out}
+        mount -t tmpfs -o size=400k tmpfs {out}
         {main} hydra.run.dir={tmp_path / 'run1'} > {tmp_path / 'full.log'} 2>&1; echo $? > {tmp_path / 'full.rc'}
         cp -a {out} {after_full}
         mount -o remount,size=16m {out}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -124,10 +125,10 @@ def to_monochrome2(image: np.ndarray, *, photometric: str, bits_stored: int) -> 
     return (top - (image & image.dtype.type(top))).astype(image.dtype)
 
 
-def two_positive(value: object) -> tuple[float, float] | None:
+def two_positive(value: Any) -> tuple[float, float] | None:
     """Two positive finite numbers from a DICOM value, or None (absent, malformed or damaged)."""
     try:
-        numbers = [float(item) for item in value]  # type: ignore[attr-defined]
+        numbers = [float(item) for item in value]
     except (TypeError, ValueError):
         return None
     if len(numbers) != 2 or not all(math.isfinite(n) and n > 0 for n in numbers):
@@ -141,9 +142,9 @@ def acquired_at(dataset: Dataset) -> str:
     return f"{dataset.get('AcquisitionDate', '') or ''}{dataset.get('AcquisitionTime', '') or ''}"
 
 
-def _integer(value: object, *, default: int | None) -> int | None:
+def _integer(value: Any, *, default: int | None) -> int | None:
     try:
-        return int(value)  # type: ignore[call-overload]
+        return int(value)
     except (TypeError, ValueError):
         return default
 

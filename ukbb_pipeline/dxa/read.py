@@ -54,7 +54,10 @@ def read_dxa_zip(
         dataset = dicom.parse(member, require_pixels=False)
         dicom.check_values(dataset, (*TAGS_READ, *dicom.PIXEL_TAGS), name=member.name)
         found = classify(dataset, name=member.name)
-        (images if isinstance(found, DxaImage) else passed).append(found)  # type: ignore[arg-type]
+        if isinstance(found, DxaImage):
+            images.append(found)
+        else:
+            passed.append(found)
     if not images and not passed:
         raise InputError("the zip holds no .dcm members")
     notes = [f"ignored member {_label(item.name)}: {item.why}" for item in passed]
