@@ -24,7 +24,7 @@ SMALL_DIVISOR = 4
 SATURATED = 252
 BODY_MAX = 249
 RENDER_POINTS = 60_000  # images are computed on at most about this many points, then interpolated
-THICKNESS_POINTS = 15_000  # the smooth tissue projection (the costly part) on fewer
+THICKNESS_POINTS = 8_000  # the smooth tissue projection (the costly part) on fewer
 Y_STEP = 10.0  # mm between samples of the front-to-back projection
 TISSUE_SCALE = 140.0  # mm of tissue at which the soft-tissue value reaches 63 % of its range
 
