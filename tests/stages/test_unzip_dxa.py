@@ -9,6 +9,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import zip_edits as edits
 
 from ukbb_pipeline.config import ZipLimits
 from ukbb_pipeline.errors import InputError
@@ -115,6 +116,20 @@ def test_each_fault_fails_the_zip_with_a_reason_naming_the_candidates(tmp_path, 
     assert "\n" not in message
     if "Total Body" in reason:  # the candidates are named
         assert truth.tissue_member in message
+
+
+def test_a_pair_whose_content_cannot_be_told_apart_fails_naming_both(tmp_path):
+    path, truth = _dxa_zip(tmp_path, 1000050, DxaQuirks(regional_images=False))
+    members = edits.read_members(path)
+    tissue_pixels = edits.parse(members[truth.tissue_member]).PixelData
+
+    def as_tissue(dataset):
+        dataset.PixelData = tissue_pixels
+
+    edits.write_members(path, edits.edit(members, [truth.bone_member], as_tissue))
+    with pytest.raises(InputError, match=r"^cannot tell the 'Total Body' tissue image from the bone image") as caught:
+        process_dxa_zip(parse_input(path), limits=LIMITS)
+    assert truth.tissue_member in str(caught.value) and truth.bone_member in str(caught.value)
 
 
 def test_a_zip_with_a_damaged_dicom_names_the_member(tmp_path):

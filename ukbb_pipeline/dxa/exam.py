@@ -7,6 +7,8 @@ newer. A tie is ambiguous and fails. Within that participant, the pair is its tw
 study and series, with the same Rows, Columns and ExposedArea. Acquisition time is never used (the pair is timed at
 the study's start, before the regional scans), nor are instance numbers, which vary between exams. Three or more
 candidates (a repeat, a derived image) fail the zip naming them: which two belong together would be a guess.
+Known limit: a zip whose foreign images outnumber the exam's own (say another participant's pair and AP Spine beside a
+Total-Body-only exam) cannot be told, from the zip alone, from one where they are the exam; the count decides.
 """
 
 from __future__ import annotations
