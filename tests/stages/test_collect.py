@@ -23,7 +23,7 @@ from paired_inputs import (
 
 from ukbb_pipeline.config import CollectConfig, Scaling
 from ukbb_pipeline.errors import OutputError
-from ukbb_pipeline.formats import Hdf5Writer
+from ukbb_pipeline.formats import Hdf5Writer, collection
 from ukbb_pipeline.pairs import fit as collect
 from ukbb_pipeline.runtime.inputs import parse_input
 from ukbb_pipeline.runtime.manifest import read_manifests
@@ -216,7 +216,7 @@ def test_a_bad_input_fails_its_pair_only_and_a_rerun_retries_it(tmp_path):
     summary = _run(tmp_path)
     assert summary.counts == {"ok": 2, "failed": 2, "skipped": 0}
     reasons = sorted(row.reason for row in summary.failed)
-    assert reasons[0].startswith("DXA 1000002_20158_3_0.h5: does not open as HDF5")
+    assert reasons[0].startswith("DXA 1000002_20158_3_0.h5: not a readable HDF5 file")
     assert reasons[1].startswith("MRI slab: spacing attribute is None, expected 3 positive numbers")
     collection = _read(tmp_path / "collection" / "collection-shard0of1.h5")
     assert list(collection["eids"]) == [1000001, 1000002]
@@ -423,7 +423,7 @@ def test_a_shard_file_that_cannot_be_written_stops_the_run_and_collects_nothing(
     def full_disk(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(collect_stage, "_write_record", full_disk)
+    monkeypatch.setattr(collection.CollectionWriter, "write", full_disk)
     with pytest.raises(OutputError, match="No space left on device"):
         _run(tmp_path)
     assert not (tmp_path / "collection" / "collection-shard0of1.h5").exists()
