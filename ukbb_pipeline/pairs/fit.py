@@ -32,7 +32,6 @@ from typing import Any, Protocol
 import numpy as np
 from scipy import sparse
 
-
 CUBIC_A = -0.75  # torch's bicubic kernel parameter
 NORMALISE_EPS = 1e-5  # the loader's epsilon in (x - min) / (max - min + eps)
 SCALING_RULES = ("physical", "paper_loader")

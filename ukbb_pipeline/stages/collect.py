@@ -46,7 +46,8 @@ class CollectStage(Stage):
                       "interpolation": "bicubic as torch.nn.functional.interpolate(align_corners=False), a=-0.75",
                       "normalisation": "none applied; normalised = (x - range[..., 0]) / "
                                        "(range[..., 1] - range[..., 0] + 1e-5)",
-                      "split_method": split["method"], "split_settings": split, "keep_flagged": self.params.keep_flagged}
+                      "split_method": split["method"], "split_settings": split,
+                      "keep_flagged": self.params.keep_flagged}
         self.source = f"MRI slabs in {config.input_dir} paired with DXA outputs in {config.dxa_dir}"
         self.final = self.folders.output
 

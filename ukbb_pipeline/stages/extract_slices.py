@@ -22,9 +22,9 @@ from ukbb_pipeline.config import ExtractSlicesConfig
 from ukbb_pipeline.errors import InputError
 from ukbb_pipeline.formats.base import Output, Writer
 from ukbb_pipeline.formats.hdf5 import Hdf5Writer
+from ukbb_pipeline.formats.outputs import find_outputs, open_volume
 from ukbb_pipeline.formats.pickle import safe_load
 from ukbb_pipeline.formats.sidecar import read_sidecar
-from ukbb_pipeline.formats.outputs import find_outputs, open_volume
 from ukbb_pipeline.formats.volumes import REQUIRED_CHANNEL, VolumeInfo
 from ukbb_pipeline.pairs.flags import flag_attrs, flags_from_attrs
 from ukbb_pipeline.qc import pictures
