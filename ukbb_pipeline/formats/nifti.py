@@ -77,7 +77,7 @@ class NiftiWriter(Writer):
     def __init__(self, *, compression_level: int = 1):
         if not 1 <= compression_level <= 9:
             raise ValueError(f"writer.compression_level must be 1-9, got {compression_level}")
-        self.nibabel = require_nibabel()
+        require_nibabel()  # fail at start-up, with the install line, when it is missing
         self.compression_level = compression_level
 
     def output_path(self, folders: StageFolders, stem: str, *, nested: bool = False) -> Path:
@@ -88,12 +88,13 @@ class NiftiWriter(Writer):
         self, folders: StageFolders, stem: str, output: Output, *, fingerprint: str, nested: bool = False
     ) -> Path:
         final = self.output_path(folders, stem)
+        nibabel = require_nibabel()
         affine = self._affine(output)
         sizes = {}
         with atomic_dir(final, scratch_dir=folders.scratch) as tmp_dir:
             for name, array in output.arrays.items():
                 data = array if array.ndim == 3 else np.asarray(array)[:, :, None]
-                image = self.nibabel.Nifti1Image(np.asarray(data), affine)
+                image = nibabel.Nifti1Image(np.asarray(data), affine)
                 image.set_qform(affine, code=SCANNER)
                 image.set_sform(affine, code=SCANNER)
                 image.header.set_xyzt_units("mm")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import pickle
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any, TypeVar
@@ -52,7 +51,7 @@ def imap_unordered(
         yield from parallel(delayed(function)(*arguments) for arguments in argument_lists)
         return
     executor = get_reusable_executor(
-        max_workers=n_jobs, initializer=_install, initargs=(pickle.dumps(shared),), env=_ONE_THREAD, reuse=False
+        max_workers=n_jobs, initializer=_install, initargs=(shared,), env=_ONE_THREAD, reuse=False
     )
     window = max(4, 4 * n_jobs)
     pending: set[Future[T]] = set()
@@ -77,9 +76,9 @@ _ONE_THREAD = dict.fromkeys(("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM
 _SHARED: list[Any] = []
 
 
-def _install(payload: bytes) -> None:
-    """Worker initializer: keep the object every call of this run shares."""
-    _SHARED[:] = [pickle.loads(payload)]
+def _install(shared: Any) -> None:
+    """Worker initializer (its arguments travel once per worker): keep the object every call of this run shares."""
+    _SHARED[:] = [shared]
 
 
 def _call_shared(function: Callable[..., T], *arguments: Any) -> T:

@@ -31,7 +31,8 @@ DONE = "done earlier with the same inputs and settings"
 
 
 class CollectStage(Stage):
-    name = unit_name = "collect"
+    name = "collect"
+    unit_name = "pair"
 
     def __init__(self, config: CollectConfig, *, writer: Writer):
         self.params = build.make_params(config)
