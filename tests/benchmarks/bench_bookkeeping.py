@@ -90,7 +90,7 @@ def main() -> None:
         stage = FileStage(job(inputs, done, fail=False))
         timed("writing the done outputs (1 worker)", n, floor, run_stage, job(inputs, done, fail=False),
               RunOptions(n_jobs=1))
-        _, check = timed("skip check of done outputs", n, floor,
+        timed("skip check of done outputs", n, floor,
                          lambda: list(stage.check_done(units, fingerprint=stage.fingerprint(), overwrite=False)))
         summary, rerun = timed("re-run of the fully done root (run_stage)", n, floor, run_stage,
                                job(inputs, done, fail=False), RunOptions(n_jobs=args.jobs))

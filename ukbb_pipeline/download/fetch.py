@@ -36,8 +36,10 @@ log = logging.getLogger(__name__)
 class Backend(Protocol):
     """A download tool: ``fetch`` leaves the ``<stem>.zip`` files it could get in ``scratch`` and says how it ended."""
 
-    name: str
-    max_per_call: int
+    @property
+    def name(self) -> str: ...
+    @property
+    def max_per_call(self) -> int: ...
 
     def fetch(self, requests: Sequence[BulkRequest], scratch: Path, children: ChildProcesses) -> ToolRun: ...
 

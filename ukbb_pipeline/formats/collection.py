@@ -113,9 +113,9 @@ class CollectionWriter:
             datasets[f"{name}_range"] = handle.create_dataset(
                 f"{name}_range", shape=(n, shape[0], 2), maxshape=(None, shape[0], 2), dtype=np.float32
             )
-        for name, (shape, dtype) in SMALL_DATASETS.items():
-            datasets[name] = handle.create_dataset(name, shape=(n, *shape), maxshape=(None, *shape), dtype=dtype,
-                                                   chunks=(max(1, min(n, 1024)), *shape))
+        for name, (row_shape, dtype) in SMALL_DATASETS.items():
+            datasets[name] = handle.create_dataset(name, shape=(n, *row_shape), maxshape=(None, *row_shape),
+                                                   dtype=dtype, chunks=(max(1, min(n, 1024)), *row_shape))
         datasets["mri"].attrs["channels"] = list(mri_channels)
         datasets["dxa"].attrs["channels"] = list(dxa_channels)
         datasets["mri_origin"].attrs["meaning"] = (

@@ -43,17 +43,17 @@ def open_volume(path: Path, *, locking: bool | None = None) -> MriVolume:
     ``locking`` is HDF5 file locking (None: the library default; false on file systems where locking fails).
     """
     path = Path(path)
-    return format_of(path).open_volume(path, locking=locking)  # type: ignore[no-any-return]
+    return format_of(path).open_volume(path, locking=locking)
 
 
 def read_images(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
     """The named images of an output in any format."""
-    return format_of(path).read_images(path, names)  # type: ignore[no-any-return]
+    return format_of(path).read_images(path, names)
 
 
 def read_attrs(path: Path) -> dict[str, Any]:
     """The attributes of an output in any format (HDF5 attributes, or the sidecar of a pickle or NIfTI output)."""
-    return format_of(path).read_attrs(path)  # type: ignore[no-any-return]
+    return format_of(path).read_attrs(path)
 
 
 def find_outputs(folder: Path) -> list[InputFile]:

@@ -42,10 +42,10 @@ class _Numpy1Pickler(pickle._Pickler):  # the pure-Python pickler lets us choose
         if module.startswith("numpy._core"):
             legacy = module.replace("numpy._core", "numpy.core", 1)
             qualname = name or obj.__qualname__
-            self.write(pickle.GLOBAL + f"{legacy}\n{qualname}\n".encode())
-            self.memoize(obj)
+            self.write(pickle.GLOBAL + f"{legacy}\n{qualname}\n".encode())  # type: ignore[attr-defined]
+            self.memoize(obj)  # type: ignore[attr-defined]
             return
-        super().save_global(obj, name)
+        super().save_global(obj, name)  # type: ignore[misc]
 
 
 def dump_compatible(payload: dict[str, Any], handle: BinaryIO) -> None:

@@ -134,7 +134,7 @@ class CollectSink(Sink):
 
     def __init__(self, final: Path, tasks: list[Task], *, params: CollectParams, codec: ChunkCodec,
                  scratch_dir: Path, attrs: dict[str, Any], locking: bool | None):
-        self.target = final
+        self.target = self.final = final
         self.tasks = tasks
         self.index = {task.unit.key: number for number, task in enumerate(tasks)}
         self.params, self.codec, self.scratch_dir, self.attrs, self.locking = params, codec, scratch_dir, attrs, locking
@@ -144,13 +144,13 @@ class CollectSink(Sink):
     def __enter__(self) -> CollectSink:
         p = self.params
         self.writer = collection.CollectionWriter(
-            self.target, scratch_dir=self.scratch_dir, n=len(self.tasks), mri_channels=p.mri_channels,
+            self.final, scratch_dir=self.scratch_dir, n=len(self.tasks), mri_channels=p.mri_channels,
             dxa_channels=p.dxa_channels, mri_shape=p.mri_shape, dxa_shape=p.dxa_shape, codec=self.codec,
             locking=self.locking)
         return self
 
-    def __exit__(self, kind: object, *exc: object) -> None:
-        if kind is not None and self.writer is not None:
+    def __exit__(self, *exc: object) -> None:
+        if exc and exc[0] is not None and self.writer is not None:
             self.writer.abandon()
 
     def put(self, result: Result) -> list[Result]:

@@ -43,7 +43,7 @@ UNASSIGNED = "unassigned"  # a pair whose EID is in none of the user's split lis
 # Resampling and fitting
 
 
-def zoom_factors(spacing: Sequence[float], *, target: float, scaling: str, modality: str) -> tuple[float, ...]:
+def zoom_factors(spacing: Sequence[float], *, target: float, scaling: str, modality: str) -> tuple[float, float]:
     """Output pixels per input pixel along each axis, for ``modality`` (mri | dxa) images of pixel ``spacing`` (mm).
 
     ``physical``: ``spacing / target``. ``paper_loader``: what the public loader computes, ``target / spacing`` for
@@ -51,10 +51,11 @@ def zoom_factors(spacing: Sequence[float], *, target: float, scaling: str, modal
     """
     if modality not in ("mri", "dxa"):
         raise ValueError(f"modality must be mri or dxa, got {modality!r}")
+    rows, columns = (float(s) for s in spacing)
     if scaling == "physical":
-        return tuple(float(s) / target for s in spacing)
+        return rows / target, columns / target
     if scaling == "paper_loader":
-        return tuple(target / float(s) if modality == "mri" else 1.0 for s in spacing)
+        return (target / rows, target / columns) if modality == "mri" else (1.0, 1.0)
     raise ValueError(f"scaling must be one of {SCALING_RULES}, got {scaling!r}")
 
 
