@@ -455,12 +455,12 @@ def test_pairs_with_an_unfixed_swap_or_a_failed_seam_check_are_left_out_and_list
         1000001: "left out: fat/water swap in station 3 not fixed (stage.keep_flagged=true keeps it)",
         1000003: "left out: seam mismatch 0.6 above 0.2 (stage.keep_flagged=true keeps it)",
     }
-    assert "1000001_20201_2_0: left out: fat/water swap in station 3 not fixed" in caplog.text
+    assert "1000001_20201_2_0.h5: left out: fat/water swap in station 3 not fixed" in caplog.text
     collection = _read(tmp_path / "collection" / "collection-shard0of1.h5")
     assert [(e, i) for e, i in zip(collection["eids"], collection["instances"], strict=True)] == [
         (1000002, 2), (1000002, 3)]
-    assert list(collection["swapped_stations"]) == [b"2", b""]
-    assert list(collection["swap_fixed"]) == [1, 0]
+    assert list(collection["swapped_stations"]) == [b"2", b"2"]  # both visits of 1000002 carry the flags
+    assert list(collection["swap_fixed"]) == [1, 1]
     assert collection["flags"][0] == b"fat/water swap in station 2 fixed"
     for index, visit in enumerate(VISITS[1:3]):
         check_against_truth(collection, index, visit)

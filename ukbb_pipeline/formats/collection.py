@@ -16,8 +16,8 @@ Layout of a shard file (N pairs, in (eid, instance) order; plain h5py reads it):
   ``swap_fixed`` (1 when unzip_mri swapped them back), ``max_seam_mismatch`` (NaN: not recorded) and ``flags``
   (text: what is worth a look, empty when nothing).
 - Root attributes: the settings (``target_spacing``, ``scaling``, channels, split method and settings), the shard,
-  ``n_failed``, ``left_out`` (JSON: the pairs left out for their flags and why), ``settings_fingerprint`` and
-  ``content_fingerprint``.
+  ``n_failed``, ``n_left_out`` (pairs left out for their flags: they are named in the manifest only, so that the file
+  names no one it does not hold), ``settings_fingerprint`` and ``content_fingerprint``.
 
 Images are written through :mod:`ukbb_pipeline.formats.chunks` (filtered in the workers, written as whole chunks).
 """
@@ -176,12 +176,14 @@ def stored_attrs(path: Path, *, locking: bool | None = None) -> dict[str, Any] |
         return None
 
 
-def left_out(attrs: dict[str, Any]) -> dict[str, str]:
-    """The pairs a shard file leaves out for their flags: MRI stem -> why."""
+def stored_visits(path: Path, *, locking: bool | None = None) -> set[tuple[int, int]]:
+    """The (eid, instance) of every pair a shard file holds (empty when it does not open)."""
+    kwargs = {} if locking is None else {"locking": locking}
     try:
-        return dict(json.loads(attrs.get("left_out", "{}")))
-    except (TypeError, ValueError):
-        return {}
+        with h5py.File(path, "r", **kwargs) as handle:
+            return {(int(e), int(i)) for e, i in zip(handle["eids"][()], handle["instances"][()], strict=True)}
+    except (OSError, KeyError, ValueError):
+        return set()
 
 
 def collection_files(source: str | Path | Sequence[str | Path]) -> list[Path]:

@@ -164,8 +164,8 @@ class CollectSink(Sink):
     def close(self) -> list[Result]:
         assert self.writer is not None
         failed = sum(result.status == FAILED for result in self.results)
-        left_out = {r.unit.key: r.reason for r in self.results if r.status == SKIPPED}
-        self.writer.close({**self.attrs, "n_failed": failed, "left_out": left_out})
+        left_out = sum(result.status == SKIPPED for result in self.results)
+        self.writer.close({**self.attrs, "n_failed": failed, "n_left_out": left_out})
         return sorted(self.results, key=lambda r: (r.unit.eid, r.unit.instance))
 
     def abandoned(self, error: OSError) -> list[Result]:

@@ -21,7 +21,7 @@ from ukbb_pipeline.formats.outputs import find_outputs
 from ukbb_pipeline.pairs import build, fit
 from ukbb_pipeline.runtime.fingerprint import input_signature, settings_fingerprint
 from ukbb_pipeline.runtime.folders import StageFolders
-from ukbb_pipeline.runtime.manifest import FAILED, OK, SKIPPED
+from ukbb_pipeline.runtime.manifest import FAILED, OK, SKIPPED, read_manifests
 from ukbb_pipeline.runtime.runner import Result, RunOptions, Sink, Stage, StageSummary, Task, Unit, run_units
 
 log = logging.getLogger(__name__)
@@ -69,14 +69,19 @@ class CollectStage(Stage):
         unchanged = stored is not None and stored.get("content_fingerprint") == self.content and \
             int(stored.get("n_failed", 1)) == 0
         self.rebuild = not unchanged
-        left_out = collection.left_out(stored or {})
+        if self.rebuild:
+            yield from (Task(unit, "redone: overwrite=true" if overwrite else "", fingerprint) for unit in units)
+            return
+        held = collection.stored_visits(self.final, locking=self.hdf5.file_locking)
+        earlier = {row["input"]: row["reason"] for row in read_manifests(self.folders.meta)
+                   if row.get("reason", "").startswith("left out")} if len(held) < len(units) else {}
         for unit in units:
             qc = {"dxa_input": str(unit.item[0].dxa.path), "split": unit.item[1]}
-            if self.rebuild:
-                yield Task(unit, "redone: overwrite=true" if overwrite else "", fingerprint)
-            else:
-                yield Result(unit, SKIPPED, reason=left_out.get(unit.key, DONE), fingerprint=fingerprint,
-                             output="" if unit.key in left_out else str(self.final), qc=qc)
+            if (unit.eid, unit.instance) in held:
+                yield Result(unit, SKIPPED, reason=DONE, fingerprint=fingerprint, output=str(self.final), qc=qc)
+            else:  # left out for its flags when the shard was built
+                reason = earlier.get(unit.input, build.left_out_reason(["flagged when the shard was built"]))
+                yield Result(unit, SKIPPED, reason=reason, fingerprint=fingerprint, qc=qc)
 
     def process(self, task: Task) -> Result:
         pair, split = task.unit.item
