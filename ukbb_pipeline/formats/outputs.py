@@ -59,7 +59,8 @@ def read_attrs(path: Path) -> dict[str, Any]:
 def find_outputs(folder: Path) -> list[InputFile]:
     """The per-input outputs in a stage's output folder, in any format, one per stem (see :data:`PREFERENCE`).
 
-    Names without an EID, the ``pipeline-*`` metadata folders and hidden entries are ignored.
+    Names without an EID, the ``pipeline-*`` metadata folders and hidden entries are ignored. NIfTI outputs without
+    nibabel installed are refused here, before any work, with the line that installs it.
     """
     if not folder.is_dir():
         raise FileNotFoundError(f"folder {folder} does not exist")
@@ -87,6 +88,8 @@ def find_outputs(folder: Path) -> list[InputFile]:
             rank = PREFERENCE.index(kind)
             if item.stem not in found or rank < found[item.stem][0]:
                 found[item.stem] = (rank, item)
+    if any(rank == PREFERENCE.index("/") for rank, _ in found.values()):
+        nifti.require_nibabel()  # NIfTI inputs without nibabel: refused at start-up, with the install line
     return sorted(item for _, item in found.values())
 
 
