@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import logging
 import os
 import subprocess
 import sys
@@ -21,23 +22,27 @@ import tempfile
 import time
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 from ukbb_pipeline.errors import InputError
 from ukbb_pipeline.formats import Hdf5Writer, Output
 from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.inputs import InputFile, discover_inputs
-from ukbb_pipeline.runtime.manifest import ManifestWriter
+from ukbb_pipeline.runtime.manifest import ManifestRow, ManifestWriter
 from ukbb_pipeline.runtime.runner import (
     FileStage,
     RunOptions,
     StageJob,
+    Task,
+    content_fingerprint,
     file_unit,
     run_stage,
     select_units,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
+logging.getLogger("ukbb_pipeline").setLevel(logging.CRITICAL)  # the runner is timed, not the console
 
 
 def tiny_output(item: InputFile, *, fail: bool) -> Output:
@@ -50,6 +55,27 @@ def tiny_output(item: InputFile, *, fail: bool) -> Output:
 def job(inputs: list[InputFile], output: Path, *, fail: bool) -> StageJob:
     return StageJob(name="bench", folders=StageFolders(output=output, stage="bench"), inputs=inputs,
                     process=functools.partial(tiny_output, fail=fail), writer=Hdf5Writer(), settings={"v": 1})
+
+
+def make_done_root(stage: FileStage, units: list) -> None:
+    """Outputs and a manifest as a finished run leaves them (written without a run's fsyncs: not what is timed)."""
+    manifest = ManifestWriter(stage.folders.meta, stage=stage.name, shard_index=0, shard_count=1, flush_every_s=1e9)
+    stage.folders.scratch.mkdir(parents=True, exist_ok=True)
+    fingerprint = stage.fingerprint()
+    for unit in units:
+        task = Task(unit, "", content_fingerprint(fingerprint, unit.item.path))
+        output = tiny_output(unit.item, fail=False)
+        final = stage.output_path(unit)
+        with h5py.File(f"{unit.key}.h5", "w", driver="core", backing_store=False) as handle:
+            handle.create_dataset("value", data=output.arrays["value"])
+            handle.attrs["settings_fingerprint"] = task.fingerprint
+            handle.flush()
+            final.write_bytes(handle.id.get_file_image())
+        stat = os.stat(final)
+        manifest.add(ManifestRow(input=unit.input, status="ok", eid=unit.eid, instance=unit.instance,
+                                 output=str(final), settings_fingerprint=task.fingerprint,
+                                 qc={"output_bytes": stat.st_size, "output_mtime_ns": stat.st_mtime_ns}))
+    manifest.flush()
 
 
 def timed(label: str, n: int, floor: float, function, *args, **kwargs):
@@ -88,12 +114,15 @@ def main() -> None:
 
         done = Path(tmp) / "done"
         stage = FileStage(job(inputs, done, fail=False))
-        timed("writing the done outputs (1 worker)", n, floor, run_stage, job(inputs, done, fail=False),
-              RunOptions(n_jobs=1))
+        timed("making a done root (outputs + manifest)", n, floor, make_done_root, stage, units)
         timed("skip check of done outputs", n, floor,
-                         lambda: list(stage.check_done(units, fingerprint=stage.fingerprint(), overwrite=False)))
-        summary, rerun = timed("re-run of the fully done root (run_stage)", n, floor, run_stage,
-                               job(inputs, done, fail=False), RunOptions(n_jobs=args.jobs))
+              lambda: list(stage.check_done(units, fingerprint=stage.fingerprint(), overwrite=False)))
+
+        def rerun():
+            found = discover_inputs(raw, suffix=".zip")
+            return run_stage(job(found, done, fail=False), RunOptions(n_jobs=args.jobs))
+
+        summary, rerun_s = timed("re-run of the done root (discovery + run)", n, floor, rerun)
         assert summary.counts["skipped"] == n, summary.counts
         failing = Path(tmp) / "failing"
         summary, _ = timed(f"dispatch to {args.jobs} workers (each fails at once)", n, floor, run_stage,
@@ -105,7 +134,7 @@ def main() -> None:
         rows = summary.rows
         timed("manifest (add every row, write the CSV)", n, floor,
               lambda: ([manifest.add(row) for row in rows], manifest.flush()))
-        print(f"re-run of a done root: {rerun:.1f} s for {n} inputs (goal: under 120 s at 100,000)")
+        print(f"re-run of a done root: {rerun_s:.1f} s for {n} inputs (goal: under 120 s at 100,000)")
 
         m = args.main_inputs
         zips = Path(tmp) / "main" / "raw" / "dxas"

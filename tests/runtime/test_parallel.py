@@ -36,3 +36,9 @@ def test_a_shared_object_reaches_every_call_without_travelling_with_each():
     assert sorted(imap_unordered(_scaled, [(i,) for i in range(30)], n_jobs=2, shared=shared)) == [
         3 * i for i in range(30)]
     assert sorted(imap_unordered(_scaled, [(i,) for i in range(3)], n_jobs=1, shared=shared)) == [0, 3, 6]
+
+
+def test_calls_sent_in_chunks_each_return_once():
+    shared = {"scale": 2}
+    results = sorted(imap_unordered(_scaled, [(i,) for i in range(53)], n_jobs=2, shared=shared, chunk_size=8))
+    assert results == [2 * i for i in range(53)]

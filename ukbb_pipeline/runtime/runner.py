@@ -144,8 +144,11 @@ class Stage:
         return Sink()
 
     def execute(self, tasks: list[Task], *, n_jobs: int, emit: Callable[[Result], None]) -> None:
-        """Run ``tasks``, calling ``emit`` once per unit as each ends. Default: ``n_jobs`` worker processes."""
-        for result in imap_unordered(_process_task, [(task,) for task in tasks], n_jobs=n_jobs, shared=self):
+        """Run ``tasks``, calling ``emit`` once per unit as each ends. Default: ``n_jobs`` worker processes, with
+        tasks sent a few at a time on long runs (at most 16, keeping about 50 chunks per worker for the balance)."""
+        chunk = max(1, min(16, len(tasks) // (50 * n_jobs)))
+        for result in imap_unordered(_process_task, [(task,) for task in tasks], n_jobs=n_jobs, shared=self,
+                                     chunk_size=chunk):
             emit(result)
 
 
