@@ -388,3 +388,44 @@ def reason_group(reason: str) -> str:
     """A failure reason with its particulars (member names, numbers) blanked, to count failures by kind."""
     first = reason.split("; ")[0]
     return _NAMES_IN_REASON.sub(lambda match: "'...'" if match.group(0)[:1] in "'\"" else "N", first).strip()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Provenance: which package version last changed each stage's outputs (kept in step with CHANGELOG.md)
+
+OUTPUTS_CHANGED_IN = {
+    "download": "0.1.0",
+    "unzip_dxa": "0.1.0",
+    "unzip_mri": "0.1.0",
+    "extract_slices": "0.1.0",
+    "collect": "0.1.0",
+}
+
+
+def _version_key(text: str) -> tuple[int, ...]:
+    """``0.10.2`` -> (0, 10, 2); local or pre-release parts are ignored; empty or unknown -> (0,)."""
+    numbers = []
+    for part in text.split("+")[0].split("."):
+        digits = re.match(r"\d+", part)
+        if digits is None:
+            break
+        numbers.append(int(digits.group(0)))
+    return tuple(numbers) or (0,)
+
+
+def out_of_date(stage: str, version: str) -> bool:
+    """Whether an output of ``stage`` made by package ``version`` predates the last change to that stage's outputs.
+
+    An output recorded without a version (before versions were recorded) counts as version 0.
+    """
+    changed = OUTPUTS_CHANGED_IN.get(stage)
+    return changed is not None and _version_key(version) < _version_key(changed)
+
+
+def eid_coverage(found_eids: Iterable[int | None], *, only: Iterable[int] | None,
+                 exclude: Iterable[int] | None) -> tuple[list[int], int]:
+    """(EIDs of ``only`` with no input, sorted; how many inputs ``exclude`` drops), for the log and the status."""
+    found = [eid for eid in found_eids if eid is not None]
+    excluded = set(exclude or ())
+    missing = sorted(set(only) - set(found) - excluded) if only is not None else []
+    return missing, sum(1 for eid in found if eid in excluded)

@@ -20,7 +20,17 @@ StageRun = Callable[..., list[StageSummary]]
 
 
 def _registry() -> dict[str, StageRun]:
-    from ukbb_pipeline.stages import collect, demo, download, extract_slices, report, unzip_dxa, unzip_mri, withdraw
+    from ukbb_pipeline.stages import (
+        collect,
+        demo,
+        download,
+        extract_slices,
+        report,
+        status,
+        unzip_dxa,
+        unzip_mri,
+        withdraw,
+    )
 
     return {
         "demo": demo.run,
@@ -31,6 +41,7 @@ def _registry() -> dict[str, StageRun]:
         "withdraw": withdraw.run,
         "collect": collect.run,
         "report": report.run,
+        "status": status.run,
     }
 
 
