@@ -134,3 +134,16 @@ def test_failure_reasons_group_by_kind():
     assert reason_group("member 'x/1.dcm' is damaged (Bad CRC-32)") == "member '...' is damaged (Bad CRC-N)"
     assert reason_group("5 of 6 stations in the zip (station 6 missing); note") == (
         "N of N stations in the zip (station N missing)")
+
+
+def test_empty_qc_cells_and_a_maker_behind_a_failure_survive_the_cache(meta):
+    write_run(meta, [row(1000001, OK, "2026-01-01T10:00:00", qc={"swapped_stations": [], "n_stations": 6})],
+              name="a")
+    write_run(meta, [row(1000001, FAILED, "2026-01-02T10:00:00", reason="input changed and broke")], name="b")
+    stage_state(meta)  # cached: a failed record, with the ok row behind it set aside
+    write_run(meta, [row(1000001, SKIPPED, "2026-01-03T10:00:00")], name="c")  # the input came back
+    cached, fresh = stage_state(meta), stage_state(meta, cache=False)
+    assert cached == fresh
+    (record,) = cached
+    assert record["state"] == "done" and record["swapped_stations"] == "" and record["n_stations"] == "6"
+    assert record["made_at"] == "2026-01-01T10:00:00"

@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from ukbb_pipeline import __version__
 from ukbb_pipeline.formats.base import Output, Writer
 from ukbb_pipeline.formats.sidecar import read_sidecar, write_sidecar
 from ukbb_pipeline.runtime.atomic import atomic_dir, atomic_file
@@ -92,6 +93,7 @@ class PickleWriter(Writer):
                     dump_compatible(payload, handle)
         sidecar = {
             "settings_fingerprint": fingerprint,
+            "pipeline_version": __version__,
             "size_bytes": final.stat().st_size,
             "nested": nested,
             "attrs": output.attrs,

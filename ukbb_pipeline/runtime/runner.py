@@ -30,6 +30,7 @@ from ukbb_pipeline.runtime.inputs import InputFile, filter_by_eid
 from ukbb_pipeline.runtime.manifest import FAILED, OK, SKIPPED, ManifestRow, ManifestWriter
 from ukbb_pipeline.runtime.parallel import imap_unordered
 from ukbb_pipeline.runtime.sharding import in_shard
+from ukbb_pipeline.runtime.state import coverage_messages
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,9 @@ def run_stage(job: StageJob, options: RunOptions) -> StageSummary:
     """Run ``job`` over this shard's inputs and return the summary (the manifest is written as rows arrive)."""
     started = time.monotonic()
     inputs = select_inputs(job.inputs, options)
+    for level, message in coverage_messages(job.name, (item.eid for item in job.inputs), only=options.only_eids,
+                                            exclude=options.exclude_eids, where=job.source):
+        log.log(level, "%s", message)
     try:
         job.folders.scratch.mkdir(parents=True, exist_ok=True)
     except OSError as error:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import logging
 import math
 import os
 import re
@@ -55,6 +56,7 @@ STATE_COLUMNS = (
 )
 _STATE_SET = frozenset(STATE_COLUMNS)
 _NOT_QC = frozenset((*BASE_COLUMNS, "manifest", _ROLE))
+_RECORD_ONLY = _STATE_SET - _NOT_QC  # stage, stem, state, flags, notes, made_at
 
 
 def stem_of(path: str) -> str:
@@ -230,10 +232,11 @@ def _read_cache(meta: Path, stage: str) -> tuple[dict[str, list[int]], _Fold] | 
                 row = dict(zip(header, values, strict=False))
                 del row[_ROLE]
                 if values[at_role] == "aside":
-                    fold.aside[row["input_stem"]] = {key: value for key, value in row.items() if value}
+                    stem = row.pop("input_stem")
+                    fold.aside[stem] = {key: value for key, value in row.items() if key not in _RECORD_ONLY}
                 else:
-                    fold.records[values[at_stem]] = {key: value for key, value in row.items()
-                                                     if value or key in _STATE_SET}
+                    row.pop("input_stem", None)
+                    fold.records[values[at_stem]] = row
     except (OSError, ValueError, KeyError, StopIteration, csv.Error):
         return None
     return folded, fold
@@ -429,3 +432,17 @@ def eid_coverage(found_eids: Iterable[int | None], *, only: Iterable[int] | None
     excluded = set(exclude or ())
     missing = sorted(set(only) - set(found) - excluded) if only is not None else []
     return missing, sum(1 for eid in found if eid in excluded)
+
+
+def coverage_messages(stage: str, found_eids: Iterable[int | None], *, only: Iterable[int] | None,
+                      exclude: Iterable[int] | None, where: str = "", examples: int = 5) -> list[tuple[int, str]]:
+    """(logging level, line) about the EID lists: inputs excluded; EIDs of ``eids_file`` with no input (a few)."""
+    missing, n_excluded = eid_coverage(found_eids, only=only, exclude=exclude)
+    messages = []
+    if n_excluded:
+        messages.append((logging.INFO, f"{stage}: {n_excluded} input(s) of EIDs in exclude_eids_file left out"))
+    if missing:
+        shown = ", ".join(str(eid) for eid in missing[:examples]) + (" ..." if len(missing) > examples else "")
+        place = f" ({where})" if where else ""
+        messages.append((logging.WARNING, f"{stage}: {len(missing)} EID(s) of eids_file have no input{place}: {shown}"))
+    return messages

@@ -43,6 +43,7 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
+from ukbb_pipeline import __version__
 from ukbb_pipeline.config import CollectConfig
 from ukbb_pipeline.errors import InputError, OutputError
 from ukbb_pipeline.formats import Hdf5Writer, Writer
@@ -318,6 +319,7 @@ def _build(
             "shard_count": options.shard_count,
             "n_failed": n_failed,
             "settings_fingerprint": fingerprint,
+            "pipeline_version": __version__,
             "content_fingerprint": content,
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
