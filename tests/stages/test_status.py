@@ -71,6 +71,8 @@ def test_status_counts_done_failed_by_reason_flagged_by_flag_missing_excluded_an
     assert status.out_of_date == ["1000002 visit 2"]  # made before versions were recorded
     lines = {(line["what"], line["detail"]): line for line in status.lines()}
     assert lines[("failed", "")]["count"] == "2"
+    assert lines[("excluded", "")]["count"] == "1"
+    assert lines[("out of date", "")]["examples"] == "1000002 visit 2"
     assert lines[("flagged", "")]["count"] == "1"  # one subject, two flags
     assert lines[("missing", "EIDs in eids_file with no input")]["examples"] == "1000007, 1000008"
 
@@ -183,4 +185,4 @@ def test_status_lists_eids_without_a_zip_and_counts_the_excluded(tmp_path, run_m
     assert status.returncode == 0, status.stderr[-3000:]
     lines = {(line["stage"], line["what"], line["detail"]): line for line in _status_csv(root)}
     assert lines[("unzip_mri", "missing", "EIDs in eids_file with no input")]["examples"] == "1000077, 1000078"
-    assert lines[("unzip_dxa", "excluded", "exclude_eids_file")]["count"] == "1"
+    assert lines[("unzip_dxa", "excluded", "")]["count"] == "1"

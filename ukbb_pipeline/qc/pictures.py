@@ -137,6 +137,7 @@ PALETTE = np.concatenate([
 ])
 _GREY_INDEX = (np.arange(256) * (GREYS - 1) // 255).astype(np.uint8)  # grey level -> palette index
 PROFILE_WIDTH = 400  # px of the profile panel
+BLACK_BELOW = 0.04  # of the display maximum: the per-subject picture shows fainter voxels black
 TITLE_HEIGHT = 24
 LABEL_ROW = 14  # px above the slab for the row labels
 
@@ -155,7 +156,7 @@ def subject_picture(
     water: np.ndarray | None,
     spacing: tuple[float, float, float],
     scratch_dir: Path,
-    band_height: int = 200,
+    band_height: int = 160,
 ) -> Path:
     """One subject's QC picture: the coronal fat profile and the slab's slices, fat above water, centre framed.
 
@@ -178,7 +179,8 @@ def subject_picture(
     canvas = np.full((height, width), WHITE, np.uint8)
     montage = np.full((montage_h, n_slices, tile_w + gap), WHITE, np.uint8)
     for band, image in enumerate(channels):
-        low, high = display_range(image[:, n_slices // 2, :])
+        _, high = display_range(image[:, n_slices // 2, :])
+        low = BLACK_BELOW * high  # background noise shown black: it is most of a PNG's bytes otherwise
         sampled = np.asarray(image)[:, :, rows_z][cols_x].astype(np.float32)  # (tile_w, slices, rows)
         grey = np.clip((sampled - low) * (255.0 / (high - low)), 0.0, 255.0).astype(np.uint8)
         top = band * (band_height + gap)

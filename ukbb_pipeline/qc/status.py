@@ -62,9 +62,8 @@ class StageStatus:
         rows.append(line("flagged", "", len({v for visits in self.flagged.values() for v in visits})))
         rows += [line("flagged", kind, visits) for kind, visits in _by_size(self.flagged)]
         rows += [line("missing", kind, visits) for kind, visits in self.missing.items()]
-        rows.append(line("excluded", "exclude_eids_file", self.excluded))
-        rows.append(line("out of date", "made by an older version than the last that changed them",
-                         self.out_of_date))
+        rows.append(line("excluded", "", self.excluded))  # inputs of EIDs in exclude_eids_file
+        rows.append(line("out of date", "", self.out_of_date))  # made before the last change to the stage's outputs
         rows += [line("version", version, count) for version, count in sorted(self.versions.items())]
         return rows
 
