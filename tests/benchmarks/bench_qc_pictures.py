@@ -57,11 +57,12 @@ def main() -> None:
                                                           scratch_dir=Path(scratch) / "tmp"), args.rounds)
             size = next(qc.rglob(f"{item.stem}.png")).stat().st_size
             rows.append((item.stem, floor_s, plain, drawn, size))
-    print(f"{'subject':20} {'floor s':>8} {'slab s':>8} {'slab+pic s':>10} {'picture ms':>10} {'/floor':>7} {'PNG KB':>7}")
+    header = ("floor s", "slab s", "slab+pic s", "picture ms", "/floor", "PNG KB")
+    print(f"{'subject':20} " + " ".join(f"{name:>10}" for name in header))
     for stem, floor_s, plain, drawn, size in rows:
         picture = drawn - plain
-        print(f"{stem:20} {floor_s:8.3f} {plain:8.3f} {drawn:10.3f} {1e3 * picture:10.1f} {picture / floor_s:7.3f}"
-              f" {size / 1e3:7.0f}")
+        print(f"{stem:20} {floor_s:10.3f} {plain:10.3f} {drawn:10.3f} {1e3 * picture:10.1f} {picture / floor_s:10.3f}"
+              f" {size / 1e3:10.0f}")
 
 
 if __name__ == "__main__":
