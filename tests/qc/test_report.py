@@ -95,7 +95,7 @@ def test_the_page_shows_counts_failures_flags_swaps_and_seams(root, tmp_path):
     assert re.fullmatch(r"report-\d{8}-\d{6}\.html", page.name)
     text = html.unescape(_text(page.read_text()))
 
-    # counts per stage: stage, done, failed, flagged, inputs
+    # counts per stage: stage, done, failed, with flags or notes, inputs
     assert "unzip_dxa 3 1 1 4" in text
     assert "unzip_mri 3 1 1 4" in text
     assert "extract_slices 2 0 0 2" in text

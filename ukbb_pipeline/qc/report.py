@@ -159,7 +159,7 @@ def _counts_table(stages: list[StageReport]) -> str:
         last = max((row.get("finished_at", "") for row in stage.rows), default="")
         rows.append([stage.name, counts[DONE], counts[FAILED], len(stage.flagged), len(stage.rows),
                      last or "not run", str(stage.folder)])
-    return _table(["stage", "done", "failed", "flagged", "inputs", "last run", "folder"], rows,
+    return _table(["stage", "done", "failed", "with flags or notes", "inputs", "last run", "folder"], rows,
                   numeric={1, 2, 3, 4}, cls={2: "failed"})
 
 
