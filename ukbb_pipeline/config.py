@@ -81,6 +81,8 @@ class UnzipDxaConfig(StageConfig):
     input_dir: str = "${paths.raw_dxa}"
     output_dir: str = "${paths.dxa}"
     limits: ZipLimits = field(default_factory=ZipLimits)
+    sheet_size: int = 100  # subjects per QC contact sheet (in pipeline-unzip-dxa/qc/sheets/)
+    subject_pictures: bool = True  # a QC picture per subject (tissue beside bone); false keeps only the sheets
 
 
 @dataclass

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -211,22 +211,24 @@ def _page_of(path: Path) -> int:
 
 @dataclass
 class _Drawer:
-    """Draws pages of tiles from the state of this stage and unzip_mri's."""
+    """Draws pages of a stage's tiles from its state records."""
 
     folders: StageFolders
+    stage: str
     records: dict[str, dict[str, str]]  # visit -> this stage's state record
-    upstream: dict[str, dict[str, str]]  # stem -> unzip_mri's state record
-    seam_mismatch_limit: float | None
+    tile: Callable[[dict[str, str]], pictures.SheetTile]  # a state record's tile
+    caption: str  # what the tiles show, under each sheet's title
     sheet_size: int
+    tile_size: tuple[int, int] = (120, 260)
+    columns: int = 10
 
     def draw(self, path: Path, visits: list[str], *, title: str) -> Path:
-        tiles = [_tile(self.records[visit], self.upstream.get(self.records[visit]["stem"]),
-                       seam_mismatch_limit=self.seam_mismatch_limit) for visit in visits]
+        tiles = [self.tile(self.records[visit]) for visit in visits]
         n_flagged = sum(bool(tile.flags or tile.failed) for tile in tiles)
-        heading = (f"{title}: {len(tiles)} subjects, {n_flagged} flagged (red)\n"
-                   "slab centre slice: fat magenta, water green; head up, patient's right on the left")
+        heading = f"{title}: {len(tiles)} subjects, {n_flagged} flagged (red)\n{self.caption}"
         return pictures.contact_sheet(path, tiles, title=heading, scratch_dir=self.folders.scratch,
-                                      png_text={"Comment": f"sheet size {self.sheet_size}"})
+                                      png_text={"Comment": f"sheet size {self.sheet_size}"},
+                                      tile_size=self.tile_size, columns=self.columns)
 
 
 def update_contact_sheets(
@@ -239,20 +241,42 @@ def update_contact_sheets(
     sheet_size: int,
     seam_mismatch_limit: float | None,
 ) -> list[Path]:
-    """Bring this shard's contact sheets up to date with the cohort's state; return the sheets (re)drawn.
+    """Bring this shard's slab contact sheets up to date with the cohort's state (:func:`update_state_sheets`)."""
+    upstream_meta = StageFolders(output=mri_dir, stage=UPSTREAM_STAGE).meta
+    upstream = {record["stem"]: record for record in _safe_state(upstream_meta, UPSTREAM_STAGE)}
+    return update_state_sheets(
+        folders=folders, stage=STAGE, shard_index=shard_index, shard_count=shard_count, processed=processed,
+        sheet_size=sheet_size,
+        tile=lambda record: _tile(record, upstream.get(record["stem"]), seam_mismatch_limit=seam_mismatch_limit),
+        caption="slab centre slice: fat magenta, water green; head up, patient's right on the left",
+    )
+
+
+def update_state_sheets(
+    *,
+    folders: StageFolders,
+    stage: str,
+    shard_index: int,
+    shard_count: int,
+    processed: Iterable[str],
+    sheet_size: int,
+    tile: Callable[[dict[str, str]], pictures.SheetTile],
+    caption: str,
+    tile_size: tuple[int, int] = (120, 260),
+    columns: int = 10,
+) -> list[Path]:
+    """Bring this shard's contact sheets of ``stage`` up to date with the cohort's state; return those (re)drawn.
 
     ``processed`` are the stems this run did (ok or failed): their sheets are redrawn. Visits the state has and no
-    sheet holds are added; visits the state no longer has (withdrawn) are dropped.
+    sheet holds are added; visits the state no longer has (withdrawn) are dropped. ``tile`` makes a record's tile.
     """
     sheet_size = max(1, sheet_size)
-    state = [record for record in _safe_state(folders.meta, STAGE) if record["state"] in (DONE, FAILED)]
+    state = [record for record in _safe_state(folders.meta, stage) if record["state"] in (DONE, FAILED)]
     records = {visit_of(record): record for record in state}
     mine = {visit for visit, record in records.items()
             if in_shard(record["stem"], index=shard_index, count=shard_count)}
-    upstream_meta = StageFolders(output=mri_dir, stage=UPSTREAM_STAGE).meta
-    upstream = {record["stem"]: record for record in _safe_state(upstream_meta, UPSTREAM_STAGE)}
-    drawer = _Drawer(folders=folders, records=records, upstream=upstream, seam_mismatch_limit=seam_mismatch_limit,
-                     sheet_size=sheet_size)
+    drawer = _Drawer(folders=folders, stage=stage, records=records, tile=tile, caption=caption,
+                     sheet_size=sheet_size, tile_size=tile_size, columns=columns)
 
     folder = sheet_folder(folders.qc, shard_index=shard_index, shard_count=shard_count)
     existing = sorted(folder.glob("contact-sheet-*.png"))
@@ -285,7 +309,7 @@ def update_contact_sheets(
         if not pages.get(page):
             path.unlink(missing_ok=True)
             continue
-        title = f"{STAGE} shard {shard_index} of {shard_count}, sheet {page} of {n_pages}"
+        title = f"{stage} shard {shard_index} of {shard_count}, sheet {page} of {n_pages}"
         drawn.append(drawer.draw(path, pages[page], title=title))
     _supersede_other_counts(folders.qc, drawer, shard_count=shard_count)
     return drawn
@@ -311,7 +335,7 @@ def _supersede_other_counts(qc: Path, drawer: _Drawer, *, shard_count: int) -> N
             if not kept:
                 path.unlink(missing_ok=True)
                 continue
-            drawer.draw(path, kept, title=f"{STAGE} (an earlier run's sheet, {path.stem})")
+            drawer.draw(path, kept, title=f"{drawer.stage} (an earlier run's sheet, {path.stem})")
 
 
 def _sets(qc: Path) -> list[tuple[int, Path]]:

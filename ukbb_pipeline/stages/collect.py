@@ -19,6 +19,7 @@ from ukbb_pipeline.formats import Hdf5Writer, Writer, collection
 from ukbb_pipeline.formats.chunks import ChunkCodec
 from ukbb_pipeline.formats.outputs import find_outputs
 from ukbb_pipeline.pairs import build, fit
+from ukbb_pipeline.qc import pair_pictures
 from ukbb_pipeline.runtime.fingerprint import input_signature, settings_fingerprint
 from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.manifest import FAILED, OK, SKIPPED, read_manifests
@@ -119,4 +120,19 @@ def run(config: CollectConfig, *, options: RunOptions, writer: Writer, qc: bool 
     log.info("collect: %d pairs collected, %d left out for their flags, %d failed; collection: %s",
              summary.counts.get(OK, 0), sum(1 for r in summary.rows if r.reason.startswith("left out")),
              summary.counts.get(FAILED, 0), stage.final)
+    if qc:
+        _draw_pair_sheets(stage, summary)
     return [summary]
+
+
+def _draw_pair_sheets(stage: CollectStage, summary: StageSummary) -> None:
+    """The shard's pair pictures (redrawn when the shard file changed); a picture never fails the run."""
+    try:
+        drawn = pair_pictures.update_pair_sheets(
+            stage.final, folders=stage.folders,
+            n_left_out=sum(1 for row in summary.rows if row.reason.startswith("left out")))
+    except Exception:  # the collection and manifest are written
+        log.exception("collect: pair pictures failed")
+    else:
+        if drawn:
+            log.info("collect: %d pair picture(s) drawn in %s", len(drawn), drawn[0].parent)
