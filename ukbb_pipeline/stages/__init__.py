@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 from omegaconf import DictConfig, OmegaConf
 
-from ukbb_pipeline.config import PipelineConfig, StageConfig
+from ukbb_pipeline.config import PipelineConfig, StageConfig, check_known_keys, expand_paths, validate
 from ukbb_pipeline.formats import Writer, make_writer
 from ukbb_pipeline.runtime.inputs import read_eid_list
 from ukbb_pipeline.runtime.parallel import default_n_jobs
@@ -36,8 +37,6 @@ def _registry() -> dict[str, StageRun]:
 
 def run_options(config: PipelineConfig) -> RunOptions:
     """The run-wide options, with EID lists read (a bad line fails here, before any work)."""
-    if config.n_jobs is not None and config.n_jobs < 1:
-        raise ValueError(f"n_jobs must be >= 1 or null, got {config.n_jobs}")
     return RunOptions(
         n_jobs=config.n_jobs or default_n_jobs(),
         overwrite=config.overwrite,
@@ -49,12 +48,19 @@ def run_options(config: PipelineConfig) -> RunOptions:
     )
 
 
+def pipeline_config(cfg: DictConfig) -> PipelineConfig:
+    """The typed config of a composed one: unknown keys refused, paths expanded, every range checked."""
+    check_known_keys(cfg)
+    config = cast(PipelineConfig, OmegaConf.to_object(cfg))
+    expand_paths(config)
+    validate(config)
+    return config
+
+
 def run_stage_from_config(cfg: DictConfig) -> list[StageSummary]:
     """Run the stage ``cfg.stage`` selects; raise after the manifests are written when an input failed."""
-    config: PipelineConfig = OmegaConf.to_object(cfg)
+    config = pipeline_config(cfg)
     options = run_options(config)
-    if not 0 <= options.shard_index < options.shard_count:
-        raise ValueError(f"shard.index must be in [0, shard.count={options.shard_count}), got {options.shard_index}")
     writer = make_writer(config.writer)
     stage: StageConfig = config.stage
     summaries = _registry()[stage.name](stage, options=options, writer=writer, qc=config.qc)
