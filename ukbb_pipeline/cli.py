@@ -27,6 +27,7 @@ CHECKOUT_CONF = Path(__file__).resolve().parents[1] / "conf"
 
 _launching_pid: int | None = None  # the process that parsed the command line (None inside a SLURM job)
 _exit_codes: list[int] = []  # one per job run in this process
+_messages: list[str] = []  # the one-line reason of each job that ended with a non-zero code
 _full_error = False  # HYDRA_FULL_ERROR=1 was set by the user: let every error through with its traceback
 
 
@@ -82,10 +83,13 @@ def _remove_run_dir() -> None:
 
 def task(cfg: Any) -> None:
     """Hydra's task: run the stage; an expected failure is logged as one line and recorded, never an exit."""
-    from ukbb_pipeline.stages import run_stage_from_config
+    from ukbb_pipeline.config import pipeline_config
 
     try:
-        run_stage_from_config(cfg)
+        config = pipeline_config(cfg)  # refused settings end here, before the science is imported
+        from ukbb_pipeline.stages import run_configured
+
+        run_configured(config)
     except Exception as error:
         code = exit_code_for(error)
         if code is None or _full_error:
@@ -96,6 +100,7 @@ def task(cfg: Any) -> None:
         if _launching_pid != os.getpid():
             raise  # a job on a cluster: fail it, so SLURM records the failure
         _exit_codes.append(code)
+        _messages.append(f"{_one_line(error)} [exit {code}]")
         return
     _exit_codes.append(EXIT_OK)
 
@@ -134,6 +139,7 @@ def main(argv: Sequence[str] | None = None, *, conf: Path | None = None, prog: s
     full_error = _full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
     _launching_pid = os.getpid()
     _exit_codes.clear()
+    _messages.clear()
 
     import hydra
     from hydra.errors import HydraException
@@ -155,24 +161,30 @@ def main(argv: Sequence[str] | None = None, *, conf: Path | None = None, prog: s
             raise
         code = exit_code_for(error)
         if isinstance(error, (HydraException, OmegaConfBaseException)):
-            sys.stderr.write(f"ukbb-pipeline: {_composition_message(error)} [exit {EXIT_CONFIG}]\n")
+            sys.stderr.write(f"{prog}: {_composition_message(error)} [exit {EXIT_CONFIG}]\n")
             sys.exit(EXIT_CONFIG)
         if code is None and type(error).__name__ == "FailedJobError":  # a SLURM job that died (killed, out of memory)
-            sys.stderr.write(f"ukbb-pipeline: a job failed: {_one_line(error)[:2000]}\n")
+            sys.stderr.write(f"{prog}: a job failed: {_one_line(error)[:2000]} [exit {EXIT_BUG}]\n")
             sys.exit(EXIT_BUG)
         if code is None:
             import traceback
 
             traceback.print_exception(error)
-            sys.stderr.write(f"ukbb-pipeline: unexpected error (a bug: please report it with the traceback above) "
+            sys.stderr.write(f"{prog}: unexpected error (a bug: please report it with the traceback above) "
                              f"[exit {EXIT_BUG}]\n")
             sys.exit(EXIT_BUG)
-        sys.stderr.write(f"ukbb-pipeline: {_one_line(error)} [exit {code}]\n")  # a cluster job's expected failure
+        sys.stderr.write(f"{prog}: {_one_line(error)} [exit {code}]\n")  # a cluster job's expected failure
         sys.exit(code)
     finally:
         if not full_error:
             os.environ.pop("HYDRA_FULL_ERROR", None)
-    sys.exit(max(_exit_codes, default=EXIT_OK))
+    code = max(_exit_codes, default=EXIT_OK)
+    if code != EXIT_OK:  # the log (stdout and the run's log file) has each line; stderr gets the end of the run
+        if len(_exit_codes) > 1:
+            sys.stderr.write(f"{prog}: {len(_messages)} of {len(_exit_codes)} jobs ended with an error:\n")
+        for message in _messages:
+            sys.stderr.write(f"{prog}: {message}\n")
+    sys.exit(code)
 
 
 # ---- --help: generated from the schemas in config.py (their docstrings and field comments are the one home) ----

@@ -474,3 +474,16 @@ def expand_paths(node: Any) -> None:
                 setattr(node, item.name, {key: expand_path(path) for key, path in value.items()})
             elif isinstance(value, list):
                 setattr(node, item.name, [expand_path(path) for path in value])
+
+
+def pipeline_config(cfg: Any) -> PipelineConfig:
+    """The typed config of a composed one: unknown keys refused, paths expanded, every range checked."""
+    from typing import cast
+
+    from omegaconf import OmegaConf
+
+    check_known_keys(cfg)
+    config = cast(PipelineConfig, OmegaConf.to_object(cfg))
+    expand_paths(config)
+    validate(config)
+    return config

@@ -5,11 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import cast
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from ukbb_pipeline.config import PipelineConfig, StageConfig, check_known_keys, expand_paths, validate
+from ukbb_pipeline.config import PipelineConfig, StageConfig, pipeline_config
 from ukbb_pipeline.formats import Writer, make_writer
 from ukbb_pipeline.runtime.inputs import read_eid_list
 from ukbb_pipeline.runtime.parallel import default_n_jobs
@@ -48,18 +47,13 @@ def run_options(config: PipelineConfig) -> RunOptions:
     )
 
 
-def pipeline_config(cfg: DictConfig) -> PipelineConfig:
-    """The typed config of a composed one: unknown keys refused, paths expanded, every range checked."""
-    check_known_keys(cfg)
-    config = cast(PipelineConfig, OmegaConf.to_object(cfg))
-    expand_paths(config)
-    validate(config)
-    return config
-
-
 def run_stage_from_config(cfg: DictConfig) -> list[StageSummary]:
     """Run the stage ``cfg.stage`` selects; raise after the manifests are written when an input failed."""
-    config = pipeline_config(cfg)
+    return run_configured(pipeline_config(cfg))
+
+
+def run_configured(config: PipelineConfig) -> list[StageSummary]:
+    """Run the stage of a checked config (:func:`~ukbb_pipeline.config.pipeline_config`)."""
     options = run_options(config)
     writer = make_writer(config.writer)
     stage: StageConfig = config.stage
