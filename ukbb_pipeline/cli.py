@@ -10,6 +10,7 @@ and exits with the worst code at the end; in a SLURM job it raises, so the job f
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -45,6 +46,47 @@ def quote_home_paths(args: Sequence[str]) -> list[str]:
     return quoted
 
 
+def max_array_size() -> int | None:
+    """The cluster's ``MaxArraySize`` (``scontrol show config``), or None without SLURM tools."""
+    import shutil
+    import subprocess
+
+    if shutil.which("scontrol") is None:
+        return None
+    try:
+        shown = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = re.search(r"^MaxArraySize\s*=\s*(\d+)", shown, flags=re.MULTILINE)
+    return int(match.group(1)) if match else None
+
+
+def sweep_size(args: Sequence[str]) -> int:
+    """How many jobs a multirun over these overrides launches (the product of the sweeps' lengths)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    size = 1
+    for override in OverridesParser.create().parse_overrides([a for a in args if not a.startswith("-")]):
+        if override.is_sweep_override():
+            size *= len(list(override.sweep_string_iterator()))
+    return size
+
+
+def check_slurm_sweep(args: Sequence[str]) -> None:
+    """Refuse, before anything is submitted, a SLURM sweep wider than the cluster's job arrays may be."""
+    from ukbb_pipeline.errors import ConfigError
+
+    if not ({"-m", "--multirun"} & set(args)) or "hydra/launcher=slurm" not in args:
+        return
+    limit = max_array_size()
+    if limit is None:
+        return
+    jobs = sweep_size(args)
+    if jobs > limit:
+        raise ConfigError(f"a sweep of {jobs} jobs is wider than this cluster's MaxArraySize={limit} "
+                          f"(scontrol show config): use shard.count <= {limit}; each shard then takes more inputs")
+
+
 def _one_line(error: BaseException) -> str:
     text = " ".join(str(error).split()) or type(error).__name__
     return text
@@ -74,11 +116,11 @@ def _remove_run_dir() -> None:
         if entry.is_file():
             entry.unlink()
     folder.rmdir()
-    for parent in list(folder.parents)[:2]:  # outputs/runs/, outputs/ when now empty
-        try:
-            parent.rmdir()
-        except OSError:
-            break
+    outputs = Path.cwd().resolve() / "outputs"
+    for parent in (outputs / "runs", outputs / "multirun", outputs):  # Hydra's default folders, when left empty
+        if folder.resolve().is_relative_to(parent):
+            with contextlib.suppress(OSError):
+                parent.rmdir()
 
 
 def task(cfg: Any) -> None:
@@ -151,6 +193,16 @@ def main(argv: Sequence[str] | None = None, *, conf: Path | None = None, prog: s
     config_path = str((conf or config_dir()).resolve())
     run = hydra.main(version_base="1.3", config_path=config_path, config_name="config")(task)
     sys.argv = [prog, *quote_home_paths(args)]
+    try:
+        check_slurm_sweep(args)
+    except Exception as error:
+        if full_error:
+            raise
+        if isinstance(error, HydraException):  # an override Hydra cannot parse: its own report follows below
+            pass
+        else:
+            sys.stderr.write(f"{prog}: {_one_line(error)} [exit {EXIT_CONFIG}]\n")
+            sys.exit(EXIT_CONFIG)
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing its own report; we print ours
     try:
         run()

@@ -354,8 +354,10 @@ def _validate_stage(stage: StageConfig, prefix: str, *, shard_count: int, exclud
         _at_least(f"{prefix}.max_rows", stage.max_rows, 1)
     elif isinstance(stage, DownloadConfig):
         if shard_count > 1:
-            _refuse("shard.count", shard_count, f"download runs as one job: UK Biobank's limit of {MAX_DOWNLOADS} "
-                    "simultaneous downloads is per application (use stage.parallel)")
+            from ukbb_pipeline.errors import ConfigError
+
+            raise ConfigError(f"download refuses shard.count={shard_count}: UK Biobank's limit of {MAX_DOWNLOADS} "
+                              "simultaneous downloads is per application; run one download with stage.parallel")
         if not 1 <= stage.parallel <= MAX_DOWNLOADS:
             _refuse(f"{prefix}.parallel", stage.parallel, f"UK Biobank allows 1 to {MAX_DOWNLOADS} per application")
         _at_least(f"{prefix}.retries", stage.retries, 0)

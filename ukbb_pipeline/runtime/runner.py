@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from ukbb_pipeline.errors import InputError, OutputError, StageFailed
 from ukbb_pipeline.formats.base import Output, Writer
 from ukbb_pipeline.runtime.atomic import remove_stale_scratch
@@ -29,6 +27,7 @@ from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.inputs import InputFile, filter_by_eid
 from ukbb_pipeline.runtime.manifest import FAILED, OK, SKIPPED, ManifestRow, ManifestWriter
 from ukbb_pipeline.runtime.parallel import imap_unordered
+from ukbb_pipeline.runtime.progress import progress
 from ukbb_pipeline.runtime.sharding import in_shard
 
 log = logging.getLogger(__name__)
@@ -118,10 +117,10 @@ def run_stage(job: StageJob, options: RunOptions) -> StageSummary:
                  job.name, len(inputs), len(todo), len(inputs) - len(todo))
     arguments = [(item, reason, job, output_fingerprint) for item, reason, output_fingerprint in todo]
     try:
-        with tqdm(total=len(todo), desc=job.name, unit="input", disable=None) as progress:
+        with progress(len(todo), name=job.name) as counter:
             for row in imap_unordered(_process_one, arguments, n_jobs=min(options.n_jobs, max(1, len(todo)))):
                 manifest.add(row)
-                progress.update()
+                counter.update(failed=row.status == FAILED)
                 if row.status == FAILED:
                     log.error("%s failed: %s", Path(row.input).name, row.reason)
                 elif row.reason:
