@@ -161,3 +161,42 @@ def test_python_dash_m_is_the_same_command(tmp_path):
     help_text = subprocess.run([sys.executable, "-m", "ukbb_pipeline", "--help"], cwd=tmp_path, capture_output=True,
                                text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert "usage: python -m ukbb_pipeline" in help_text.stdout
+
+
+def test_a_slurm_sweep_wider_than_max_array_size_is_refused_before_submitting(tmp_path):
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "scontrol").write_text("#!/bin/sh\necho 'MaxArraySize            = 4'\n")
+    (tools / "scontrol").chmod(0o755)
+    (tools / "sbatch").write_text(f"#!/bin/sh\ntouch {tmp_path / 'submitted'}\nexit 1\n")
+    (tools / "sbatch").chmod(0o755)
+    env = {"PATH": f"{tools}{os.pathsep}{os.environ['PATH']}"}
+    result = _main("-m", "stage=unzip_dxa", "shard.count=5", "shard.index=range(5)", "hydra/launcher=slurm",
+                   cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    assert "a sweep of 5 jobs is wider than this cluster's MaxArraySize=4" in _last_line(result)
+    assert not (tmp_path / "submitted").exists()
+
+
+@pytest.mark.slow
+def test_run_local_resolves_paths_from_the_callers_folder_and_runs_the_whole_chain(tmp_path):
+    from ukbb_pipeline.synthetic import write_mri_zip
+
+    caller = tmp_path / "somewhere"
+    root = caller / "r2"
+    (root / "raw" / "dxas").mkdir(parents=True)
+    (root / "raw" / "mris").mkdir(parents=True)
+    for eid in (1000001, 1000002):
+        phantom = Phantom.random(eid)
+        write_dxa_zip(root / "raw" / "dxas" / f"{eid}_20158_2_0.zip", eid=eid, phantom=phantom)
+        write_mri_zip(root / "raw" / "mris" / f"{eid}_20201_2_0.zip", eid=eid, phantom=phantom)
+    (root / "raw" / "dxas" / "1000003_20158_2_0.zip").write_bytes(b"a download cut short")
+    result = subprocess.run(["bash", str(REPO / "launchers" / "run-local.sh"), "r2", "n_jobs=1"], cwd=caller,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "some inputs failed in: stage=unzip_dxa" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert len(list((root / "mri-mid-corr-slices").glob("*.h5"))) == 2
+    assert (root / "collection" / "collection-shard0of1.h5").is_file(), "collect ran after the failed input"
+    assert list((root / "pipeline-report").glob("report-*.html")), "and the report"
+    assert not (REPO / "r2").exists()
