@@ -467,7 +467,8 @@ def test_every_processing_stage_honours_the_exclusion_list(tmp_path, compose):
     with h5py.File(tmp_path / "collection" / "collection-shard0of1.h5") as handle:
         assert sorted(handle["eids"][()]) == [1000001, 1000003]
     assert _mentions(tmp_path, withdrawn, skip=tmp_path / "raw") == [tmp_path / "w12345_20261126.csv"]
-    # the download stage never asks for them either: tests/stages/test_download.py::test_excluded_eids_are_never_downloaded
+    # the download stage never asks for them either:
+    # tests/stages/test_download.py::test_excluded_eids_are_never_downloaded
 
 
 # --- nothing written outside the stage folders -----------------------------------------------------------------------
