@@ -4,7 +4,8 @@ Hydra composes the config and runs the task; this wrapper decides how a run ends
 a refused setting, a full disk, a missing tool) ends with one line and an exit code from :mod:`ukbb_pipeline.errors`;
 only an unexpected error (a bug) prints a traceback, and so does any error with ``HYDRA_FULL_ERROR=1``. The task
 function never exits: in the launching process it records the code and returns, so a local multirun runs every shard
-and exits with the worst code at the end; in a SLURM job it raises, so the job fails where ``sacct`` shows it.
+and exits with the worst code at the end; in a SLURM job it raises, so Hydra hands the error back to the launching
+command, which waits for every shard and ends with the failed shards' code and reason.
 ``--help`` is answered from :mod:`ukbb_pipeline.config` alone, without composing or importing the science.
 """
 
@@ -140,7 +141,7 @@ def task(cfg: Any) -> None:
         if code == EXIT_CONFIG:
             _remove_run_dir()
         if _launching_pid != os.getpid():
-            raise  # a job on a cluster: fail it, so SLURM records the failure
+            raise  # a job on a cluster: Hydra returns the error to the launching command
         _exit_codes.append(code)
         _messages.append(f"{_one_line(error)} [exit {code}]")
         return
