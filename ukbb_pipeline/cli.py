@@ -157,6 +157,11 @@ def _composition_message(error: BaseException) -> str:
     cause = error.__cause__
     if isinstance(cause, OmegaConfBaseException) and "not in" in str(cause) and getattr(cause, "full_key", None):
         return unknown_key_message(str(cause.full_key), schema_keys(getattr(cause, "object_type", None)))
+    override = getattr(error, "override", None)  # OverrideParseException: name the argument
+    if override is not None:
+        reason = str(error).splitlines()[0]
+        return (f"cannot read the argument {override!r} ({reason}); quote values with special characters, "
+                "e.g. 'key=\"a b\"'; `--help` lists the stages and options")
     text = str(error).split("\n")
     first = re.sub(r"\s*To append to your config use \S+", "", text[0])
     if "Could not find" in first:  # an unknown choice: name the choices, not Hydra's search path
