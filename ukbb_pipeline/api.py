@@ -21,8 +21,8 @@ from typing import Any
 
 from ukbb_pipeline.config import UnzipMriConfig, ZipLimits
 from ukbb_pipeline.formats.base import Output
+from ukbb_pipeline.formats.outputs import open_volume as _open_volume
 from ukbb_pipeline.formats.volumes import MriVolume
-from ukbb_pipeline.formats.volumes import open_volume as _open_volume
 from ukbb_pipeline.runtime.inputs import parse_input
 
 _MRI_SETTINGS = {item.name for item in dataclasses.fields(UnzipMriConfig)} - {"name", "input_dir", "output_dir"}
@@ -50,5 +50,5 @@ def read_dxa_zip(path: str | Path, *, limits: ZipLimits | None = None) -> Output
 
 
 def open_volume(path: str | Path) -> MriVolume:
-    """A stitched volume written by ``unzip_mri`` (HDF5 or pickle), opened for reading coronal rows lazily."""
+    """A volume or slab written by ``unzip_mri``/``extract_slices`` (any format), opened to read coronal rows lazily."""
     return _open_volume(Path(path).expanduser())
