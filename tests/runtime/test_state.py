@@ -147,3 +147,13 @@ def test_empty_qc_cells_and_a_maker_behind_a_failure_survive_the_cache(meta):
     (record,) = cached
     assert record["state"] == "done" and record["swapped_stations"] == "" and record["n_stations"] == "6"
     assert record["made_at"] == "2026-01-01T10:00:00"
+
+
+def test_a_pair_collect_left_out_is_left_out_not_done(tmp_path):
+    meta = StageFolders(output=tmp_path / "collection", stage="collect").meta
+    meta.mkdir(parents=True)
+    write_run(meta, [row(1000002, SKIPPED, "2026-01-01T10:00:00",
+                         reason="left out: swapped station 3 not fixed (stage.keep_flagged=true keeps it)")],
+              name="a")
+    (record,) = stage_state(meta)
+    assert record["state"] == "left out" and record["notes"].startswith("left out: swapped station 3")

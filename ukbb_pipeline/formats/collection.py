@@ -36,7 +36,6 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ukbb_pipeline import __version__
 from ukbb_pipeline.formats.chunks import ChunkCodec, Encoded
 from ukbb_pipeline.runtime.atomic import atomic_file
 
@@ -140,7 +139,7 @@ class CollectionWriter:
     def close(self, attrs: dict[str, Any]) -> None:
         """Close the gaps, set the root attributes and move the file into place."""
         self._compact(sorted(self.written))
-        for key, value in {"format": FORMAT, "format_version": FORMAT_VERSION, **attrs, "pipeline_version": __version__,
+        for key, value in {"format": FORMAT, "format_version": FORMAT_VERSION, **attrs,
                            "created_at": time.strftime("%Y-%m-%dT%H:%M:%S")}.items():
             self.handle.attrs[key] = _attr(value)
         self._stack.close()

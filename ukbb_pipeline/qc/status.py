@@ -24,6 +24,7 @@ from ukbb_pipeline.runtime.inputs import discover_inputs
 from ukbb_pipeline.runtime.state import (
     DONE,
     FAILED,
+    LEFT_OUT,
     STAGE_ORDER,
     cohort_state,
     out_of_date,
@@ -48,6 +49,7 @@ class StageStatus:
     missing: dict[str, list[str]] = field(default_factory=dict)
     excluded: int = 0
     out_of_date: list[str] = field(default_factory=list)
+    left_out: dict[str, list[str]] = field(default_factory=dict)  # collect: reason -> visits not collected
     versions: Counter = field(default_factory=Counter)  # the package versions that made the done outputs
 
     def lines(self, *, examples: int = 5) -> list[dict[str, str]]:
@@ -62,6 +64,7 @@ class StageStatus:
         rows.append(line("flagged", "", len({v for visits in self.flagged.values() for v in visits})))
         rows += [line("flagged", kind, visits) for kind, visits in _by_size(self.flagged)]
         rows += [line("missing", kind, visits) for kind, visits in self.missing.items()]
+        rows += [line("left out", kind, visits) for kind, visits in _by_size(self.left_out)]
         rows.append(line("excluded", "", self.excluded))  # inputs of EIDs in exclude_eids_file
         rows.append(line("out of date", "", self.out_of_date))  # made before the last change to the stage's outputs
         rows += [line("version", version, count) for version, count in sorted(self.versions.items())]
@@ -128,7 +131,11 @@ def _stage_status(name: str, records: list[dict[str, str]], *, check_outputs: bo
     failed: dict[str, list[str]] = defaultdict(list)
     flagged: dict[str, list[str]] = defaultdict(list)
     gone = []
+    left_out: dict[str, list[str]] = defaultdict(list)
     for record in records:
+        if record["state"] == LEFT_OUT:
+            left_out[reason_group(record["notes"].removeprefix("left out: "))].append(visit(record))
+            continue
         if record["state"] == FAILED:
             failed[reason_group(record["notes"]) or "no reason"].append(visit(record))
             continue
@@ -143,7 +150,7 @@ def _stage_status(name: str, records: list[dict[str, str]], *, check_outputs: bo
             status.out_of_date.append(visit(record))
         for flag in filter(None, record["flags"].split("; ")):
             flagged[flag_kind(flag)].append(visit(record))
-    status.failed, status.flagged = dict(failed), dict(flagged)
+    status.failed, status.flagged, status.left_out = dict(failed), dict(flagged), dict(left_out)
     if gone:
         status.missing["output gone (recorded as done)"] = gone
     return status

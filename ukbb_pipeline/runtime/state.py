@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ukbb_pipeline.runtime.atomic import atomic_file
-from ukbb_pipeline.runtime.manifest import BASE_COLUMNS, FAILED, OK
+from ukbb_pipeline.runtime.manifest import BASE_COLUMNS, FAILED, OK, SKIPPED
 
 DONE = "done"
+LEFT_OUT = "left out"  # collect: a pair it did not put in the collection (an unfixed swap, a failed seam check)
 CACHE_NAME = "state.csv"
 _CACHE_MAGIC = "# ukbb-pipeline state 1 "
 _ROLE = "_role"  # in the cache: which of an input's two rows this is (latest | made)
@@ -40,7 +41,7 @@ STATE_COLUMNS = (
     "eid",
     "instance",
     "stem",
-    "state",  # done | failed
+    "state",  # done | failed | left out
     "status",  # the latest run's status: ok | failed | skipped
     "flags",  # what is worth a look, "; "-separated (swapped stations, a seam mismatch, a moved window)
     "notes",  # the reason column of the run that made the output (repeats chosen, slices bridged, ...); or why failed
@@ -301,6 +302,9 @@ def _record(stage: str, stem: str, latest: dict[str, str], made: dict[str, str] 
     if status == FAILED:
         source: dict[str, str] | None = latest
         record.update(state=FAILED, notes=latest.get("reason", ""), made_at="")
+    elif status == SKIPPED and latest.get("reason", "").startswith(LEFT_OUT):
+        source = latest
+        record.update(state=LEFT_OUT, notes=latest.get("reason", ""), made_at="")
     else:
         # ok: the row made the output. skipped: the output was made by the latest ok row with the same settings
         # (a skip needs the same fingerprint); a skip without one (its run was killed before its rows were written)

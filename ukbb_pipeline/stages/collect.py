@@ -96,7 +96,8 @@ class CollectStage(Stage):
         if not self.rebuild:
             return Sink()
         attrs = {**self.attrs, "shard_index": options.shard_index, "shard_count": options.shard_count,
-                 "settings_fingerprint": self.fingerprint(), "content_fingerprint": self.content}
+                 "settings_fingerprint": self.fingerprint(), "content_fingerprint": self.content,
+                 "pipeline_version": __version__}
         return build.CollectSink(self.final, tasks, params=self.params, codec=self.codec,
                                  scratch_dir=self.folders.scratch, attrs=attrs, locking=self.hdf5.file_locking)
 
