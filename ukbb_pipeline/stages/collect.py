@@ -14,6 +14,7 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+from ukbb_pipeline import __version__
 from ukbb_pipeline.config import CollectConfig
 from ukbb_pipeline.formats import Hdf5Writer, Writer, collection
 from ukbb_pipeline.formats.chunks import ChunkCodec
