@@ -109,6 +109,8 @@ def test_the_loader_pairs_exactly_the_subjects_with_both_scans(processed):
     listed = os.listdir(root / "mri-mid-corr-slices") + os.listdir(root / "dxas-processed")
     metadata = [entry for entry in listed if entry.startswith("pipeline-")]
     assert sorted(metadata) == ["pipeline-extract-slices", "pipeline-unzip-dxa"]  # present, and never paired
+    dxa_pictures = list((root / "dxas-processed" / "pipeline-unzip-dxa" / "qc").rglob("*.png"))
+    assert len(dxa_pictures) == 3 + 1  # a picture per DXA subject and a contact sheet, all where the loader never looks
 
 
 def test_every_pair_loads_with_the_right_keys_shapes_channels_and_spacing(processed):
