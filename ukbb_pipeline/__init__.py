@@ -21,17 +21,6 @@ The public API:
 - :func:`cohort_state`: every input's current outcome (done / failed), QC figures, flags, notes, settings and the
   package version that made its output, across every run and shard of a stage or of a whole data root.
 - :func:`read_manifests`: the per-run manifests as one table (the latest row per input).
-
-Layers (``tests/test_layout.py`` checks the import rule):
-
-- science: ``dxa``, ``mri``, ``slices``, ``pairs.fit`` (and ``pairs.flags``) take arrays and keyword-only parameters;
-  they never import ``runtime``, ``formats``, ``stages``, ``config`` or Hydra.
-- runtime: ``runtime`` (the one run loop, manifests, sharding, atomic writes, fingerprints, input discovery, workers)
-  handles files and units of work, never pixels: it never imports the science packages.
-- formats: ``formats`` (HDF5, pickle, NIfTI, the collection), each writing and reading its own files.
-- ``dicomio`` (bulk zips and DICOM members), ``download``, ``pairs.build`` / ``pairs.dataset``, ``qc``: the I/O around
-  the science; ``stages`` (one short module per stage) join them.
-- ``synthetic`` (the test-data generator) never imports the rest of the product.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ CHANNELS = ("tissue", "bone")  # magenta, green on the contact sheets
 PICTURE_HEIGHT = 640  # px of each image in the per-subject picture (a full-size exam is 791 rows)
 GAP = 12
 MAX_NOTE_LINES = 8  # of notes under the title (the manifest has them whole)
+TILE_ROWS = 260  # a sheet tile's height: images are averaged down to about this before the sheet fits them
 CAPTION = "Total Body: tissue magenta, bone green; head up, as stored"
 
 
@@ -99,10 +100,20 @@ def dxa_tile(record: dict[str, str]) -> pictures.SheetTile:
         images = read_dxa(Path(record["output"]), channels=CHANNELS)
     except (OSError, KeyError, ValueError, InputError) as error:
         return pictures.SheetTile(label=label, flags=flags, failed=f"output unreadable: {error}")
-    row_mm, column_mm = images.spacing
+    factor = max(1, images.image.shape[1] // TILE_ROWS)
+    tissue, bone = (block_mean(channel, factor) for channel in images.image)
+    row_mm, column_mm = (spacing * factor for spacing in images.spacing)
     # The sheet draws (x, z) slices transposed (rows z, columns x): hand it the images transposed.
-    return pictures.SheetTile(label=label, fat=images.image[0].T, water=images.image[1].T,
-                              spacing_xz=(column_mm, row_mm), flags=flags)
+    return pictures.SheetTile(label=label, fat=tissue.T, water=bone.T, spacing_xz=(column_mm, row_mm), flags=flags)
+
+
+def block_mean(image: np.ndarray, factor: int) -> np.ndarray:
+    """``image`` averaged over ``factor`` x ``factor`` blocks (the edge rows and columns that do not fill one cut)."""
+    if factor <= 1:
+        return np.asarray(image, dtype=np.float32)
+    rows, columns = (size // factor * factor for size in image.shape)
+    blocks = np.asarray(image[:rows, :columns], dtype=np.float32).reshape(rows // factor, factor, -1, factor)
+    return blocks.mean(axis=(1, 3))
 
 
 def update_contact_sheets(*, folders: StageFolders, shard_index: int, shard_count: int, processed: Iterable[str],
