@@ -157,3 +157,15 @@ def test_a_pair_collect_left_out_is_left_out_not_done(tmp_path):
               name="a")
     (record,) = stage_state(meta)
     assert record["state"] == "left out" and record["notes"].startswith("left out: swapped station 3")
+
+
+def test_two_runs_in_the_same_second_and_process_keep_both_manifests(tmp_path):
+    # the Python API can run a fast stage twice within a second: the second run must not overwrite the first's rows
+    meta = StageFolders(output=tmp_path, stage="unzip_dxa").meta
+    meta.mkdir(parents=True)
+    for eid in (1000001, 1000002):
+        writer = ManifestWriter(meta, stage="unzip_dxa", shard_index=0, shard_count=1)
+        writer.add(ManifestRow(input=str(tmp_path / f"{eid}_20158_2_0.zip"), status=OK, eid=eid, instance=2))
+        writer.flush()
+    assert len(list(meta.glob("manifest-*.csv"))) == 2
+    assert [record["eid"] for record in stage_state(meta, stage="unzip_dxa")] == ["1000001", "1000002"]

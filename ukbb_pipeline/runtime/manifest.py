@@ -73,8 +73,11 @@ class ManifestWriter:
     def __init__(self, folder: Path, *, stage: str, shard_index: int, shard_count: int, flush_every_s: float = 10.0):
         stamp = time.strftime("%Y%m%d-%H%M%S")
         host = socket.gethostname().split(".")[0]
-        name = f"manifest-{stage}-{stamp}-shard{shard_index}of{shard_count}-{host}-{os.getpid()}.csv"
-        self.path = folder / name
+        name = f"manifest-{stage}-{stamp}-shard{shard_index}of{shard_count}-{host}-{os.getpid()}"
+        self.path = folder / f"{name}.csv"
+        again = 1
+        while self.path.exists():  # a second run in the same process and second (the Python API): never overwrite
+            self.path, again = folder / f"{name}-{again}.csv", again + 1
         self._scratch = folder / "tmp"
         self._rows: list[ManifestRow] = []
         self._flush_every_s = flush_every_s
