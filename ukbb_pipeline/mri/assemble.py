@@ -19,6 +19,7 @@ from ukbb_pipeline.mri.series import Series
 from ukbb_pipeline.mri.stations import Station
 from ukbb_pipeline.mri.stitch import Extent, Piece, blend, feather_weights, trim_extents
 from ukbb_pipeline.mri.swaps import find_swapped, pattern_score, seam_agreement
+from ukbb_pipeline.mri.tolerance import same_positions, tolerance
 
 FAT_WATER = ("F", "W")
 PATTERN_PIXEL_MM = 5.0  # the fat pattern of a station is judged on every other slice, at pixels of up to 5 mm
@@ -101,7 +102,7 @@ def stitch_stations(
         for station, extent in zip(stations, extents, strict=True)
     ]
     for i in range(len(stations) - 1):
-        if extents[i + 1].reach_top < extents[i].reach_bottom - 1e-3:
+        if extents[i + 1].reach_top < extents[i].reach_bottom - tolerance(sz):
             notes.append(f"gap of {extents[i].bottom - extents[i + 1].top:.1f} mm between stations "
                          f"{stations[i].number} and {stations[i + 1].number}: left empty")
 
@@ -266,7 +267,8 @@ def _relabel(overlap: Overlap, swapped: Sequence[int]) -> Overlap:
 def _station_positions(station: Station) -> np.ndarray:
     """The slice positions of a station (head first) within the region all its channels cover."""
     series = min(station.channels.values(), key=lambda s: s.z.size)
-    return series.z[(series.z <= station.z_top + 1e-3) & (series.z >= station.z_bottom - 1e-3)]
+    slack = tolerance(series.z_step)
+    return series.z[(series.z <= station.z_top + slack) & (series.z >= station.z_bottom - slack)]
 
 
 def _in_plane_box(station: Station) -> tuple[float, float, float, float]:
@@ -279,17 +281,18 @@ def _shared_slices(series: Sequence[Series]) -> list[np.ndarray] | None:
     """The volumes of ``series`` restricted to the slices they all have (same position), when they share one
     in-plane grid; None otherwise (e.g. a missing slice in one channel only is fine, another FOV is not)."""
     first = series[0]
-    if any(s.volume.shape[1:] != first.volume.shape[1:] or abs(s.x0 - first.x0) > 1e-3 or abs(s.y0 - first.y0) > 1e-3
-           for s in series):
+    if any(s.volume.shape[1:] != first.volume.shape[1:] or abs(s.x0 - first.x0) > tolerance(first.sx)
+           or abs(s.y0 - first.y0) > tolerance(first.sy) for s in series):
         return None
-    if all(s.z.size == first.z.size and np.allclose(s.z, first.z, atol=1e-3) for s in series):
+    step = first.z_step
+    if all(s.z.size == first.z.size and same_positions(s.z, first.z, step=step).all() for s in series):
         return [s.volume for s in series]
     common = first.z
     for s in series[1:]:
-        common = common[np.isclose(common[:, None], s.z[None, :], atol=1e-3).any(axis=1)]
+        common = common[same_positions(common, s.z, step=step)]
     if common.size < 4:
         return None
-    return [s.volume[np.isclose(s.z[:, None], common[None, :], atol=1e-3).any(axis=1)] for s in series]
+    return [s.volume[same_positions(s.z, common, step=step)] for s in series]
 
 
 def _signal_sum(station: Station, *, step: int = 1) -> np.ndarray | None:

@@ -16,6 +16,7 @@ import numpy as np
 from ukbb_pipeline.mri.edges import EdgeTrim
 from ukbb_pipeline.mri.grid import Grid, Placement, resample_into
 from ukbb_pipeline.mri.series import Series
+from ukbb_pipeline.mri.tolerance import tolerance
 
 WEIGHT_FLOOR = 1e-3  # a station's weight never drops below this where it covers a voxel (see the module text)
 
@@ -101,10 +102,10 @@ def feather_weights(z: np.ndarray, extents: Sequence[Extent], *, feather_mm: flo
     In an overlap the hand-over is a raised cosine ``feather_mm`` wide (at most the overlap) centred in it; across a
     bridged gap it spans the gap, so the gap is filled by interpolating the two edge slices.
     """
-    tolerance = 1e-3
+    slack = tolerance(float(np.median(np.abs(np.diff(z))))) if z.size > 1 else 0.0
     weights = np.zeros((len(extents), z.size), dtype=np.float64)
     for i, extent in enumerate(extents):
-        weights[i] = (z <= extent.reach_top + tolerance) & (z >= extent.reach_bottom - tolerance)
+        weights[i] = (z <= extent.reach_top + slack) & (z >= extent.reach_bottom - slack)
     for i in range(len(extents) - 1):
         upper, lower = extents[i], extents[i + 1]
         high, low = lower.top, upper.bottom
