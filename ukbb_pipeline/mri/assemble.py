@@ -17,7 +17,7 @@ from ukbb_pipeline.mri.grid import Grid, Placement, place, sample, union_grid
 from ukbb_pipeline.mri.harmonise import Overlap, relative_mismatch, station_scales
 from ukbb_pipeline.mri.series import Series
 from ukbb_pipeline.mri.stations import Station
-from ukbb_pipeline.mri.stitch import Extent, Piece, blend, feather_weights, trim_extents
+from ukbb_pipeline.mri.stitch import Extent, Piece, adjacent, blend, feather_weights, trim_extents
 from ukbb_pipeline.mri.swaps import find_swapped, pattern_score, seam_agreement
 from ukbb_pipeline.mri.tolerance import same_positions, tolerance
 
@@ -82,8 +82,8 @@ def stitch_stations(
     # Where each station contributes, and the grid covering them all.
     positions = [_station_positions(station) for station in stations]
     covered = [
-        (i > 0 and positions[i - 1][-1] < positions[i][0],
-         i < len(positions) - 1 and positions[i + 1][0] > positions[i][-1])
+        (i > 0 and adjacent(positions[i - 1], positions[i]),
+         i < len(positions) - 1 and adjacent(positions[i], positions[i + 1]))
         for i in range(len(positions))
     ]
     wanted = [_noisy_edges(s, max_trim_slices, edge_drop, ends) for s, ends in zip(stations, covered, strict=True)]

@@ -4,8 +4,8 @@ Members are inflated by :func:`~ukbb_pipeline.dicomio.zipread.iter_members` (dec
 memory, and grouped by series and channel; uncompressed pixels are viewed straight from the bytes. A ``.dcm``
 member that does not parse fails the whole zip, naming the member: it means a damaged download to fetch again, not a
 slice to bridge. A sound DICOM object that is not an image (an encapsulated PDF report, no PixelData) is passed
-over with a note naming it. Slices of channels that were not asked for are parsed (their channel is only known from their
-header) and then dropped; slices that are not Dixon images are counted and reported.
+over with a note naming it. Slices of channels that were not asked for are parsed (their channel is only known from
+their header) and then dropped; slices that are not Dixon images are counted and reported.
 """
 
 from __future__ import annotations

@@ -171,8 +171,9 @@ def _station_numbers(clusters: list[list[Acquisition]], *, expected: int) -> tup
         assert number is not None
         numbers.append(number)
         slab = clusters[index][0]
-        notes.append(f"station {number} acquired again at another position ({slab.label}, z {slab.z_top:.1f} to "
-                     f"{slab.z_bottom:.1f} mm): stitched as one more slab, no neighbour replaced")
+        notes.append(f"an acquisition at another position than any station ({slab.label}, z {slab.z_top:.1f} to "
+                     f"{slab.z_bottom:.1f} mm, numbered {number} as the nearest): stitched as one more slab between "
+                     f"its neighbours, none replaced")
     return numbers, notes
 
 
