@@ -15,6 +15,7 @@ import numpy as np
 from ukbb_pipeline.mri.edges import REFERENCE_SLICES, EdgeTrim, noisy_edge_slices, slice_profile
 from ukbb_pipeline.mri.grid import Grid, Placement, place, sample, union_grid
 from ukbb_pipeline.mri.harmonise import Overlap, relative_mismatch, station_scales
+from ukbb_pipeline.mri.regions import SwapRegion, find_regions
 from ukbb_pipeline.mri.series import Series
 from ukbb_pipeline.mri.stations import Station
 from ukbb_pipeline.mri.stitch import Extent, Piece, adjacent, blend, feather_weights, trim_extents
@@ -22,6 +23,7 @@ from ukbb_pipeline.mri.swaps import find_swapped, pattern_score, seam_agreement
 from ukbb_pipeline.mri.tolerance import same_positions, tolerance
 
 FAT_WATER = ("F", "W")
+UNCERTAIN_AGREEMENT = 0.6  # a seam agreement below this (clear seams: about 1.8, swapped: -1.8) cannot tell
 PATTERN_PIXEL_MM = 5.0  # the fat pattern of a station is judged on every other slice, at pixels of up to 5 mm
 
 
@@ -45,8 +47,10 @@ class Stitched:
     volumes: dict[str, np.ndarray]
     grid: Grid
     stations: list[int]
-    swapped: list[int]  # station numbers
+    swapped: list[int]  # station numbers (any part swapped)
     fixed: bool  # whether swapped stations were swapped back
+    regions: list[str]  # where (regions.py vocabulary: "3:whole", "5:left-leg", "3:z 120 to 60 mm", ...)
+    uncertain: bool  # some seam's fat/water agreement is too weak to tell
     scales: dict[str, list[float]]  # per output channel, the scale applied to each station
     patterns: list[float]  # per station, the fat pattern score (nan: not checked)
     trims: list[EdgeTrim]
@@ -106,10 +110,16 @@ def stitch_stations(
             notes.append(f"gap of {extents[i].bottom - extents[i + 1].top:.1f} mm between stations "
                          f"{stations[i].number} and {stations[i + 1].number}: left empty")
 
-    # What adjacent stations show of the same tissue: the evidence for swaps and for intensity scales.
+    # Regional swaps first (judged within each station); the later steps see them undone.
     shared = [c for c in dict.fromkeys([*channels, *FAT_WATER]) if all(c in s.channels for s in stations)]
-    overlaps = [_overlap(stations, extents, i, grid, shared) for i in range(len(stations) - 1)]
-    overlaps = [overlap for overlap in overlaps if overlap is not None]
+    regions: list[SwapRegion] = []
+    if all(c in shared for c in FAT_WATER):
+        regions = [region for i, station in enumerate(stations) for region in _regions(station, i)]
+    undone = [_undo_regions(station, [r for r in regions if r.index == i]) for i, station in enumerate(stations)]
+    source_stations = undone if fix_swaps else list(stations)
+    stations = undone
+    found = [_overlap(stations, extents, i, grid, shared) for i in range(len(stations) - 1)]
+    overlaps: list[Overlap] = [overlap for overlap in found if overlap is not None]
     if all(c in shared for c in FAT_WATER):
         patterns = [_pattern(station) for station in stations]
         agreements = {
@@ -118,6 +128,12 @@ def stitch_stations(
             for o in overlaps
         }
         swapped_index = find_swapped(patterns, agreements)
+        weak = [(o, a) for o, a in zip(overlaps, agreements.values(), strict=True)
+                if np.isfinite(a) and abs(a) < UNCERTAIN_AGREEMENT]
+        for overlap, agreement in weak:
+            notes.append(f"fat/water agreement uncertain at the seam of stations {stations[overlap.upper].number} and "
+                         f"{stations[overlap.lower].number} ({agreement:.2f}; clear seams are about 1.8): a swap may "
+                         f"be there that was not found")
     else:
         patterns, agreements, swapped_index = [float("nan")] * len(stations), {}, []
         notes.append("fat/water not checked: F and W are not both read for every station")
@@ -131,10 +147,10 @@ def stitch_stations(
     weights = feather_weights(grid.z, extents, feather_mm=feather_mm)
     for channel in channels:
         pieces = []
-        for i, station in enumerate(stations):
+        for i in range(len(stations)):
             stored = mapping.source(i, channel)
             scale = float(true_scales[mapping.truth(i, stored)][i])
-            pieces.append(Piece(station.channels[stored], placements[i][stored], scale))
+            pieces.append(Piece(source_stations[i].channels[stored], placements[i][stored], scale))
         scales[channel] = [piece.scale for piece in pieces]
         volumes[channel] = to_output_array(blend(pieces, weights, grid), dtype=dtype)
 
@@ -143,12 +159,19 @@ def stitch_stations(
                      shared, agreements, ratios, scales)
         for index, overlap in enumerate(overlaps)
     ]
+    whole = {stations[i].number for i in swapped_index}
+    labels = [f"{number}:whole" for number in sorted(whole)]
+    labels += [region.label(stations[region.index].number) for region in regions
+               if stations[region.index].number not in whole]
     return Stitched(
         volumes=volumes,
         grid=grid,
         stations=[station.number for station in stations],
-        swapped=[stations[i].number for i in swapped_index],
-        fixed=fix_swaps and bool(swapped_index),
+        swapped=sorted(whole | {stations[region.index].number for region in regions}),
+        fixed=fix_swaps and bool(swapped_index or regions),
+        regions=labels,
+        uncertain=bool(patterns) and any(np.isfinite(a) and abs(a) < UNCERTAIN_AGREEMENT
+                                         for a in agreements.values()),
         scales=scales,
         patterns=patterns,
         trims=[extent.trimmed for extent in extents],
@@ -317,6 +340,39 @@ def _noisy_edges(station: Station, max_slices: int, drop: float, covered: tuple[
     if total.shape[0] > 2 * examined:  # only the slices near the two ends are looked at
         total = np.concatenate([total[:examined], total[-examined:]])
     return noisy_edge_slices(slice_profile(total), max_slices=max_slices, drop=drop, covered=covered)
+
+
+def _regions(station: Station, index: int) -> list[SwapRegion]:
+    """The regional fat/water swaps of one station (regions.py), judged at pixels of a few mm."""
+    fat, water = station.channels["F"], station.channels["W"]
+    volumes = _shared_slices([fat, water])
+    if volumes is None:
+        return []
+    z = fat.z[same_positions(fat.z, water.z, step=fat.z_step)]
+    step = max(1, int(PATTERN_PIXEL_MM // fat.sy))
+    fat_part, water_part = (v[:, ::step, ::step].astype(np.float32) for v in volumes)
+    x = (fat.x0 + np.arange(fat.volume.shape[2]) * fat.sx)[::step]
+    return find_regions(fat_part, water_part, x=x, z=z, row_spacing=fat.sy * step, index=index)
+
+
+def _undo_regions(station: Station, regions: Sequence[SwapRegion]) -> Station:
+    """``station`` with F and W exchanged back in ``regions`` (copies of the two series; the others shared)."""
+    if not regions:
+        return station
+    fat, water = station.channels["F"], station.channels["W"]
+    fat_volume, water_volume = fat.volume.copy(), water.volume.copy()
+    for region in regions:
+        for series, own, other in ((fat, fat_volume, water), (water, water_volume, fat)):
+            slices, columns = region.mask(series.z, series.x0 + np.arange(series.volume.shape[2]) * series.sx,
+                                          z_step=series.z_step)
+            for k in np.flatnonzero(slices):
+                match = np.flatnonzero(same_positions(other.z, series.z[k:k + 1], step=series.z_step))
+                if match.size and other.volume.shape[1:] == series.volume.shape[1:]:
+                    source = fat.volume if series is water else water.volume
+                    own[k][:, columns] = source[match[0]][:, columns]
+    channels = {**station.channels, "F": fat.replace_volume(fat_volume, fat.z),
+                "W": water.replace_volume(water_volume, water.z)}
+    return Station(number=station.number, channels=channels, notes=list(station.notes))
 
 
 def _pattern(station: Station) -> float:

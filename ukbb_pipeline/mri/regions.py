@@ -1,0 +1,167 @@
+"""Fat/water swaps of a region within a station: one leg, one side, or a z-range of a slab (ukbb-format.md 1.7).
+
+Real swaps are regional ("labels inverted at the voxel level"; RECOH classifies each leg of stations 5-6 on its own).
+Each half of the body (split at its midline, the x centre of the body's voxels; in the leg stations the halves are
+the legs) is a chain of slices, and the evidence is that of swaps.py at the scale of slices: adjacent slices image
+nearly the same tissue, so their fat/water agreement is strongly positive unless exactly one of them is swapped (the
+edge of a swapped z-range); the fat pattern of each slice (fat just under the anterior skin) says which side of such
+an edge is right; and the two halves of a slice, mirrored about the midline, mostly image alike tissue (the legs, the
+two sides of the trunk), so their agreement links the halves. Each half-slice is labelled right or swapped to agree
+best with all three, with the cost of a swapped label per mm as in swaps.py (exact, by dynamic programming along the chain). Runs of swapped slices on one side, or on
+both, are the regions. A station labelled swapped everywhere is left to the whole-station labelling of swaps.py,
+which also uses the seams.
+
+Regions are named ``<station>:<part>`` (the ``swapped_regions`` vocabulary, also in the README):
+``<n>:whole`` (the whole station), ``<n>:left-leg`` / ``<n>:right-leg`` (one leg over the whole station),
+``<n>:left-half`` / ``<n>:right-half`` (one side of the trunk), ``<n>:z <top> to <bottom> mm`` (both sides over a
+z-range, LPS z of the slice centres), and ``<n>:left-leg z <top> to <bottom> mm`` etc. for one side over a z-range.
+Left and right are the patient's (LPS x above the midline is left).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ukbb_pipeline.mri.harmonise import body_mask
+from ukbb_pipeline.mri.swaps import SWAP_COST, pattern_score, seam_agreement
+
+BLOCK_MM = 40.0  # the fat pattern of this much of a side weighs as much as one station's in swaps.py
+LEG_GAP_FRACTION = 0.25  # the body is two legs when its midline column is empty in this share of the slices
+MIRROR_WEIGHT = 0.5  # the two halves of a slice mirror each other less closely than adjacent slices match
+
+
+@dataclass(frozen=True)
+class SwapRegion:
+    """A region of one station whose F and W are exchanged: a side (or both) over a z-range."""
+
+    index: int  # the station's index in the station list
+    side: str  # "left", "right" or "both"
+    z_top: float  # LPS z (mm) of the first and last slice centre in the region
+    z_bottom: float
+    midline: float  # LPS x (mm) splitting the sides
+    legs: bool  # the station shows two legs (the sides are legs)
+    whole_z: bool  # the region spans the station's whole z range
+
+    def label(self, number: int) -> str:
+        """The ``swapped_regions`` text of this region (see the module text)."""
+        z_text = f"z {self.z_top:.0f} to {self.z_bottom:.0f} mm"
+        if self.side == "both":
+            return f"{number}:{'whole' if self.whole_z else z_text}"
+        part = f"{self.side}-{'leg' if self.legs else 'half'}"
+        return f"{number}:{part}" if self.whole_z else f"{number}:{part} {z_text}"
+
+    def mask(self, z: np.ndarray, x: np.ndarray, *, z_step: float) -> tuple[np.ndarray, np.ndarray]:
+        """Which slices (at ``z``) and columns (at ``x``) of a series lie in the region."""
+        slack = z_step / 2
+        slices = (z <= self.z_top + slack) & (z >= self.z_bottom - slack)
+        if self.side == "left":
+            columns = x > self.midline
+        elif self.side == "right":
+            columns = x <= self.midline
+        else:
+            columns = np.ones(x.shape, dtype=bool)
+        return slices, columns
+
+
+STATES = np.array([(1, 1), (1, -1), (-1, 1), (-1, -1)])  # labels (right half, left half) of a slice
+
+
+def ladder_labels(patterns: np.ndarray, along: np.ndarray, across: np.ndarray, *, cost: float) -> np.ndarray:
+    """Labels (+1 right, -1 swapped), shape (2, slices), of the two halves of a station: maximising the pattern of
+    each half-slice times its label, plus the agreement of adjacent slices (``along``, per half) and of the two
+    halves of a slice (``across``) times the product of their labels, minus ``cost`` per swapped half-slice.
+    Exact (Viterbi over the four labelings of a slice)."""
+    n = patterns.shape[1]
+    right, left = STATES[:, 0], STATES[:, 1]
+
+    def own(k: int) -> np.ndarray:
+        return (patterns[0, k] * right + patterns[1, k] * left + across[k] * right * left
+                - cost * ((right < 0).astype(float) + (left < 0)))
+
+    score = own(0)
+    back = np.zeros((n, 4), dtype=np.intp)
+    for k in range(1, n):
+        link = along[0, k - 1] * np.outer(right, right) + along[1, k - 1] * np.outer(left, left)
+        gain = score[:, None] + link  # [previous, current]
+        back[k] = np.argmax(gain, axis=0)
+        score = gain[back[k], np.arange(4)] + own(k)
+    state = int(np.argmax(score))
+    out = np.empty((2, n), dtype=np.int64)
+    for k in range(n - 1, -1, -1):
+        out[:, k] = STATES[state]
+        state = int(back[k, state])
+    return out
+
+
+def slice_evidence(fat: np.ndarray, water: np.ndarray, *, columns: np.ndarray, row_spacing: float
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Per slice the fat pattern score, and per pair of adjacent slices their fat/water agreement, on ``columns``."""
+    f, w = fat[:, :, columns], water[:, :, columns]
+    patterns = np.array([pattern_score(f[k:k + 1], w[k:k + 1], row_spacing=row_spacing) for k in range(f.shape[0])])
+    body = body_mask(f + w)
+    agreements = np.array([
+        seam_agreement(f[k], w[k], f[k + 1], w[k + 1], body[k] & body[k + 1]) for k in range(f.shape[0] - 1)
+    ])
+    return patterns, agreements
+
+
+def midline_and_legs(fat: np.ndarray, water: np.ndarray, *, x: np.ndarray) -> tuple[float, bool]:
+    """The body's midline (x centre of its voxels) and whether the station shows two legs (an empty midline)."""
+    body = body_mask(fat + water)
+    columns = body.sum(axis=(0, 1)).astype(np.float64)
+    midline = float((columns * x).sum() / columns.sum()) if columns.sum() > 0 else float(x.mean())
+    centre = int(np.argmin(np.abs(x - midline)))
+    occupied = body.any(axis=1)  # (z, x)
+    with_body = occupied.any(axis=1)
+    gap = ~occupied[:, max(0, centre - 1): centre + 2].any(axis=1) & with_body
+    return midline, bool(with_body.any() and gap.sum() >= LEG_GAP_FRACTION * with_body.sum())
+
+
+def find_regions(fat: np.ndarray, water: np.ndarray, *, x: np.ndarray, z: np.ndarray, row_spacing: float,
+                 index: int) -> list[SwapRegion]:
+    """The regional swaps of one station (z, y, x arrays on slices at ``z``, columns at ``x``; see the module
+    text); [] when none, or when the whole station reads as swapped (a matter for the whole-station labelling)."""
+    if z.size < 2:
+        return []
+    midline, legs = midline_and_legs(fat, water, x=x)
+    step = float(np.median(np.abs(np.diff(z))))
+    weight = step / BLOCK_MM  # per-slice evidence weighs as much per mm as a block's
+    halves = (np.flatnonzero(x <= midline), np.flatnonzero(x > midline))
+    if min(h.size for h in halves) < 2:
+        return []
+    patterns = np.zeros((2, z.size))
+    along = np.zeros((2, z.size - 1))
+    for side, columns in enumerate(halves):
+        patterns[side], along[side] = slice_evidence(fat, water, columns=columns, row_spacing=row_spacing)
+    width = min(h.size for h in halves)
+    near_right, near_left = halves[0][-width:], halves[1][:width][::-1]  # mirrored about the midline
+    across = np.array([
+        seam_agreement(fat[k][:, near_right], water[k][:, near_right], fat[k][:, near_left], water[k][:, near_left],
+                       body_mask(fat[k] + water[k])[:, near_right] & body_mask(fat[k] + water[k])[:, near_left])
+        for k in range(z.size)
+    ])
+    swapped = ladder_labels(patterns * weight, along, across * MIRROR_WEIGHT, cost=SWAP_COST * weight) < 0
+    if swapped.all():
+        return []
+    regions = []
+    both = swapped[0] & swapped[1]
+    for side, name in ((None, "both"), (0, "right"), (1, "left")):
+        flags = both if side is None else swapped[side] & ~both
+        for start, stop in _runs(flags):
+            regions.append(SwapRegion(index=index, side=name, z_top=float(z[start]), z_bottom=float(z[stop - 1]),
+                                      midline=midline, legs=legs, whole_z=start == 0 and stop == z.size))
+    return regions
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """(start, stop) of the runs of True in ``flags``."""
+    runs, start = [], None
+    for i, flag in enumerate([*flags.tolist(), False]):
+        if flag and start is None:
+            start = i
+        elif not flag and start is not None:
+            runs.append((start, i))
+            start = None
+    return runs
