@@ -7,8 +7,8 @@ nearly the same tissue, so their fat/water agreement is strongly positive unless
 edge of a swapped z-range); the fat pattern of each slice (fat just under the anterior skin) says which side of such
 an edge is right; and the two halves of a slice, mirrored about the midline, mostly image alike tissue (the legs, the
 two sides of the trunk), so their agreement links the halves. Each half-slice is labelled right or swapped to agree
-best with all three, with the cost of a swapped label per mm as in swaps.py (exact, by dynamic programming along the chain). Runs of swapped slices on one side, or on
-both, are the regions. A station labelled swapped everywhere is left to the whole-station labelling of swaps.py,
+best with all three, with the cost of a swapped label per mm as in swaps.py (exact, by dynamic programming along the
+chain). Runs of swapped slices on one side, or on both, are the regions. A station labelled swapped everywhere is left to the whole-station labelling of swaps.py,
 which also uses the seams.
 
 Regions are named ``<station>:<part>`` (the ``swapped_regions`` vocabulary, also in the README):
