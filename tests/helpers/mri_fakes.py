@@ -103,8 +103,9 @@ def station_series(station: FakeStation, **kwargs) -> list[Series]:
     images = station_images(station, **kwargs)
     return [
         Series(uid=f"{station.number}-{channel}", number=4 * (station.number - 1) + 1 + index,
-               description=f"{PREFIX[station.number]}_{channel}", channel=channel, acquired="20200101120000", volume=volume,
-               z=np.asarray(station.z), x0=station.x0, y0=station.y0, sx=station.spacing, sy=station.spacing)
+               description=f"{PREFIX[station.number]}_{channel}", channel=channel, acquired="20200101120000",
+               volume=volume, z=np.asarray(station.z), x0=station.x0, y0=station.y0, sx=station.spacing,
+               sy=station.spacing)
         for index, (channel, volume) in enumerate((c, images[c]) for c in ("in", "opp", "F", "W"))
     ]
 

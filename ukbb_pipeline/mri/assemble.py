@@ -15,7 +15,7 @@ import numpy as np
 from ukbb_pipeline.mri.edges import REFERENCE_SLICES, EdgeTrim, noisy_edge_slices, slice_profile
 from ukbb_pipeline.mri.grid import Grid, Placement, place, sample, union_grid
 from ukbb_pipeline.mri.harmonise import Overlap, relative_mismatch, station_scales
-from ukbb_pipeline.mri.regions import SwapRegion, find_regions
+from ukbb_pipeline.mri.regions import SwapRegion, complement, find_regions
 from ukbb_pipeline.mri.series import Series
 from ukbb_pipeline.mri.stations import Station
 from ukbb_pipeline.mri.stitch import Extent, Piece, adjacent, blend, feather_weights, trim_extents
@@ -159,15 +159,19 @@ def stitch_stations(
                      shared, agreements, ratios, scales)
         for index, overlap in enumerate(overlaps)
     ]
-    whole = {stations[i].number for i in swapped_index}
-    labels = [f"{number}:whole" for number in sorted(whole)]
-    labels += [region.label(stations[region.index].number) for region in regions
-               if stations[region.index].number not in whole]
+    labels = []
+    for i, station in enumerate(stations):
+        own = [region for region in regions if region.index == i]
+        if i in swapped_index:  # labelled swapped after its regions were undone: the rest of it was swapped
+            rest = complement(own, z=_shared_z(station))
+            labels += [region.label(station.number) for region in rest] if own else [f"{station.number}:whole"]
+        else:
+            labels += [region.label(station.number) for region in own]
     return Stitched(
         volumes=volumes,
         grid=grid,
         stations=[station.number for station in stations],
-        swapped=sorted(whole | {stations[region.index].number for region in regions}),
+        swapped=sorted({stations[i].number for i in swapped_index} | {stations[r.index].number for r in regions}),
         fixed=fix_swaps and bool(swapped_index or regions),
         regions=labels,
         uncertain=bool(patterns) and any(np.isfinite(a) and abs(a) < UNCERTAIN_AGREEMENT
@@ -348,11 +352,17 @@ def _regions(station: Station, index: int) -> list[SwapRegion]:
     volumes = _shared_slices([fat, water])
     if volumes is None:
         return []
-    z = fat.z[same_positions(fat.z, water.z, step=fat.z_step)]
+    z = _shared_z(station)
     step = max(1, int(PATTERN_PIXEL_MM // fat.sy))
     fat_part, water_part = (v[:, ::step, ::step].astype(np.float32) for v in volumes)
     x = (fat.x0 + np.arange(fat.volume.shape[2]) * fat.sx)[::step]
     return find_regions(fat_part, water_part, x=x, z=z, row_spacing=fat.sy * step, index=index)
+
+
+def _shared_z(station: Station) -> np.ndarray:
+    """The slice positions F and W of a station share."""
+    fat, water = station.channels["F"], station.channels["W"]
+    return fat.z[same_positions(fat.z, water.z, step=fat.z_step)]
 
 
 def _undo_regions(station: Station, regions: Sequence[SwapRegion]) -> Station:

@@ -1,15 +1,15 @@
 """Fat/water swaps of a region within a station: one leg, one side, or a z-range of a slab (ukbb-format.md 1.7).
 
-Real swaps are regional ("labels inverted at the voxel level"; RECOH classifies each leg of stations 5-6 on its own).
-Each half of the body (split at its midline, the x centre of the body's voxels; in the leg stations the halves are
-the legs) is a chain of slices, and the evidence is that of swaps.py at the scale of slices: adjacent slices image
-nearly the same tissue, so their fat/water agreement is strongly positive unless exactly one of them is swapped (the
-edge of a swapped z-range); the fat pattern of each slice (fat just under the anterior skin) says which side of such
-an edge is right; and the two halves of a slice, mirrored about the midline, mostly image alike tissue (the legs, the
-two sides of the trunk), so their agreement links the halves. Each half-slice is labelled right or swapped to agree
-best with all three, with the cost of a swapped label per mm as in swaps.py (exact, by dynamic programming along the
-chain). Runs of swapped slices on one side, or on both, are the regions. A station labelled swapped everywhere is left to the whole-station labelling of swaps.py,
-which also uses the seams.
+Real swaps are regional ("labels inverted at the voxel level"; RECOH classifies each leg of stations 5-6 on its
+own). Each half of the body (split at its midline, the x centre of the body's voxels; in the leg stations the halves
+are the legs) is a chain of slices, and the evidence is that of swaps.py at the scale of slices: adjacent slices
+image nearly the same tissue, so their fat/water agreement is strongly positive unless exactly one of them is
+swapped (the edge of a swapped z-range); the fat pattern of each slice (fat just under the anterior skin) says which
+side of such an edge is right; and the two halves of a slice, mirrored about the midline, mostly image alike tissue
+(the legs, the two sides of the trunk), so their agreement links the halves. Each half-slice is labelled right or
+swapped to agree best with all three, with the cost of a swapped label per mm as in swaps.py (exact, by dynamic
+programming along the chain). Runs of swapped slices on one side, or on both, are the regions. A station labelled
+swapped everywhere is left to the whole-station labelling of swaps.py, which also uses the seams.
 
 Regions are named ``<station>:<part>`` (the ``swapped_regions`` vocabulary, also in the README):
 ``<n>:whole`` (the whole station), ``<n>:left-leg`` / ``<n>:right-leg`` (one leg over the whole station),
@@ -28,7 +28,8 @@ from ukbb_pipeline.mri.harmonise import body_mask
 from ukbb_pipeline.mri.swaps import SWAP_COST, pattern_score, seam_agreement
 
 BLOCK_MM = 40.0  # the fat pattern of this much of a side weighs as much as one station's in swaps.py
-LEG_GAP_FRACTION = 0.25  # the body is two legs when its midline column is empty in this share of the slices
+LEG_GAP_FRACTION = 0.5  # the body is two legs when its midline is a gap in this share of the slices ...
+LEG_GAP_DEPTH = 0.4  # ... a gap: the midline column holds less than 40% of the deepest column's body
 MIRROR_WEIGHT = 0.5  # the two halves of a slice mirror each other less closely than adjacent slices match
 
 
@@ -108,15 +109,18 @@ def slice_evidence(fat: np.ndarray, water: np.ndarray, *, columns: np.ndarray, r
 
 
 def midline_and_legs(fat: np.ndarray, water: np.ndarray, *, x: np.ndarray) -> tuple[float, bool]:
-    """The body's midline (x centre of its voxels) and whether the station shows two legs (an empty midline)."""
+    """The body's midline (x centre of its voxels above the table's band) and whether the station shows two legs
+    (a gap at the midline)."""
     body = body_mask(fat + water)
-    columns = body.sum(axis=(0, 1)).astype(np.float64)
+    depth = body.sum(axis=1).astype(np.float64)  # (z, x): rows of body per column, the table's included
+    beneath = np.where(depth > 0, depth, np.inf).min(axis=1, keepdims=True)  # the table spans nearly every column
+    above = np.clip(depth - np.where(np.isfinite(beneath), beneath, 0.0), 0.0, None)
+    columns = above.sum(axis=0)
     midline = float((columns * x).sum() / columns.sum()) if columns.sum() > 0 else float(x.mean())
     centre = int(np.argmin(np.abs(x - midline)))
-    occupied = body.any(axis=1)  # (z, x)
-    with_body = occupied.any(axis=1)
-    gap = ~occupied[:, max(0, centre - 1): centre + 2].any(axis=1) & with_body
-    return midline, bool(with_body.any() and gap.sum() >= LEG_GAP_FRACTION * with_body.sum())
+    with_body = above.max(axis=1) > 0
+    gap = above[:, max(0, centre - 1): centre + 2].min(axis=1) < LEG_GAP_DEPTH * above.max(axis=1)
+    return midline, bool(with_body.any() and (gap & with_body).sum() >= LEG_GAP_FRACTION * with_body.sum())
 
 
 def find_regions(fat: np.ndarray, water: np.ndarray, *, x: np.ndarray, z: np.ndarray, row_spacing: float,
@@ -145,6 +149,12 @@ def find_regions(fat: np.ndarray, water: np.ndarray, *, x: np.ndarray, z: np.nda
     swapped = ladder_labels(patterns * weight, along, across * MIRROR_WEIGHT, cost=SWAP_COST * weight) < 0
     if swapped.all():
         return []
+    return regions_from_flags(swapped, z=z, midline=midline, legs=legs, index=index)
+
+
+def regions_from_flags(swapped: np.ndarray, *, z: np.ndarray, midline: float, legs: bool, index: int
+                       ) -> list[SwapRegion]:
+    """The regions of a (right, left) x slices map of swapped half-slices: runs on both sides, then on one."""
     regions = []
     both = swapped[0] & swapped[1]
     for side, name in ((None, "both"), (0, "right"), (1, "left")):
@@ -153,6 +163,21 @@ def find_regions(fat: np.ndarray, water: np.ndarray, *, x: np.ndarray, z: np.nda
             regions.append(SwapRegion(index=index, side=name, z_top=float(z[start]), z_bottom=float(z[stop - 1]),
                                       midline=midline, legs=legs, whole_z=start == 0 and stop == z.size))
     return regions
+
+
+def complement(regions: list[SwapRegion], *, z: np.ndarray) -> list[SwapRegion]:
+    """The rest of a station (slices at ``z``) outside ``regions``: what is swapped when the station as a whole is
+    labelled swapped and ``regions`` were undone first."""
+    if not regions:
+        return []
+    flags = np.zeros((2, z.size), dtype=bool)
+    for region in regions:
+        inside = (z <= region.z_top + 1e-6) & (z >= region.z_bottom - 1e-6)
+        for side, name in ((0, "right"), (1, "left")):
+            if region.side in (name, "both"):
+                flags[side] |= inside
+    first = regions[0]
+    return regions_from_flags(~flags, z=z, midline=first.midline, legs=first.legs, index=first.index)
 
 
 def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
