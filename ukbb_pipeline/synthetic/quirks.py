@@ -51,7 +51,7 @@ class MriQuirks:
       SeriesNumbers 29-32, a later SeriesTime); with ``rereconstruction_channels`` only those channels.
     - ``derived_series``: per station, derived copies beside the standard series (``<description>_ND``, ImageType
       with ND) of these channels, holding distorted images (a reader must not use them).
-    - ``touching_seam``: that seam (k = stations k|k+1) has slabs that just touch (0 mm overlap); the stations below
+    - ``touching_seam``: that seam (k = stations k|k+1) has slabs that just touch (0 mm overlap); the stations above
       it move up.
     - ``non_image_member``: an encapsulated-PDF DICOM report (no PixelData) in the zip.
     - ``orientation``: how slices are stored: (rows run posterior->anterior, columns run left->right, InstanceNumber
@@ -157,16 +157,13 @@ class DxaQuirks:
 _MRI_CATALOGUE = (
     MriQuirks(),
     MriQuirks(swapped_station=3),
-    MriQuirks(repeated_station=2),
-    MriQuirks(dropped_slice=(3, 10)),
-    MriQuirks(size_mismatch_station=5, manifest_name="manifest.csv"),
-    MriQuirks(slab_edge_loss=True, station_gains=(0.85, 1.0, 1.2, 0.9, 1.1, 0.95)),
-    MriQuirks(manifest_malformed=True, transfer_syntax=ImplicitVRLittleEndian),
-    MriQuirks(manifest_name=None, noise_sigma=15.0),
-    MriQuirks(swapped_region=(5, "left", 0.0, 1.0), orientation=(True, False, True, True), position_jitter=True),
-    MriQuirks(partial_repeat=(3, 0.5), derived_series=("W",), non_image_member=True, position_jitter=True),
-    MriQuirks(touching_seam=4, shifted_repeat=(2, 60.0), rereconstructed_station=5, orientation=(False, True, False,
-                                                                                                  False)),
+    MriQuirks(repeated_station=2, position_jitter=True),
+    MriQuirks(dropped_slice=(3, 10), swapped_region=(5, "left", 0.0, 1.0), orientation=(True, False, True, True)),
+    MriQuirks(size_mismatch_station=5, manifest_name="manifest.csv", derived_series=("W",), non_image_member=True),
+    MriQuirks(slab_edge_loss=True, station_gains=(0.85, 1.0, 1.2, 0.9, 1.1, 0.95), touching_seam=4),
+    MriQuirks(manifest_malformed=True, transfer_syntax=ImplicitVRLittleEndian, partial_repeat=(3, 0.5)),
+    MriQuirks(manifest_name=None, noise_sigma=15.0, shifted_repeat=(2, 60.0), rereconstructed_station=5,
+              orientation=(False, True, False, False), position_jitter=True),
 )
 _DXA_CATALOGUE = (
     DxaQuirks(),

@@ -93,7 +93,7 @@ def station_geometries(
 ) -> tuple[StationGeometry, ...]:
     """The six stations, head to knee, for ``size`` "full" or "small"; every position moved by ``offset`` (LPS mm,
     a subject's own table position), and with ``touching_seam`` k the slabs of stations k and k+1 just touching (the
-    stations above the seam move down onto the ones below)."""
+    stations above the seam move up by its overlap)."""
     if size not in SIZES:
         raise ValueError(f"size must be one of {SIZES}, got {size!r}")
     full = size == "full"
@@ -106,7 +106,7 @@ def station_geometries(
     top_edges = list(_top_edges())
     if touching_seam is not None:
         for index in range(touching_seam):
-            top_edges[index] -= SEAM_OVERLAPS[touching_seam - 1]
+            top_edges[index] += SEAM_OVERLAPS[touching_seam - 1]
     stations = []
     for index in range(N_STATIONS):
         rows, n, thickness = rows_per_station[index], slices_per_station[index], thicknesses[index]
