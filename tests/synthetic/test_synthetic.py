@@ -38,7 +38,7 @@ from ukbb_pipeline.synthetic.__main__ import main as cli_main
 from ukbb_pipeline.synthetic.dxa_images import REGIONS
 from ukbb_pipeline.synthetic.mr_headers import VARYING_TAGS, Series, Study, file_meta, series_dataset, slice_elements
 from ukbb_pipeline.synthetic.part10 import Encapsulated, SeriesEncoder
-from ukbb_pipeline.synthetic.stations import SEAM_OVERLAPS, ds_text, station_geometries
+from ukbb_pipeline.synthetic.stations import SEAM_OVERLAPS, ds_text
 
 EID = 1234567
 UID = re.compile(r"^(0|[1-9]\d*)(\.(0|[1-9]\d*))+$")
@@ -841,7 +841,7 @@ def test_repeats_rereconstructions_and_derived_series(tmp_path, phantom):
 def test_a_shifted_repeat_a_touching_seam_and_a_report(tmp_path, phantom):
     quirks = MriQuirks(shifted_repeat=(3, 110.0), touching_seam=4, non_image_member=True)
     truth = write_mri_zip(tmp_path / "t.zip", eid=EID, phantom=phantom, quirks=quirks)
-    names, dicoms, _ = read_zip(truth.path)
+    _, dicoms, _ = read_zip(truth.path)
     series = by_series({n: d for n, d in dicoms.items() if "PixelData" in d})
     shift = float(series[11][0].ImagePositionPatient[2]) - float(series[27][0].ImagePositionPatient[2])
     assert shift == pytest.approx(110.0, abs=1e-3)

@@ -8,7 +8,7 @@ from datetime import datetime
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
-from pydicom.uid import MRImageStorage, RLELossless
+from pydicom.uid import UID, MRImageStorage, RLELossless
 
 from ukbb_pipeline.synthetic import csa
 from ukbb_pipeline.synthetic.identity import Visit, dicom_date, dicom_time
@@ -108,9 +108,9 @@ def file_meta(transfer_syntax: str) -> FileMetaDataset:
     meta = FileMetaDataset()
     meta.FileMetaInformationVersion = b"\x00\x01"
     meta.MediaStorageSOPClassUID = MRImageStorage
-    meta.MediaStorageSOPInstanceUID = "1.2"  # replaced per file
-    meta.TransferSyntaxUID = transfer_syntax
-    meta.ImplementationClassUID = SIEMENS_IMPLEMENTATION_UID
+    meta.MediaStorageSOPInstanceUID = UID("1.2")  # replaced per file
+    meta.TransferSyntaxUID = UID(transfer_syntax)
+    meta.ImplementationClassUID = UID(SIEMENS_IMPLEMENTATION_UID)
     meta.ImplementationVersionName = SIEMENS_IMPLEMENTATION_VERSION
     return meta
 

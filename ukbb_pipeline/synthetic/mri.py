@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from ukbb_pipeline.synthetic import acquisition
 from ukbb_pipeline.synthetic.identity import MRI_SCANNER_SERIALS, SIEMENS_ROOT, UidFactory, visit
@@ -76,8 +76,11 @@ def write_mri_zip(
         size=size,
     )
     jitter_rng = np.random.default_rng([seed, eid, instance, MRI_FIELD, 7])
-    offset = tuple(float(v) for v in jitter_rng.uniform([-1, -1, -2], [1, 1, 2])) if quirks.position_jitter else None
-    geometries = station_geometries(size, offset=offset or (0.0, 0.0, 0.0), touching_seam=quirks.touching_seam)
+    offset = (0.0, 0.0, 0.0)
+    if quirks.position_jitter:
+        dx, dy, dz = (float(v) for v in jitter_rng.uniform([-1, -1, -2], [1, 1, 2]))
+        offset = (dx, dy, dz)
+    geometries = station_geometries(size, offset=offset, touching_seam=quirks.touching_seam)
     plan = _acquisition_plan(quirks, geometries)
     members: list[Member] = []
     rows: list[ManifestRow] = []
@@ -149,8 +152,8 @@ class _Step:
 
 def _acquisition_plan(quirks: MriQuirks, geometries: tuple[StationGeometry, ...]) -> list[_Step]:
     """What is written, in acquisition order."""
-    plan = []
-    index_of = {}
+    plan: list[_Step] = []
+    index_of: dict[int, int] = {}
     for station in range(1, N_STATIONS + 1):
         if station == quirks.missing_station:
             continue
@@ -269,8 +272,8 @@ def _write_station(
 def report_member(study: Study) -> bytes:
     """A non-image DICOM object as scanners add to an exam: an encapsulated PDF report, no PixelData."""
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = ENCAPSULATED_PDF
-    meta.MediaStorageSOPInstanceUID = f"{study.study_uid}.99"
+    meta.MediaStorageSOPClassUID = UID(ENCAPSULATED_PDF)
+    meta.MediaStorageSOPInstanceUID = UID(f"{study.study_uid}.99")
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()
     ds.file_meta = meta
