@@ -113,7 +113,8 @@ def write_mri_zip(
         else:
             discarded.append(truth)
     if quirks.non_image_member:
-        members.append(Member(f"{uids.siemens_instance(start)}.dcm", report_member(study)))
+        members.append(Member(f"{uids.siemens_instance(start)}.dcm", report_member(study_uid=study.study_uid,
+                                                                           patient_id=study.visit.patient_id)))
     if quirks.manifest_name is not None:
         text = manifest_text(rows, malformed=quirks.manifest_malformed, rng=rng)
         members.append(Member(quirks.manifest_name, text.encode("ascii")))
@@ -269,19 +270,19 @@ def _write_station(
     )
 
 
-def report_member(study: Study) -> bytes:
+def report_member(*, study_uid: str, patient_id: str) -> bytes:
     """A non-image DICOM object as scanners add to an exam: an encapsulated PDF report, no PixelData."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = UID(ENCAPSULATED_PDF)
-    meta.MediaStorageSOPInstanceUID = UID(f"{study.study_uid}.99")
+    meta.MediaStorageSOPInstanceUID = UID(f"{study_uid}.99")
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()
     ds.file_meta = meta
     ds.preamble = b"\0" * 128
     ds.SOPClassUID, ds.SOPInstanceUID = ENCAPSULATED_PDF, meta.MediaStorageSOPInstanceUID
     ds.Modality, ds.SeriesDescription, ds.SeriesNumber = "DOC", "Patient Protocol", "99"
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = study.study_uid, f"{study.study_uid}.98"
-    ds.PatientID = study.visit.patient_id
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, f"{study_uid}.98"
+    ds.PatientID = patient_id
     ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
     ds.EncapsulatedDocument = b"%PDF-1.4\n% synthetic report\n%%EOF\n"
     buffer = io.BytesIO()
