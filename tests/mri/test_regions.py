@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from mri_fakes import FakeStation, station_images
 
-from ukbb_pipeline.mri.regions import SwapRegion, complement, find_regions, ladder_labels
+from ukbb_pipeline.mri.harmonise import body_mask
+from ukbb_pipeline.mri.regions import SwapRegion, complement, find_regions, ladder_labels, slice_evidence
+from ukbb_pipeline.mri.swaps import pattern_score, seam_agreement
 
 
 def _station(n=16):
@@ -66,3 +68,16 @@ def test_the_rest_of_a_station_outside_its_regions():
     assert [(r.side, r.z_top, r.z_bottom) for r in rest] == [("both", z[0], z[2]), ("both", z[7], z[10])]
     left = SwapRegion(index=0, side="left", z_top=z[0], z_bottom=z[-1], midline=0.0, legs=True, whole_z=True)
     assert [r.label(5) for r in complement([left], z=z)] == ["5:right-leg"]
+
+
+def test_the_slice_evidence_is_the_station_evidence_of_swaps_py_one_slice_at_a_time():
+    fat, water, x, _, spacing = _station()
+    columns = x > 0
+    patterns, agreements = slice_evidence(fat, water, columns=columns, row_spacing=spacing)
+    f, w = fat[:, :, columns], water[:, :, columns]
+    body = body_mask(f + w)
+    for k in (0, 7, 15):  # pattern_score finds the body per call: the same on a one-slice volume up to its mask
+        assert patterns[k] == pytest.approx(pattern_score(f[k:k + 1], w[k:k + 1], row_spacing=spacing), abs=0.05)
+    for k in (0, 7, 14):
+        expected = seam_agreement(f[k], w[k], f[k + 1], w[k + 1], body[k] & body[k + 1])
+        assert agreements[k] == pytest.approx(expected, abs=1e-9)

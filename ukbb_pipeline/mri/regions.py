@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ukbb_pipeline.mri.harmonise import body_mask
-from ukbb_pipeline.mri.swaps import SWAP_COST, pattern_score, seam_agreement
+from ukbb_pipeline.mri.swaps import DEEP_BAND_MM, OUTER_BAND_MM, SWAP_COST
 
 BLOCK_MM = 40.0  # the fat pattern of this much of a side weighs as much as one station's in swaps.py
 LEG_GAP_FRACTION = 0.5  # the body is two legs when its midline is a gap in this share of the slices ...
@@ -98,14 +98,49 @@ def ladder_labels(patterns: np.ndarray, along: np.ndarray, across: np.ndarray, *
 
 def slice_evidence(fat: np.ndarray, water: np.ndarray, *, columns: np.ndarray, row_spacing: float
                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Per slice the fat pattern score, and per pair of adjacent slices their fat/water agreement, on ``columns``."""
+    """Per slice the fat pattern score (swaps.pattern_score, one slice at a time), and per pair of adjacent slices
+    their fat/water agreement (swaps.seam_agreement), on ``columns``; vectorised over the slices."""
     f, w = fat[:, :, columns], water[:, :, columns]
-    patterns = np.array([pattern_score(f[k:k + 1], w[k:k + 1], row_spacing=row_spacing) for k in range(f.shape[0])])
-    body = body_mask(f + w)
-    agreements = np.array([
-        seam_agreement(f[k], w[k], f[k + 1], w[k + 1], body[k] & body[k + 1]) for k in range(f.shape[0] - 1)
-    ])
+    total = f + w
+    body = body_mask(total)
+    rows = np.arange(body.shape[1], dtype=np.float64)[None, :, None]
+    has_body = body.any(axis=1, keepdims=True)
+    depth = (rows - np.argmax(body, axis=1)[:, None, :]) * row_spacing
+    outer = body & has_body & (depth >= 0) & (depth < max(OUTER_BAND_MM, row_spacing))
+    deep = body & has_body & (depth >= DEEP_BAND_MM[0]) & (depth < max(DEEP_BAND_MM[1], DEEP_BAND_MM[0] + row_spacing))
+    contrast = (f - w) / np.maximum(total, 1e-6)
+    n_outer, n_deep = outer.sum(axis=(1, 2)), deep.sum(axis=(1, 2))
+    usable = (body.sum(axis=(1, 2)) >= 50) & (n_outer >= 10) & (n_deep >= 10)
+    patterns = np.where(
+        usable,
+        (contrast * outer).sum(axis=(1, 2)) / np.maximum(n_outer, 1)
+        - (contrast * deep).sum(axis=(1, 2)) / np.maximum(n_deep, 1),
+        0.0,
+    )
+    both = body[:-1] & body[1:]
+    agreements = pair_agreements(f[:-1], w[:-1], f[1:], w[1:], both)
     return patterns, agreements
+
+
+def pair_agreements(fat_a: np.ndarray, water_a: np.ndarray, fat_b: np.ndarray, water_b: np.ndarray,
+                    mask: np.ndarray) -> np.ndarray:
+    """swaps.seam_agreement of each pair of planes (axis 0) on ``mask``: (same - cross channel correlation) / 2;
+    0 where fewer than 50 voxels are shared."""
+    same = _correlations(fat_a, fat_b, mask) + _correlations(water_a, water_b, mask)
+    cross = _correlations(fat_a, water_b, mask) + _correlations(water_a, fat_b, mask)
+    return np.where(mask.sum(axis=(1, 2)) >= 50, (same - cross) / 2, 0.0)
+
+
+def _correlations(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Pearson correlation of ``a`` and ``b`` on ``mask``, per plane (axis 0); 0 where either is constant."""
+    weight = mask.astype(np.float64)
+    n = np.maximum(weight.sum(axis=(1, 2)), 1.0)[:, None, None]
+    a = a.astype(np.float64)
+    b = b.astype(np.float64)
+    da = (a - (a * weight).sum(axis=(1, 2))[:, None, None] / n) * weight
+    db = (b - (b * weight).sum(axis=(1, 2))[:, None, None] / n) * weight
+    norm = np.sqrt((da * da).sum(axis=(1, 2)) * (db * db).sum(axis=(1, 2)))
+    return np.where(norm > 0, (da * db).sum(axis=(1, 2)) / np.maximum(norm, 1e-300), 0.0)
 
 
 def midline_and_legs(fat: np.ndarray, water: np.ndarray, *, x: np.ndarray) -> tuple[float, bool]:
@@ -141,11 +176,9 @@ def find_regions(fat: np.ndarray, water: np.ndarray, *, x: np.ndarray, z: np.nda
         patterns[side], along[side] = slice_evidence(fat, water, columns=columns, row_spacing=row_spacing)
     width = min(h.size for h in halves)
     near_right, near_left = halves[0][-width:], halves[1][:width][::-1]  # mirrored about the midline
-    across = np.array([
-        seam_agreement(fat[k][:, near_right], water[k][:, near_right], fat[k][:, near_left], water[k][:, near_left],
-                       body_mask(fat[k] + water[k])[:, near_right] & body_mask(fat[k] + water[k])[:, near_left])
-        for k in range(z.size)
-    ])
+    body = body_mask(fat + water)
+    across = pair_agreements(fat[:, :, near_right], water[:, :, near_right], fat[:, :, near_left],
+                             water[:, :, near_left], body[:, :, near_right] & body[:, :, near_left])
     swapped = ladder_labels(patterns * weight, along, across * MIRROR_WEIGHT, cost=SWAP_COST * weight) < 0
     if swapped.all():
         return []
