@@ -8,13 +8,14 @@ layout ``<first two digits of eid>/<eid>_<field>_<instance>_<array>.zip``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 from dataclasses import dataclass
 from pathlib import Path
 
 from ukbb_pipeline.errors import InputError
+from ukbb_pipeline.ukbb import EID_PATTERN
 
-_STEM = re.compile(r"^(?P<eid>\d{6,8})_(?P<field>\d+)_(?P<instance>\d+)_(?P<array>\d+)$")
+_STEM = re.compile(rf"^(?P<eid>{EID_PATTERN})_(?P<field>\d+)_(?P<instance>\d+)_(?P<array>\d+)$")
 
 
 @dataclass(frozen=True, order=True)
@@ -38,7 +39,7 @@ def parse_input(path: Path) -> InputFile:
     return InputFile(path=path, stem=stem, **{key: int(value) for key, value in match.groupdict().items()})
 
 
-def discover_inputs(input_dir: Path, *, suffix: str, eids: set[int] | None = None) -> list[InputFile]:
+def discover_inputs(input_dir: Path, *, suffix: str, eids: Set[int] | None = None) -> list[InputFile]:
     """List the ``*<suffix>`` inputs in ``input_dir`` (flat or RAP-nested), sorted by name.
 
     With ``eids``, only the two-digit RAP folders those EIDs live in are listed: listing a whole mounted
@@ -91,7 +92,7 @@ def read_eid_list(path: Path) -> set[int]:
 
 
 def filter_by_eid(
-    inputs: Iterable[InputFile], *, only: set[int] | None, exclude: set[int] | None
+    inputs: Iterable[InputFile], *, only: Set[int] | None, exclude: Set[int] | None
 ) -> list[InputFile]:
     """Keep inputs whose EID is in ``only`` (when given) and not in ``exclude``.
 
