@@ -27,7 +27,7 @@ from ukbb_pipeline.runtime.runner import RunOptions, StageJob, StageSummary, run
 from ukbb_pipeline.ukbb import DIXON_OUTPUT_NAMES, MRI_FIELD
 
 # Bump when a code change alters the outputs, so that re-runs redo them.
-VERSION = 1
+VERSION = 2  # 2: regional swaps, repeats by coverage, derived series, touching slabs (issue 13)
 OUTPUT_NAMES = DIXON_OUTPUT_NAMES
 ATTR_NAMES = {"F": "fat", "W": "water", "in": "in", "opp": "opp"}
 DEFAULT_LIMITS = ZipLimits()
