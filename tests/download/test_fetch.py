@@ -83,7 +83,7 @@ def test_a_bug_is_reported_where_it_happened_and_not_retried(tmp_path):
     results = run(backend, tmp_path, retries=3)
     assert len(backend.calls) == 1
     reason = results["1000000_20201_2_0"].reason
-    assert reason.startswith("unexpected RuntimeError at test_download_fetch.py:")
+    assert reason.startswith("unexpected RuntimeError at test_fetch.py:")
     assert reason.endswith(": a bug")
     assert list((tmp_path / "scratch").iterdir()) == []
 
