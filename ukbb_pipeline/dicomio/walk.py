@@ -31,6 +31,7 @@ _EXPLICIT = struct.Struct("<HH2sH")
 _IMPLICIT = struct.Struct("<HHL")
 _LENGTH = struct.Struct("<L")
 _UNDEFINED = 0xFFFFFFFF
+_SKIPPED = -1  # the length recorded for an undefined-length sequence, skipped whole
 _ITEM, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE0DD
 _ITEM_WORD = 0xE000FFFE  # the item tag's four bytes read as one little-endian number
 _PIXEL_DATA = 0x7FE00010
@@ -65,6 +66,8 @@ class Elements:
         if where is None:
             return None
         raw_vr, start, length = where
+        if length == _SKIPPED:
+            raise LookupError(f"{BaseTag(tag)} is an undefined-length sequence, which the walk does not keep")
         vr = raw_vr.decode("ascii") if raw_vr is not None else None
         value = self._data[start : start + length] if length else cast(bytes | None, empty_value_for_VR(vr, raw=True))
         return RawDataElement(BaseTag(tag), vr, length, value, start, self.implicit, True)
@@ -130,6 +133,8 @@ def _elements(
             if position != size and stop_after is None and stop_group is None:
                 raise _Unhandled("trailing bytes")  # pydicom ignores them; let it
             return -1 if stop_after is not None else position
+        if stop_group is not None and implicit_unpack(data, position)[0] != stop_group:
+            return position
         if implicit:
             group, element, length = implicit_unpack(data, position)
             vr = None
@@ -145,8 +150,6 @@ def _elements(
                 length = length_unpack(data, position + 8)[0]
                 header = 12
         tag = group << 16 | element
-        if stop_group is not None and group != stop_group:
-            return position
         if stop_after is not None and tag > stop_after:
             return position
         if group == 0xFFFE:
@@ -155,6 +158,7 @@ def _elements(
         if length == _UNDEFINED:
             _check_sequence(data, start, tag, vr)
             position = _skip_sequence(data, start, implicit)
+            found[tag] = (vr, start, _SKIPPED)
             continue
         if start + length > size:
             if stop_after is not None:
