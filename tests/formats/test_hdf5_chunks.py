@@ -28,9 +28,8 @@ def _arrays() -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("level", [1, 6])
 def test_direct_gzip_chunks_read_back_identically_with_plain_h5py(tmp_path, level):
     arrays = _arrays()
-    path = Hdf5Writer(compression_level=level).write(
-        StageFolders(tmp_path, "unzip_mri"), "x", Output(arrays=arrays, attrs={"a": 1}, spacing_attr="spacing"), fingerprint="f"
-    )
+    output = Output(arrays=arrays, attrs={"a": 1}, spacing_attr="spacing")
+    path = Hdf5Writer(compression_level=level).write(StageFolders(tmp_path, "unzip_mri"), "x", output, fingerprint="f")
     with h5py.File(path) as handle:
         for name, array in arrays.items():
             dataset = handle[name]
@@ -45,8 +44,8 @@ def test_direct_gzip_chunks_read_back_identically_with_plain_h5py(tmp_path, leve
 def test_a_chunk_is_a_zlib_stream_of_the_shuffled_bytes(tmp_path):
     """What HDF5's deflate and shuffle filters store: no plugin is needed to read it."""
     volume = _arrays()["volume"]
-    path = Hdf5Writer().write(StageFolders(tmp_path, "unzip_mri"), "x", Output(arrays={"v": volume}, attrs={}, spacing_attr="spacing"),
-                              fingerprint="f")
+    output = Output(arrays={"v": volume}, attrs={}, spacing_attr="spacing")
+    path = Hdf5Writer().write(StageFolders(tmp_path, "unzip_mri"), "x", output, fingerprint="f")
     with h5py.File(path) as handle:
         mask, raw = handle["v"].id.read_direct_chunk((0, 2, 0))
     assert mask == 0
