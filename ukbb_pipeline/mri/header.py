@@ -212,7 +212,8 @@ def _unsigned(dataset: Parsed, tag: Any) -> int:
 
 def has_native_pixels(dataset: Parsed) -> bool:
     """Whether :func:`slice_pixels` views the pixels straight from the bytes (else pydicom's decoders are needed)."""
-    if dicom.transfer_syntax(dataset) not in _NATIVE_LITTLE_ENDIAN:  # type: ignore[arg-type]
+    syntax = dataset.file_meta.TransferSyntaxUID if isinstance(dataset, Elements) else dicom.transfer_syntax(dataset)
+    if syntax not in _NATIVE_LITTLE_ENDIAN:
         return False
     raw, _ = _value(dataset, _PIXEL_DATA)
     bits, samples = _unsigned(dataset, _BITS_ALLOCATED), _unsigned(dataset, _SAMPLES_PER_PIXEL) or 1
