@@ -132,6 +132,8 @@ class CollectConfig(StageConfig):
     train_eids: Optional[str] = None  # EID lists (e.g. the paper's published ones) replace the hashed split
     val_eids: Optional[str] = None
     test_eids: Optional[str] = None
+    keep_flagged: bool = False  # keep pairs whose MRI has an unfixed fat/water swap or a seam mismatch above the limit
+    seam_mismatch_limit: Optional[float] = 0.2  # a pair's max_seam_mismatch above this is a failed seam check
 
 
 @dataclass

@@ -78,8 +78,10 @@ def slab_origin(visit: Visit) -> np.ndarray:
     return np.array([-250.0 + SLAB_SPACING[0] / 2, 20.0 - 5 * SLAB_SPACING[1], 120.0 + visit.instance])
 
 
-def write_slab(folder: Path, visit: Visit, *, writer: Writer | None = None) -> Path:
-    """An ``extract_slices`` output: (x, rows, z) uint16 fat and water slabs with spacing and origin."""
+def write_slab(folder: Path, visit: Visit, *, writer: Writer | None = None, flags: dict | None = None) -> Path:
+    """An ``extract_slices`` output: (x, rows, z) uint16 fat and water slabs with spacing, origin and (``flags``)
+    unzip_mri's flags as extract_slices copies them (``swapped_stations``, ``fat_water_fixed``,
+    ``max_seam_mismatch``)."""
     origin = slab_origin(visit)
     x = origin[0] + np.arange(SLAB_SHAPE[0]) * SLAB_SPACING[0]
     y = origin[1] + np.arange(SLAB_SHAPE[1]) * SLAB_SPACING[1]
@@ -88,7 +90,7 @@ def write_slab(folder: Path, visit: Visit, *, writer: Writer | None = None) -> P
     output = Output(
         arrays={"fat_scan": np.rint(fat).astype(np.uint16), "water_scan": np.rint(water).astype(np.uint16)},
         attrs={"spacing": list(SLAB_SPACING), "origin": origin.tolist(), "centre_index": 40, "window_shift": 0,
-               "method": "fat-median"},
+               "method": "fat-median", **(flags or {})},
         spacing_attr="spacing",
     )
     writer = writer or Hdf5Writer()
@@ -111,10 +113,14 @@ def write_dxa(folder: Path, visit: Visit, *, writer: Writer | None = None) -> Pa
                         fingerprint="test", nested=True)
 
 
-def write_visits(root: Path, visits: list[Visit], *, pickle: bool = False) -> tuple[Path, Path]:
-    """Slabs and DXA outputs of ``visits`` under ``root`` in the default folders; returns (slices, dxa) folders."""
+def write_visits(root: Path, visits: list[Visit], *, pickle: bool = False, writer: Writer | None = None,
+                 flags: dict[int, dict] | None = None) -> tuple[Path, Path]:
+    """Slabs and DXA outputs of ``visits`` under ``root`` in the default folders; returns (slices, dxa) folders.
+
+    ``flags`` maps an EID to its slab's upstream flags."""
     slices, dxa = root / "mri-mid-corr-slices", root / "dxas-processed"
+    writer = PickleWriter() if pickle else writer
     for visit in visits:
-        write_slab(slices, visit, writer=PickleWriter() if pickle else None)
-        write_dxa(dxa, visit, writer=PickleWriter() if pickle else None)
+        write_slab(slices, visit, writer=writer, flags=(flags or {}).get(visit.eid))
+        write_dxa(dxa, visit, writer=writer)
     return slices, dxa

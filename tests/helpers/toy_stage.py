@@ -17,7 +17,7 @@ from ukbb_pipeline.errors import InputError
 from ukbb_pipeline.formats import Hdf5Writer, Output, Writer
 from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.inputs import InputFile, discover_inputs
-from ukbb_pipeline.runtime.runner import RunOptions, StageJob, StageSummary, run_stage
+from ukbb_pipeline.runtime.runner import FileStage, RunOptions, StageJob, StageSummary, run_stage
 
 
 def process_number(item: InputFile, *, scale: float, delay: float = 0.0) -> Output:
@@ -40,6 +40,16 @@ def toy_job(input_dir: Path, output_dir: Path, *, scale: float = 1.0, delay: flo
         writer=writer or Hdf5Writer(),
         settings={"scale": scale},
     )
+
+
+class CountingStage(FileStage):
+    """A toy stage that counts how often it is pickled (in the main process) to go to workers."""
+
+    pickled = 0
+
+    def __getstate__(self) -> dict:
+        type(self).pickled += 1
+        return self.__dict__
 
 
 def write_inputs(folder: Path, values: dict[int, str]) -> None:

@@ -177,3 +177,16 @@ def test_a_copied_input_is_still_done(inputs, tmp_path):
     moved = tmp_path / "moved"
     shutil.copytree(inputs, moved, copy_function=shutil.copyfile)  # new modification times, same content
     assert run_toy(moved, tmp_path / "out").counts["skipped"] == 12
+
+
+def test_the_stage_travels_to_each_worker_once_not_with_every_input(inputs, tmp_path):
+    from toy_stage import CountingStage, toy_job
+
+    from ukbb_pipeline.runtime.runner import file_unit, run_units
+
+    job = toy_job(inputs, tmp_path / "out")
+    stage = CountingStage(job)
+    summary = run_units(stage, [file_unit(item) for item in job.inputs], RunOptions(n_jobs=2))
+    assert summary.counts == {"ok": 12, "failed": 0, "skipped": 0}
+    assert 1 <= CountingStage.pickled <= 2  # once per worker; the units travel alone
+    assert _value(tmp_path / "out" / "1000007_99999_2_0.h5") == 7.0

@@ -23,7 +23,7 @@ from paired_inputs import (
 
 from ukbb_pipeline.config import CollectConfig, Scaling
 from ukbb_pipeline.errors import OutputError
-from ukbb_pipeline.formats import Hdf5Writer
+from ukbb_pipeline.formats import Hdf5Writer, collection
 from ukbb_pipeline.pairs import fit as collect
 from ukbb_pipeline.runtime.inputs import parse_input
 from ukbb_pipeline.runtime.manifest import read_manifests
@@ -216,7 +216,7 @@ def test_a_bad_input_fails_its_pair_only_and_a_rerun_retries_it(tmp_path):
     summary = _run(tmp_path)
     assert summary.counts == {"ok": 2, "failed": 2, "skipped": 0}
     reasons = sorted(row.reason for row in summary.failed)
-    assert reasons[0].startswith("DXA 1000002_20158_3_0.h5: does not open as HDF5")
+    assert reasons[0].startswith("DXA 1000002_20158_3_0.h5: not a readable HDF5 file")
     assert reasons[1].startswith("MRI slab: spacing attribute is None, expected 3 positive numbers")
     collection = _read(tmp_path / "collection" / "collection-shard0of1.h5")
     assert list(collection["eids"]) == [1000001, 1000002]
@@ -423,7 +423,7 @@ def test_a_shard_file_that_cannot_be_written_stops_the_run_and_collects_nothing(
     def full_disk(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(collect_stage, "_write_record", full_disk)
+    monkeypatch.setattr(collection.CollectionWriter, "write", full_disk)
     with pytest.raises(OutputError, match="No space left on device"):
         _run(tmp_path)
     assert not (tmp_path / "collection" / "collection-shard0of1.h5").exists()
@@ -435,3 +435,67 @@ def test_a_shard_file_that_cannot_be_written_stops_the_run_and_collects_nothing(
     (tmp_path / "blocked").write_text("a file where the output folder should be")
     with pytest.raises(OutputError, match="cannot write"):
         _run(tmp_path, output_dir=str(tmp_path / "blocked"))
+
+
+# --- upstream flags --------------------------------------------------------------------------------------------------
+
+FLAGS = {
+    1000001: {"swapped_stations": [3], "fat_water_fixed": False, "max_seam_mismatch": 0.05},  # unfixed swap: out
+    1000002: {"swapped_stations": [2], "fat_water_fixed": True, "max_seam_mismatch": 0.05},  # fixed: in, flagged
+    1000003: {"swapped_stations": [], "fat_water_fixed": False, "max_seam_mismatch": 0.6},  # failed seam check: out
+}
+
+
+def test_pairs_with_an_unfixed_swap_or_a_failed_seam_check_are_left_out_and_listed(tmp_path, caplog):
+    write_visits(tmp_path, VISITS, flags=FLAGS)
+    summary = _run(tmp_path)
+    assert summary.counts == {"ok": 2, "failed": 0, "skipped": 2}
+    reasons = {row.eid: row.reason for row in summary.rows if row.status == "skipped"}
+    assert reasons == {
+        1000001: "left out: fat/water swap in station 3 not fixed (stage.keep_flagged=true keeps it)",
+        1000003: "left out: seam mismatch 0.6 above 0.2 (stage.keep_flagged=true keeps it)",
+    }
+    assert "1000001_20201_2_0.h5: left out: fat/water swap in station 3 not fixed" in caplog.text
+    collection = _read(tmp_path / "collection" / "collection-shard0of1.h5")
+    assert [(e, i) for e, i in zip(collection["eids"], collection["instances"], strict=True)] == [
+        (1000002, 2), (1000002, 3)]
+    assert list(collection["swapped_stations"]) == [b"2", b"2"]  # both visits of 1000002 carry the flags
+    assert list(collection["swap_fixed"]) == [1, 1]
+    assert collection["flags"][0] == b"fat/water swap in station 2 fixed"
+    for index, visit in enumerate(VISITS[1:3]):
+        check_against_truth(collection, index, visit)
+
+    again = _run(tmp_path)  # the shard is unchanged: skipped, and the left-out pairs keep their reason
+    assert again.counts == {"ok": 0, "failed": 0, "skipped": 4}
+    assert {row.eid: row.reason for row in again.rows if row.reason.startswith("left out")} == reasons
+
+
+def test_with_keep_flagged_every_pair_is_in_with_its_flags(tmp_path):
+    from ukbb_pipeline.pairs.dataset import PairedDataset
+
+    write_visits(tmp_path, VISITS, flags=FLAGS)
+    summary = _run(tmp_path, keep_flagged=True)
+    assert summary.counts == {"ok": 4, "failed": 0, "skipped": 0}
+    with PairedDataset(tmp_path / "collection", normalise=False) as data:
+        flags = {int(data.eids[i]): data.flags(i) for i in range(len(data))}
+        assert data[0]["flags"] == "fat/water swap in station 3 not fixed"
+    assert flags[1000001] == {"swapped_stations": [3], "swap_fixed": False, "max_seam_mismatch": pytest.approx(0.05),
+                              "flags": "fat/water swap in station 3 not fixed"}
+    assert flags[1000003]["flags"] == "seam mismatch 0.6 above 0.2"
+    assert flags[1000002]["swap_fixed"] is True
+
+
+@pytest.mark.parametrize("writer_name", ["nifti"])
+def test_nifti_inputs_give_the_same_collection_as_hdf5(tmp_path, writer_name):
+    pytest.importorskip("nibabel")
+    from ukbb_pipeline.formats.nifti import NiftiWriter
+
+    write_visits(tmp_path / "h5", VISITS[:2], flags=FLAGS)
+    write_visits(tmp_path / "nii", VISITS[:2], writer=NiftiWriter(), flags=FLAGS)
+    assert (tmp_path / "nii" / "dxas-processed" / "1000001_20158_2_0" / "tissue.nii.gz").is_file()
+    _run(tmp_path / "h5", keep_flagged=True)
+    _run(tmp_path / "nii", keep_flagged=True)
+    from_h5 = _read(tmp_path / "h5" / "collection" / "collection-shard0of1.h5")
+    from_nifti = _read(tmp_path / "nii" / "collection" / "collection-shard0of1.h5")
+    for name in ("mri", "dxa", "mri_origin", "dxa_origin", "mri_range", "eids", "splits", "flags"):
+        np.testing.assert_array_equal(from_h5[name], from_nifti[name])

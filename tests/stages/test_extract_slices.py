@@ -427,3 +427,33 @@ def test_main_unzip_mri_then_extract_slices_end_to_end(tmp_path, run_main):
     assert len(list((qc / "subjects").glob("*.png"))) == 2
     assert len(list(qc.glob("contact-sheet-*.png"))) == 1
     assert np.isfinite(attrs["origin"]).all()
+
+
+def test_nifti_volumes_give_the_same_slab_as_hdf5_and_the_flags_travel_with_it(tmp_path, cohort):
+    pytest.importorskip("nibabel")
+    from ukbb_pipeline.formats.nifti import NiftiWriter
+
+    volume = cohort[1]
+    flags = {"swapped_stations": [3], "fat_water_fixed": False, "seam_mismatch_fat": [0.1, 0.4],
+             "seam_mismatch_water": [0.05, float("nan")]}
+    write_volume(tmp_path / "h5" / "mris-processed", volume, writer=Hdf5Writer(), **flags)
+    write_volume(tmp_path / "nii" / "mris-processed", volume, writer=NiftiWriter(), **flags)
+    assert run_stage(tmp_path / "h5", writer=Hdf5Writer(), qc=False).counts[OK] == 1
+    assert run_stage(tmp_path / "nii", writer=NiftiWriter(), qc=False).counts[OK] == 1
+    from ukbb_pipeline.formats.outputs import open_volume, read_attrs
+
+    slabs = [tmp_path / "h5" / "mri-mid-corr-slices" / f"{volume.stem}.h5",
+             tmp_path / "nii" / "mri-mid-corr-slices" / volume.stem]
+    read = []
+    for path in slabs:
+        with open_volume(path) as slab:
+            rows = np.arange(slab.info.shape[1])
+            read.append((slab.rows("fat_scan", rows), slab.rows("water_scan", rows), slab.info.origin))
+        attrs = read_attrs(path)
+        assert list(attrs["swapped_stations"]) == [3] and not attrs["fat_water_fixed"]
+        assert attrs["max_seam_mismatch"] == pytest.approx(0.4)  # the worst seam of any channel
+    np.testing.assert_array_equal(read[0][0], read[1][0])
+    np.testing.assert_array_equal(read[0][1], read[1][1])
+    np.testing.assert_allclose(read[0][2], read[1][2])
+    source_rows = read_attrs(slabs[0])["source_rows"]
+    np.testing.assert_array_equal(read[0][0], volume.fat[:, source_rows, :])  # the truth: the rows of the input

@@ -9,6 +9,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import zip_edits as edits
 
 from ukbb_pipeline.config import ZipLimits
 from ukbb_pipeline.errors import InputError
@@ -38,19 +39,97 @@ def test_tissue_and_bone_are_the_total_body_images_as_stored(tmp_path):
     assert output.qc["n_total_body"] == 2
 
 
-def test_a_repeated_scan_takes_the_most_recent_pair_and_says_so(tmp_path):
-    path, truth = _dxa_zip(tmp_path, 1000002, DxaQuirks(n_total_body_pairs=2), seed=3)
-    output = process_dxa_zip(parse_input(path), limits=LIMITS)
-    np.testing.assert_array_equal(output.arrays["tissue"], truth.tissue)
-    np.testing.assert_array_equal(output.arrays["bone"], truth.bone)
-    assert output.qc["n_total_body"] == 4
-    assert any("most recent" in note for note in output.notes)
+def test_a_repeated_scan_is_ambiguous_and_fails_naming_the_four_images(tmp_path):
+    path, _ = _dxa_zip(tmp_path, 1000002, DxaQuirks(n_total_body_pairs=2), seed=3)
+    with pytest.raises(InputError, match="4 greyscale 'Total Body' images of the exam's participant") as caught:
+        process_dxa_zip(parse_input(path), limits=LIMITS)
+    for number in (11, 12, 13, 14):  # time never chooses: the pair is timed at the study's start
+        assert f"InstanceNumber {number}," in str(caught.value)
 
 
 def test_one_total_body_image_is_a_clear_failure(tmp_path):
     path, _ = _dxa_zip(tmp_path, 1000003, DxaQuirks(only_one_total_body=True))
-    with pytest.raises(InputError, match="1 'Total Body' image"):
+    with pytest.raises(InputError, match="1 greyscale 'Total Body' image"):
         process_dxa_zip(parse_input(path), limits=LIMITS)
+
+
+# Real exports vary (ukbb-format.md 3.4): each variation gives exactly the exam's pair, with a note naming every
+# member passed over; each fault fails the zip with a specific reason.
+VARIATIONS = {
+    "regional images vary, TB pair at the study's start": DxaQuirks(),
+    "another participant's AP Spine (the public example)": DxaQuirks(foreign=("AP Spine",)),
+    "another participant's newer Total Body pair": DxaQuirks(foreign=("Total Body",)),
+    "another participant's pair beside a TB-only exam, and its AP Spine": DxaQuirks(
+        regional_images=False, foreign=("AP Spine",)),
+    "an RGB 'Total Body' screen capture": DxaQuirks(rgb_report=True),
+    "an encapsulated PDF report": DxaQuirks(pdf_report=True),
+    "MONOCHROME1": DxaQuirks(monochrome1=True),
+    "tissue and bone InstanceNumbers swapped": DxaQuirks(swapped_instance_numbers=True),
+    "all at once": DxaQuirks(foreign=("AP Spine", "Total Body"), rgb_report=True, pdf_report=True, monochrome1=True,
+                             swapped_instance_numbers=True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(VARIATIONS))
+def test_each_variation_gives_the_exams_pair_exactly(tmp_path, name):
+    quirks = VARIATIONS[name]
+    path, truth = _dxa_zip(tmp_path, 1000030, quirks, seed=sorted(VARIATIONS).index(name))
+    output = process_dxa_zip(parse_input(path), limits=LIMITS)
+    np.testing.assert_array_equal(output.arrays["tissue"], truth.tissue)
+    np.testing.assert_array_equal(output.arrays["bone"], truth.bone)
+    assert output.arrays["tissue"].dtype == output.arrays["bone"].dtype == np.uint8
+    np.testing.assert_allclose(output.attrs["pixel_spacing"], truth.pixel_spacing)
+    assert (output.attrs["tissue_instance_number"], output.attrs["bone_instance_number"]) == truth.instance_numbers
+    notes = "; ".join(output.notes)
+    for member in truth.ignored:
+        assert member in notes, f"{member} passed over without a note"
+    assert ("another participant" in notes) == bool(quirks.foreign)
+    assert ("told apart by content" in notes) == quirks.swapped_instance_numbers
+    assert ("MONOCHROME1" in notes) == quirks.monochrome1
+    if not truth.ignored and not quirks.swapped_instance_numbers and not quirks.monochrome1:
+        assert output.notes == []
+
+
+FAULTS = {
+    "only_one_total_body": (DxaQuirks(only_one_total_body=True),
+                            r"^1 greyscale 'Total Body' image\(s\) of the exam's participant, 2 needed"),
+    "third_total_body": (DxaQuirks(third_total_body=True),
+                         r"^3 greyscale 'Total Body' images of the exam's participant, 2 expected"),
+    "n_total_body_pairs": (DxaQuirks(n_total_body_pairs=2),
+                           r"^4 greyscale 'Total Body' images of the exam's participant, 2 expected"),
+    "reversed_exposed_area": (DxaQuirks(reversed_exposed_area=True),
+                              r"^implausible pixel spacing 0\.\d\d x [67]\.\d\d mm \(ExposedArea \[1920, 658\] mm"),
+    "a TB-only exam beside another participant's pair": (
+        DxaQuirks(regional_images=False, foreign=("Total Body",)),
+        r"^the zip holds 2 greyscale image\(s\) each of 2 participants, so whose exam it is cannot be told"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FAULTS))
+def test_each_fault_fails_the_zip_with_a_reason_naming_the_candidates(tmp_path, name):
+    quirks, reason = FAULTS[name]
+    path, truth = _dxa_zip(tmp_path, 1000040, quirks, seed=5)
+    assert truth.fault == (None if " " in name else name)
+    with pytest.raises(InputError, match=reason) as caught:
+        process_dxa_zip(parse_input(path), limits=LIMITS)
+    message = str(caught.value)
+    assert "\n" not in message
+    if "Total Body" in reason:  # the candidates are named
+        assert truth.tissue_member in message
+
+
+def test_a_pair_whose_content_cannot_be_told_apart_fails_naming_both(tmp_path):
+    path, truth = _dxa_zip(tmp_path, 1000050, DxaQuirks(regional_images=False))
+    members = edits.read_members(path)
+    tissue_pixels = edits.parse(members[truth.tissue_member]).PixelData
+
+    def as_tissue(dataset):
+        dataset.PixelData = tissue_pixels
+
+    edits.write_members(path, edits.edit(members, [truth.bone_member], as_tissue))
+    with pytest.raises(InputError, match=r"^cannot tell the 'Total Body' tissue image from the bone image") as caught:
+        process_dxa_zip(parse_input(path), limits=LIMITS)
+    assert truth.tissue_member in str(caught.value) and truth.bone_member in str(caught.value)
 
 
 def test_a_zip_with_a_damaged_dicom_names_the_member(tmp_path):

@@ -549,15 +549,17 @@ def dxa_zip(tmp_path_factory, phantom):
 def test_dxa_members_and_tags(dxa_zip):
     _truth, _names, dicoms, others = dxa_zip
     assert set(others) == {"manifest.cvs"}
-    assert len(dicoms) == 8
+    assert len(dicoms) == 2 + len(_truth.regional)
     protocols = sorted(ds.ProtocolName for ds in dicoms.values())
-    assert protocols == sorted([r.name for r in REGIONS] + ["Total Body", "Total Body"])
+    assert protocols == sorted([*_truth.regional, "Total Body", "Total Body"])
     for name, ds in dicoms.items():
         match = GE_SOP.match(ds.SOPInstanceUID)
         assert match
         assert name == f"{ds.SOPInstanceUID}.dcm"
         assert match.group(1) == ds.DeviceSerialNumber
-        assert (int(match.group(3)), int(match.group(4))) == (int(ds.SeriesNumber), int(ds.InstanceNumber))
+        assert int(match.group(3)) == int(ds.SeriesNumber)
+        offset = int(ds.InstanceNumber) - int(match.group(4))  # the AP Spine's tag may be 16 off its UID's number
+        assert offset == 0 or (ds.ProtocolName, offset) == ("AP Spine", 16)
         assert ds.file_meta.TransferSyntaxUID == ImplicitVRLittleEndian
         assert ds.file_meta.ImplementationVersionName == "OFFIS_DCMBP_360"
         assert ds.file_meta.SourceApplicationEntityTitle == "GELUNAR"
@@ -604,6 +606,8 @@ def test_dxa_regional_images_have_their_real_sizes(tmp_path, phantom):
     dicoms = read_zip(full.path)[1]
     sizes = {ds.ProtocolName: (int(ds.Rows), int(ds.Columns), list(ds.ExposedArea)) for ds in dicoms.values()}
     for region in REGIONS:
+        if region.name not in full.regional:
+            continue
         assert sizes[region.name] == (region.rows, region.columns, list(region.area))
         image = next(ds for ds in dicoms.values() if ds.ProtocolName == region.name).pixel_array
         assert (image[:, 0] == 252).all()
@@ -640,6 +644,62 @@ def test_dxa_only_one_total_body(tmp_path, phantom):
     assert len(total) == 1
     assert int(total[0].InstanceNumber) == 11
     assert truth.bone is None
+
+
+def test_dxa_image_sets_and_times_vary_as_real_exams_do(tmp_path, phantom):
+    layouts, mismatched = set(), 0
+    for eid in range(EID, EID + 8):
+        truth = write_dxa_zip(tmp_path / f"{eid}.zip", eid=eid, phantom=phantom, seed=1)
+        dicoms = read_zip(truth.path)[1]
+        layouts.add(tuple(sorted(truth.regional.items())))
+        total = [ds for ds in dicoms.values() if ds.ProtocolName == "Total Body"]
+        regional = [ds for ds in dicoms.values() if ds.ProtocolName != "Total Body"]
+        assert {ds.AcquisitionTime for ds in total} == {total[0].StudyTime}, "the pair is timed at the study's start"
+        assert all(ds.AcquisitionTime > total[0].AcquisitionTime for ds in regional)
+        spine = [ds for ds in regional if ds.ProtocolName == "AP Spine"]
+        mismatched += any(int(ds.InstanceNumber) != int(GE_SOP.match(ds.SOPInstanceUID).group(4)) for ds in spine)
+    assert len(layouts) == 8, "which regional images, and their numbers, differ between subjects"
+    assert mismatched >= 1
+
+
+def test_dxa_foreign_images_reports_and_monochrome1(tmp_path, phantom):
+    quirks = DxaQuirks(foreign=("AP Spine", "Total Body"), rgb_report=True, pdf_report=True, monochrome1=True,
+                       swapped_instance_numbers=True)
+    truth = write_dxa_zip(tmp_path / "v.zip", eid=EID, phantom=phantom, quirks=quirks, seed=4)
+    dicoms = read_zip(truth.path)[1]
+    assert truth.fault is None
+    assert sorted(truth.ignored.values()) == ["foreign", "foreign", "foreign", "pdf_report", "rgb_report"]
+    exam_id = dicoms[truth.tissue_member].PatientID
+    for name, why in truth.ignored.items():
+        ds = dicoms[name]
+        assert ds.ProtocolName in ("AP Spine", "Total Body")
+        if why == "foreign":
+            assert ds.PatientID != exam_id and int(ds.SeriesNumber) == 2
+            assert ds.StudyInstanceUID != dicoms[truth.tissue_member].StudyInstanceUID
+        elif why == "rgb_report":
+            assert (ds.SamplesPerPixel, ds.PhotometricInterpretation) == (3, "RGB")
+            assert ds.pixel_array.shape[2] == 3
+        else:
+            assert "PixelData" not in ds and ds.SOPClassUID == pydicom.uid.EncapsulatedPDFStorage
+    foreign_tb = [dicoms[n] for n, why in truth.ignored.items() if why == "foreign" and
+                  dicoms[n].ProtocolName == "Total Body"]
+    assert len(foreign_tb) == 2 and foreign_tb[0].StudyDate > dicoms[truth.tissue_member].StudyDate, "newer"
+    tissue, bone = dicoms[truth.tissue_member], dicoms[truth.bone_member]
+    assert (int(tissue.InstanceNumber), int(bone.InstanceNumber)) == (12, 11) == truth.instance_numbers
+    for ds, expected in ((tissue, truth.tissue), (bone, truth.bone)):
+        assert ds.PhotometricInterpretation == "MONOCHROME1"
+        np.testing.assert_array_equal(ds.pixel_array, 255 - expected)
+
+
+def test_dxa_faults_a_reader_must_refuse(tmp_path, phantom):
+    reversed_area = write_dxa_zip(tmp_path / "r.zip", eid=EID, phantom=phantom,
+                                  quirks=DxaQuirks(reversed_exposed_area=True))
+    assert reversed_area.fault == "reversed_exposed_area"
+    assert list(read_zip(reversed_area.path)[1][reversed_area.tissue_member].ExposedArea) == [1920, 658]
+    third = write_dxa_zip(tmp_path / "t.zip", eid=EID, phantom=phantom, quirks=DxaQuirks(third_total_body=True))
+    total = [ds for ds in read_zip(third.path)[1].values() if ds.ProtocolName == "Total Body"]
+    assert sorted(int(ds.InstanceNumber) for ds in total) == [11, 12, 13] and third.fault == "third_total_body"
+    assert third.n_total_body == 3
 
 
 # --- phantom and truth helpers ---------------------------------------------------------------------------------------

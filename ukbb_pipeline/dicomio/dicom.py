@@ -1,8 +1,10 @@
 """Parsing DICOM members from memory, and taking their pixels fast.
 
 A member that does not parse is an :class:`InputError` naming it: in a UK Biobank zip it means a damaged download to
-fetch again, not a slice to skip. Uncompressed pixel data is viewed straight from the bytes (no copy, no decoder);
-compressed transfer syntaxes go through pydicom's decoders, with a clear reason when none is installed.
+fetch again, not a slice to skip. Whether a DICOM without pixel data (a report, an encapsulated PDF) fails the zip or
+is passed over is the caller's decision (``require_pixels``). Uncompressed pixel data is viewed straight from the bytes
+(no copy, no decoder); compressed transfer syntaxes go through pydicom's decoders, with a clear reason when none is
+installed.
 """
 
 from __future__ import annotations
@@ -26,17 +28,29 @@ _UNCOMPRESSED = {
 }
 
 
-def parse(member: Member, *, specific_tags: Sequence[str | int] | None = None) -> Dataset:
-    """Parse a Part-10 DICOM member (preamble + ``DICM``); raise :class:`InputError` naming it when it does not."""
+def parse(
+    member: Member, *, specific_tags: Sequence[str] | None = None, require_pixels: bool = True
+) -> Dataset:
+    """Parse a Part-10 DICOM member (preamble + ``DICM``); raise :class:`InputError` naming it when it does not.
+
+    With ``require_pixels`` (the default) a DICOM without PixelData is an :class:`InputError` too; without it the
+    dataset is returned and the caller decides (see :func:`has_pixels`).
+    """
+    tags = None if specific_tags is None else list(specific_tags)
     try:
-        dataset = pydicom.dcmread(BytesIO(member.data), specific_tags=specific_tags)
+        dataset = pydicom.dcmread(BytesIO(member.data), specific_tags=tags)
     except InvalidDicomError:
         raise InputError(f"member {_label(member.name)} is not a DICOM file") from None
     except Exception as error:  # pydicom raises many types on damaged headers
         raise InputError(f"member {_label(member.name)} has a damaged DICOM header ({type(error).__name__})") from None
-    if "PixelData" not in dataset and (specific_tags is None or "PixelData" in specific_tags):
+    if require_pixels and not has_pixels(dataset) and (specific_tags is None or "PixelData" in specific_tags):
         raise InputError(f"member {_label(member.name)} has no pixel data")
     return dataset
+
+
+def has_pixels(dataset: Dataset) -> bool:
+    """Whether ``dataset`` holds a PixelData element (an empty one counts: it is a damaged image, not a report)."""
+    return "PixelData" in dataset
 
 
 def check_values(dataset: Dataset, keywords: Sequence[str], *, name: str) -> None:

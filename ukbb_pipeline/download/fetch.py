@@ -16,7 +16,6 @@ import logging
 import os
 import shutil
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -28,18 +27,19 @@ from ukbb_pipeline.download.tools import ChildProcesses, ToolRun
 from ukbb_pipeline.download.verify import zip_problem
 from ukbb_pipeline.errors import OutputError
 from ukbb_pipeline.runtime.atomic import scratch_name
+from ukbb_pipeline.runtime.runner import STOP_ERRNOS, failure_reason
 
 log = logging.getLogger(__name__)
 
-# As in the runner: these stop the run, since every other file would fail the same way.
-_STOP_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 class Backend(Protocol):
     """A download tool: ``fetch`` leaves the ``<stem>.zip`` files it could get in ``scratch`` and says how it ended."""
 
-    name: str
-    max_per_call: int
+    @property
+    def name(self) -> str: ...
+    @property
+    def max_per_call(self) -> int: ...
 
     def fetch(self, requests: Sequence[BulkRequest], scratch: Path, children: ChildProcesses) -> ToolRun: ...
 
@@ -178,7 +178,7 @@ def _run_call(
             results = [result if index <= reached or result.ok else dataclasses.replace(result, charged=False)
                        for index, result in enumerate(results)]
     except OSError as error:
-        if error.errno in _STOP_ERRNOS:
+        if error.errno in STOP_ERRNOS:
             raise OutputError(f"download: cannot write {error.filename or scratch_root}: {error.strerror}") from None
         results = _unexpected(error, call.requests)
     except Exception as error:  # a bug must not lose the manifest; say where it happened, and do not retry
@@ -191,8 +191,7 @@ def _run_call(
 
 def _unexpected(error: Exception, requests: Sequence[BulkRequest]) -> list[FileResult]:
     """Every file of the call failed by an error of ours: say where it happened, and do not retry."""
-    frame = traceback.extract_tb(error.__traceback__)[-1]
-    reason = f"unexpected {type(error).__name__} at {Path(frame.filename).name}:{frame.lineno}: {error}"
+    reason = failure_reason(error)
     return [FileResult(request, ok=False, reason=reason, retryable=False) for request in requests]
 
 

@@ -53,7 +53,7 @@ def check_present(
     """The requests whose file exists, each checked (in parallel: verifying reads every byte)."""
     present = [(request, destination(request)) for request in requests if destination(request).is_file()]
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        checked = pool.map(lambda item: _check(*item, ledger), present)
+        checked = pool.map(lambda item: _check(item[0], item[1], ledger), present)
         return {item.request: item for item in checked}
 
 

@@ -84,21 +84,21 @@ class ChildProcesses:
                 self._running.add(process)
         except OSError as error:
             return ToolRun(None, "", time.monotonic() - started, error=f"cannot start {argv[0]}: {error.strerror}")
-        error = ""
+        problem = ""
         try:
             stdout, stderr = process.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             process.kill()
             stdout, stderr = process.communicate()
-            error = f"timed out after {timeout_s:g} s"
+            problem = f"timed out after {timeout_s:g} s"
         finally:
             with self._lock:
                 self._running.discard(process)
-        returncode = None if error else process.returncode
+        returncode = None if problem else process.returncode
         if returncode is not None and returncode < 0:
-            error, returncode = f"stopped by signal {-returncode}", None
+            problem, returncode = f"stopped by signal {-returncode}", None
         output = scrub("\n".join(part for part in (stdout, stderr) if part))
-        return ToolRun(returncode, output, time.monotonic() - started, error=error)
+        return ToolRun(returncode, output, time.monotonic() - started, error=problem)
 
     def stop_all(self, grace_s: float = 5.0) -> None:
         """Terminate the processes still running (then kill those that linger) and start no new ones."""

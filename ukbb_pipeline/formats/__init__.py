@@ -1,4 +1,6 @@
-"""Pluggable output writers, selected by the ``writer`` config group."""
+"""Output formats, each writing and reading its own files: HDF5 (:mod:`.hdf5`), pickle (:mod:`.pickle`), NIfTI
+(:mod:`.nifti`); the writer is selected by the ``writer`` config group, and :mod:`.outputs` reads any of them by what
+is on disk. The paired collection is always HDF5 (:mod:`.collection`)."""
 
 from __future__ import annotations
 

@@ -14,14 +14,26 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
+from ukbb_pipeline.errors import InputError
 from ukbb_pipeline.formats.base import Output, Writer
 from ukbb_pipeline.formats.chunks import ChunkCodec
+from ukbb_pipeline.formats.volumes import (
+    MriVolume,
+    VolumeInfo,
+    check_channels,
+    check_origin,
+    check_spacing,
+    common_dtype,
+    common_shape,
+    first_line,
+)
 from ukbb_pipeline.runtime.atomic import atomic_file
 from ukbb_pipeline.runtime.folders import StageFolders
 
@@ -135,3 +147,72 @@ def _attr_value(value: Any) -> Any:
         if array.dtype.kind in "iufb" or array.size == 0:
             return array if array.size else np.zeros(0, dtype=np.int64)
     return json.dumps(value)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Reading: volumes and slabs a few rows at a time, DXA images, attributes.
+
+
+def _open(path: Path, locking: bool | None = None) -> h5py.File:
+    try:
+        return h5py.File(path, "r") if locking is None else h5py.File(path, "r", locking=locking)
+    except OSError as error:
+        raise InputError(f"not a readable HDF5 file ({first_line(error)})") from error
+
+
+class Hdf5Volume(MriVolume):
+    """A ``<stem>.h5`` volume: rows are read straight from the file, decompressing only their chunks."""
+
+    def __init__(self, path: Path, *, locking: bool | None = None):
+        self._file = _open(path, locking)
+        try:
+            channels = check_channels([name for name, item in self._file.items() if isinstance(item, h5py.Dataset)])
+            datasets = {name: self._file[name] for name in channels}
+            shape = common_shape({name: dataset.shape for name, dataset in datasets.items()})
+            attrs = {key: _plain(value) for key, value in self._file.attrs.items()}
+            spacing = check_spacing(attrs.get("spacing"), name="spacing attribute")
+            origin = check_origin(attrs.get("origin"))
+            dtype = common_dtype({name: dataset.dtype for name, dataset in datasets.items()})
+        except BaseException:
+            self._file.close()
+            raise
+        self._datasets = datasets
+        super().__init__(VolumeInfo(channels=channels, shape=shape, spacing=spacing, origin=origin, dtype=dtype,
+                                    attrs=attrs))
+
+    def _read(self, channel: str, start: int, stop: int) -> np.ndarray:
+        try:
+            return self._datasets[channel][:, start:stop, :]
+        except OSError as error:  # a corrupt chunk: the file is bad, not the disk
+            raise InputError(f"{channel} rows {start}..{stop - 1} do not decompress ({first_line(error)})") from error
+
+    def close(self) -> None:
+        super().close()
+        self._file.close()
+
+
+def open_volume(path: Path, *, locking: bool | None = None) -> MriVolume:
+    return Hdf5Volume(path, locking=locking)
+
+
+def read_images(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The named datasets of ``<stem>.h5`` (an :class:`InputError` names a missing one)."""
+    with _open(path) as handle:
+        missing = [name for name in names if not isinstance(handle.get(name), h5py.Dataset)]
+        if missing:
+            raise InputError(f"has no dataset {missing[0]!r} (it has {', '.join(sorted(handle)) or 'none'})")
+        return {name: handle[name][()] for name in names}
+
+
+def read_attrs(path: Path) -> dict[str, Any]:
+    """The root attributes of ``<stem>.h5`` as plain values."""
+    with _open(path) as handle:
+        return {key: _plain(value) for key, value in handle.attrs.items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -17,13 +17,16 @@ the MRI's: the DXA and the MRI share no coordinate system.
 from __future__ import annotations
 
 import gzip
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ukbb_pipeline.errors import InputError
 from ukbb_pipeline.formats.base import Output, Writer
-from ukbb_pipeline.formats.sidecar import read_sidecar, write_sidecar
+from ukbb_pipeline.formats.sidecar import read_sidecar, sidecar_attrs, write_sidecar
+from ukbb_pipeline.formats.volumes import ArrayVolume, MriVolume, first_line
 from ukbb_pipeline.runtime.atomic import atomic_dir
 from ukbb_pipeline.runtime.folders import StageFolders
 
@@ -74,7 +77,7 @@ class NiftiWriter(Writer):
     def __init__(self, *, compression_level: int = 1):
         if not 1 <= compression_level <= 9:
             raise ValueError(f"writer.compression_level must be 1-9, got {compression_level}")
-        self.nibabel = require_nibabel()
+        require_nibabel()  # fail at start-up, with the install line, when it is missing
         self.compression_level = compression_level
 
     def output_path(self, folders: StageFolders, stem: str, *, nested: bool = False) -> Path:
@@ -85,12 +88,13 @@ class NiftiWriter(Writer):
         self, folders: StageFolders, stem: str, output: Output, *, fingerprint: str, nested: bool = False
     ) -> Path:
         final = self.output_path(folders, stem)
+        nibabel = require_nibabel()
         affine = self._affine(output)
         sizes = {}
         with atomic_dir(final, scratch_dir=folders.scratch) as tmp_dir:
             for name, array in output.arrays.items():
                 data = array if array.ndim == 3 else np.asarray(array)[:, :, None]
-                image = self.nibabel.Nifti1Image(np.asarray(data), affine)
+                image = nibabel.Nifti1Image(np.asarray(data), affine)
                 image.set_qform(affine, code=SCANNER)
                 image.set_sform(affine, code=SCANNER)
                 image.header.set_xyzt_units("mm")
@@ -133,3 +137,59 @@ class NiftiWriter(Writer):
             return projection_affine(pixel_spacing=output.attrs[output.spacing_attr])
         raise ValueError(f"NIfTI output needs 2-D or 3-D images of one kind, got dimensions {sorted(ndims)}")
 
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Reading: a ``<stem>/`` folder of ``<dataset>.nii.gz``; attributes from the sidecar, else geometry from the affine.
+
+
+def images_in(folder: Path) -> dict[str, Path]:
+    """The images of a NIfTI output folder: dataset name -> file."""
+    return {path.name[: -len(".nii.gz")]: path for path in sorted(folder.glob("*.nii.gz"))}
+
+
+def _load(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    nibabel = require_nibabel()
+    try:
+        image = nibabel.load(path)
+        return np.asanyarray(image.dataobj), np.asarray(image.affine, dtype=np.float64)
+    except Exception as error:  # a truncated gzip or a foreign file: a bad input
+        raise InputError(f"{path.name} is not a readable NIfTI file ({first_line(error)})") from error
+
+
+def open_volume(path: Path, *, locking: bool | None = None) -> MriVolume:
+    """A NIfTI volume or slab folder (each image read whole, as gzip must be)."""
+    files = images_in(path)
+    if not files:
+        raise InputError("no .nii.gz images in the folder")
+    loaded = {name: _load(file) for name, file in files.items()}
+    affine = next(iter(loaded.values()))[1]
+    attrs = sidecar_attrs(path)
+    spacing = attrs.get("spacing", [-affine[0, 0], -affine[1, 1], -affine[2, 2]])
+    origin = attrs.get("origin", [-affine[0, 3], -affine[1, 3], affine[2, 3]])
+    return ArrayVolume({name: data for name, (data, _) in loaded.items()}, spacing=spacing, origin=origin,
+                       attrs=attrs)
+
+
+def read_images(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The named 2-D images (stored as (rows, columns, 1)) of a NIfTI output folder."""
+    files = images_in(path)
+    missing = [name for name in names if name not in files]
+    if missing:
+        raise InputError(f"has no image {missing[0]!r} (it has {', '.join(files) or 'none'})")
+    out = {}
+    for name in names:
+        data, _ = _load(files[name])
+        out[name] = data[:, :, 0] if data.ndim == 3 and data.shape[2] == 1 else data
+    return out
+
+
+def read_attrs(path: Path) -> dict[str, Any]:
+    """The sidecar's attributes; without a sidecar, the pixel spacing from a 2-D image's affine."""
+    attrs = sidecar_attrs(path)
+    if "pixel_spacing" not in attrs and "spacing" not in attrs:
+        files = images_in(path)
+        if files:
+            _, affine = _load(next(iter(files.values())))
+            attrs["pixel_spacing"] = [-affine[2, 0], -affine[0, 1]]
+    return attrs

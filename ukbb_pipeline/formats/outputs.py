@@ -1,56 +1,96 @@
-"""Reading what the stages wrote, in either layout (HDF5 or the original scripts' pickles).
+"""Reading what the stages wrote, in whichever format wrote it: the one place that tells formats apart on disk.
 
-Later steps (``collect``) take the outputs of ``unzip_dxa`` and ``extract_slices`` as they are on disk: HDF5
-``<stem>.h5`` with metadata as attributes, or pickles ``<stem>.pkl`` / ``<stem>/<stem>.pkl`` whose extra metadata
-sits in a JSON sidecar in the stage's metadata folder. Every problem is an :class:`InputError` saying what is wrong
-with the file (the caller says which file).
+A stage's output for input ``<stem>`` is ``<stem>.h5`` (HDF5), ``<stem>.pkl`` or ``<stem>/<stem>.pkl`` (pickle) or a
+``<stem>/`` folder of ``<dataset>.nii.gz`` (NIfTI). :func:`find_outputs` lists them, :func:`format_of` says which
+format module reads one, and :func:`open_volume`, :func:`read_images`, :func:`read_attrs` hand the reading to it.
+Every problem is an :class:`InputError` saying what is wrong with the file (the caller says which file).
 """
 
 from __future__ import annotations
 
 import os
-import pickle
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
-import h5py
 import numpy as np
 
 from ukbb_pipeline.errors import InputError
-from ukbb_pipeline.formats.pickle import safe_load
-from ukbb_pipeline.formats.volumes import open_volume
+from ukbb_pipeline.formats import hdf5, nifti
+from ukbb_pipeline.formats import pickle as pickle_format
+from ukbb_pipeline.formats.volumes import MriVolume
 from ukbb_pipeline.runtime.inputs import InputFile, parse_input
 
-OUTPUT_SUFFIXES = (".h5", ".pkl")
+PREFERENCE = (".h5", ".pkl", "/")  # where a stem has several outputs: HDF5 (rows read alone), pickle, NIfTI
+
+
+def format_of(path: Path) -> ModuleType:
+    """The format module that reads the output at ``path``."""
+    if path.suffix == ".h5":
+        return hdf5
+    if path.suffix == ".pkl":
+        return pickle_format
+    if path.is_dir():
+        return nifti
+    raise InputError(f"{path.name}: not an HDF5, pickle or NIfTI output")
+
+
+def open_volume(path: Path, *, locking: bool | None = None) -> MriVolume:
+    """Open an MRI volume or slab in any format; bad inputs raise :class:`InputError` with a one-line reason.
+
+    ``locking`` is HDF5 file locking (None: the library default; false on file systems where locking fails).
+    """
+    path = Path(path)
+    return format_of(path).open_volume(path, locking=locking)
+
+
+def read_images(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The named images of an output in any format."""
+    return format_of(path).read_images(path, names)
+
+
+def read_attrs(path: Path) -> dict[str, Any]:
+    """The attributes of an output in any format (HDF5 attributes, or the sidecar of a pickle or NIfTI output)."""
+    return format_of(path).read_attrs(path)
 
 
 def find_outputs(folder: Path) -> list[InputFile]:
-    """The per-input outputs in a stage's output folder: ``<stem>.h5``, ``<stem>.pkl`` or ``<stem>/<stem>.pkl``.
+    """The per-input outputs in a stage's output folder, in any format, one per stem (see :data:`PREFERENCE`).
 
-    Names without an EID, the ``pipeline-*`` metadata folders and hidden entries are ignored; when a stem has both
-    an HDF5 file and a pickle, the HDF5 file is used.
+    Names without an EID, the ``pipeline-*`` metadata folders and hidden entries are ignored. NIfTI outputs without
+    nibabel installed are refused here, before any work, with the line that installs it.
     """
     if not folder.is_dir():
         raise FileNotFoundError(f"folder {folder} does not exist")
-    found: dict[str, InputFile] = {}
+    found: dict[str, tuple[int, InputFile]] = {}
     with os.scandir(folder) as entries:
         for entry in entries:
             if entry.name.startswith(("pipeline-", ".")):
                 continue
             path = Path(entry.path)
             if entry.is_dir():
-                path = path / f"{entry.name}.pkl"
-                if not path.is_file():
+                nested = path / f"{entry.name}.pkl"
+                if nested.is_file():
+                    path, kind = nested, ".pkl"
+                elif nifti.images_in(path):
+                    kind = "/"
+                else:
                     continue
-            elif not entry.name.endswith(OUTPUT_SUFFIXES):
+            elif entry.name.endswith((".h5", ".pkl")):
+                kind = path.suffix
+            else:
                 continue
             item = parse_input(path)
             if item.eid is None:
                 continue
-            if item.stem not in found or path.suffix == ".h5":
-                found[item.stem] = item
-    return sorted(found.values())
+            rank = PREFERENCE.index(kind)
+            if item.stem not in found or rank < found[item.stem][0]:
+                found[item.stem] = (rank, item)
+    if any(rank == PREFERENCE.index("/") for rank, _ in found.values()):
+        nifti.require_nibabel()  # NIfTI inputs without nibabel: refused at start-up, with the install line
+    return sorted(item for _, item in found.values())
 
 
 @dataclass
@@ -66,6 +106,7 @@ class SlabRow:
     origin: np.ndarray
     source_spacing: np.ndarray
     row: int
+    attrs: dict[str, Any] = field(default_factory=dict)  # what the slab's writer recorded (its upstream flags)
 
 
 @dataclass
@@ -91,53 +132,20 @@ def read_slab_row(path: Path, *, channels: Sequence[str]) -> SlabRow:
     spacing = np.asarray(info.spacing, dtype=np.float64)
     origin = np.full(3, np.nan) if info.origin is None else np.asarray(info.origin, dtype=np.float64)
     origin[1] += row * spacing[1]
-    return SlabRow(image=image, spacing=(spacing[2], spacing[0]), origin=origin, source_spacing=spacing, row=row)
+    return SlabRow(image=image, spacing=(spacing[2], spacing[0]), origin=origin, source_spacing=spacing, row=row,
+                   attrs=info.attrs)
 
 
 def read_dxa(path: Path, *, channels: Sequence[str]) -> DxaImages:
     """Read the named DXA images (``bone``, ``tissue``) and their ``pixel_spacing`` from an ``unzip_dxa`` output."""
-    if path.suffix == ".h5":
-        with _open_hdf5(path) as handle:
-            _common_shape(path, {name: _dataset(handle, path, name).shape for name in channels}, ndim=2)
-            arrays = [handle[name][()] for name in channels]
-            spacing = handle.attrs.get("pixel_spacing")
-    else:
-        payload = _load_pickle(path)
-        _common_shape(path, {name: np.shape(_key(payload, path, name)) for name in channels}, ndim=2)
-        arrays = [payload[name] for name in channels]
-        spacing = payload.get("pixel_spacing")
-    spacing = _positive(path, spacing, count=2, what="pixel_spacing")
-    image = np.stack([np.asarray(array, dtype=np.float32) for array in arrays])
+    images = read_images(path, channels)
+    _common_shape({name: np.shape(image) for name, image in images.items()}, ndim=2)
+    spacing = _positive(read_attrs(path).get("pixel_spacing"), count=2, what="pixel_spacing")
+    image = np.stack([np.asarray(images[name], dtype=np.float32) for name in channels])
     return DxaImages(image=image, spacing=(float(spacing[0]), float(spacing[1])))
 
 
-def _open_hdf5(path: Path) -> h5py.File:
-    try:
-        return h5py.File(path, "r")
-    except OSError as error:
-        raise InputError(f"does not open as HDF5 ({_first_line(error)})") from None
-
-
-def _dataset(handle: h5py.File, path: Path, name: str) -> h5py.Dataset:
-    if name not in handle:
-        raise InputError(f"has no dataset {name!r} (it has {', '.join(sorted(handle)) or 'none'})")
-    return handle[name]
-
-
-def _load_pickle(path: Path) -> dict:
-    try:
-        return safe_load(path)
-    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError) as error:
-        raise InputError(f"does not load as a pipeline pickle ({_first_line(error)})") from None
-
-
-def _key(payload: dict, path: Path, name: str) -> np.ndarray:
-    if name not in payload:
-        raise InputError(f"has no {name!r} (it has {', '.join(sorted(payload))})")
-    return payload[name]
-
-
-def _common_shape(path: Path, shapes: dict[str, tuple[int, ...]], *, ndim: int) -> tuple[int, ...]:
+def _common_shape(shapes: dict[str, tuple[int, ...]], *, ndim: int) -> tuple[int, ...]:
     distinct = set(shapes.values())
     if len(distinct) != 1:
         described = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
@@ -148,7 +156,7 @@ def _common_shape(path: Path, shapes: dict[str, tuple[int, ...]], *, ndim: int) 
     return shape
 
 
-def _positive(path: Path, value: object, *, count: int, what: str) -> np.ndarray:
+def _positive(value: object, *, count: int, what: str) -> np.ndarray:
     try:
         array = np.asarray(value, dtype=np.float64).ravel()
     except (TypeError, ValueError):
@@ -156,8 +164,3 @@ def _positive(path: Path, value: object, *, count: int, what: str) -> np.ndarray
     if value is None or array.size != count or not np.all(np.isfinite(array)) or np.any(array <= 0):
         raise InputError(f"{what} must be {count} positive numbers (mm), got {value!r}")
     return array
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__

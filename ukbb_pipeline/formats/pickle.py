@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import io
 import pickle
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 
+from ukbb_pipeline.errors import InputError
 from ukbb_pipeline.formats.base import Output, Writer
-from ukbb_pipeline.formats.sidecar import read_sidecar, write_sidecar
+from ukbb_pipeline.formats.sidecar import read_sidecar, sidecar_attrs, write_sidecar
+from ukbb_pipeline.formats.volumes import ArrayVolume, MriVolume, check_origin, first_line
 from ukbb_pipeline.runtime.atomic import atomic_dir, atomic_file
 from ukbb_pipeline.runtime.folders import StageFolders
 
@@ -39,10 +42,10 @@ class _Numpy1Pickler(pickle._Pickler):  # the pure-Python pickler lets us choose
         if module.startswith("numpy._core"):
             legacy = module.replace("numpy._core", "numpy.core", 1)
             qualname = name or obj.__qualname__
-            self.write(pickle.GLOBAL + f"{legacy}\n{qualname}\n".encode())
-            self.memoize(obj)
+            self.write(pickle.GLOBAL + f"{legacy}\n{qualname}\n".encode())  # type: ignore[attr-defined]
+            self.memoize(obj)  # type: ignore[attr-defined]
             return
-        super().save_global(obj, name)
+        super().save_global(obj, name)  # type: ignore[misc]
 
 
 def dump_compatible(payload: dict[str, Any], handle: BinaryIO) -> None:
@@ -109,3 +112,46 @@ class PickleWriter(Writer):
             return str(sidecar["settings_fingerprint"])
         except (OSError, ValueError, KeyError):
             return None
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Reading: the pickle holds the images and pixel_spacing; everything else is in the sidecar.
+
+
+def load(path: Path) -> dict[str, Any]:
+    """:func:`safe_load`, with every way a bad file fails as an :class:`InputError`."""
+    try:
+        return safe_load(path)
+    except OSError:
+        raise
+    except Exception as error:  # a truncated or foreign pickle fails in many ways; all mean a bad input
+        raise InputError(f"not a readable pickle of arrays ({first_line(error)})") from error
+
+
+def open_volume(path: Path, *, locking: bool | None = None) -> MriVolume:
+    """A pickled volume or slab (loaded whole, as pickles must be); its origin and attributes from the sidecar."""
+    payload = load(path)
+    if "pixel_spacing" not in payload:
+        raise InputError("the pickle has no pixel_spacing")
+    attrs = sidecar_attrs(path)
+    try:
+        origin = check_origin(attrs.get("origin"))
+    except InputError:
+        origin = None
+    images = {key: value for key, value in payload.items() if key != "pixel_spacing"}
+    return ArrayVolume(images, spacing=payload["pixel_spacing"], origin=origin, attrs=attrs,
+                       spacing_name="pixel_spacing")
+
+
+def read_images(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
+    payload = load(path)
+    missing = [name for name in names if name not in payload]
+    if missing:
+        raise InputError(f"has no {missing[0]!r} (it has {', '.join(sorted(payload))})")
+    return {name: np.asarray(payload[name]) for name in names}
+
+
+def read_attrs(path: Path) -> dict[str, Any]:
+    """The sidecar's attributes, with the pickle's own ``pixel_spacing``."""
+    payload = load(path)
+    return {**sidecar_attrs(path), "pixel_spacing": payload.get("pixel_spacing")}

@@ -37,3 +37,27 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"cannot store {type(value).__name__} in a sidecar")
+
+
+def sidecar_of(path: Path) -> dict[str, Any] | None:
+    """The sidecar of the output at ``path`` (``<stem>.pkl``, ``<stem>/<stem>.pkl`` or a NIfTI ``<stem>/`` folder),
+    found in the metadata folder of whichever stage wrote it; None when there is none that reads."""
+    stem = path.name.split(".", 1)[0]
+    folder = path.parent
+    if path.suffix == ".pkl" and folder.name == stem:  # the nested DXA layout <stem>/<stem>.pkl
+        folder = folder.parent
+    for candidate in sorted(folder.glob(f"pipeline-*/sidecars/{stem}.json")):
+        try:
+            content = json.loads(candidate.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(content, dict):
+            return content
+    return None
+
+
+def sidecar_attrs(path: Path) -> dict[str, Any]:
+    """The attributes the sidecar of the output at ``path`` recorded (empty when there is no sidecar)."""
+    content = sidecar_of(path)
+    attrs = content.get("attrs") if content else None
+    return attrs if isinstance(attrs, dict) else {}

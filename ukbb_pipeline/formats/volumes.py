@@ -1,26 +1,23 @@
-"""Reading the stitched MRI volumes that unzip_mri writes, a few coronal rows at a time.
+"""MRI volumes and slabs as every format hands them out: a few coronal rows at a time, each read at most once.
 
-An input is ``<stem>.h5`` (datasets ``fat_scan``, ``water_scan``, maybe ``in_scan``, ``opp_scan``, axes (x, y, z);
-attributes ``spacing`` and ``origin``) or ``<stem>.pkl`` (the original scripts' layout: the images plus
-``pixel_spacing``; the origin is in the JSON sidecar unzip_mri keeps in ``pipeline-unzip-mri/sidecars/``). HDF5
-volumes are chunked one coronal row (axis 1) per chunk, so reading a row decompresses that row only; each row is
-read once and cached, whichever channel or caller asks for it again.
+A volume holds datasets ``fat_scan``, ``water_scan``, maybe ``in_scan``, ``opp_scan``, axes (x, y, z), with its
+``spacing``, ``origin`` and other attributes. Each format (:mod:`ukbb_pipeline.formats.hdf5`, ``pickle``, ``nifti``)
+opens its own files as an :class:`MriVolume`; :func:`ukbb_pipeline.formats.outputs.open_volume` picks the format by
+what is on disk. HDF5 volumes are chunked one coronal row (axis 1) per chunk, so reading a row decompresses that row
+only; each row is read once and cached, whichever channel or caller asks for it again.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-import h5py
 import numpy as np
 
 from ukbb_pipeline.errors import InputError
-from ukbb_pipeline.formats.pickle import safe_load
 
 # The image names of DESIGN.md, in the order outputs list them. Only fat is required (the centre comes from it).
 CHANNELS = ("fat_scan", "water_scan", "in_scan", "opp_scan")
@@ -36,6 +33,7 @@ class VolumeInfo:
     spacing: tuple[float, float, float]
     origin: tuple[float, float, float] | None  # LPS mm of voxel [0, 0, 0]; None when the input does not say
     dtype: np.dtype
+    attrs: dict[str, Any] = field(default_factory=dict)  # everything the writer recorded (flags, QC, geometry)
 
 
 class MriVolume:
@@ -80,60 +78,20 @@ class MriVolume:
         self.close()
 
 
-class Hdf5Volume(MriVolume):
-    """A ``<stem>.h5`` volume: rows are read straight from the file, decompressing only their chunks."""
+class ArrayVolume(MriVolume):
+    """A volume whose images are in memory (pickles and NIfTI files are read whole); floats handed out as float32."""
 
-    def __init__(self, path: Path, *, locking: bool | None = None):
-        try:
-            self._file = h5py.File(path, "r") if locking is None else h5py.File(path, "r", locking=locking)
-        except OSError as error:
-            raise InputError(f"not a readable HDF5 file ({_first_line(error)})") from error
-        try:
-            channels = _channels([name for name, item in self._file.items() if isinstance(item, h5py.Dataset)])
-            datasets = {name: self._file[name] for name in channels}
-            shape = _common_shape({name: dataset.shape for name, dataset in datasets.items()})
-            attrs = self._file.attrs
-            spacing = _spacing(attrs.get("spacing"), name="spacing attribute")
-            origin = _origin(attrs.get("origin"))
-            dtype = _common_dtype({name: dataset.dtype for name, dataset in datasets.items()})
-        except BaseException:
-            self._file.close()
-            raise
-        self._datasets = datasets
-        super().__init__(VolumeInfo(channels=channels, shape=shape, spacing=spacing, origin=origin, dtype=dtype))
-
-    def _read(self, channel: str, start: int, stop: int) -> np.ndarray:
-        try:
-            return self._datasets[channel][:, start:stop, :]
-        except OSError as error:  # a corrupt chunk: the file is bad, not the disk
-            raise InputError(f"{channel} rows {start}..{stop - 1} do not decompress ({_first_line(error)})") from error
-
-    def close(self) -> None:
-        super().close()
-        self._file.close()
-
-
-class PickleVolume(MriVolume):
-    """A ``<stem>.pkl`` volume (loaded whole, as pickles must be); float images are handed out as float32."""
-
-    def __init__(self, path: Path, *, origin: tuple[float, float, float] | None):
-        try:
-            payload = safe_load(path)
-        except OSError:
-            raise
-        except Exception as error:  # a truncated or foreign pickle fails in many ways; all mean a bad input
-            raise InputError(f"not a readable pickle of arrays ({_first_line(error)})") from error
-        channels = _channels([key for key, value in payload.items() if isinstance(value, np.ndarray)])
-        images = {name: np.asarray(payload[name]) for name in channels}
-        shape = _common_shape({name: image.shape for name, image in images.items()})
-        if "pixel_spacing" not in payload:
-            raise InputError("the pickle has no pixel_spacing")
-        spacing = _spacing(payload["pixel_spacing"], name="pixel_spacing")
-        dtype = _common_dtype({name: image.dtype for name, image in images.items()})
+    def __init__(self, images: Mapping[str, Any], *, spacing: Any, origin: Any, attrs: dict[str, Any],
+                 spacing_name: str = "spacing"):
+        channels = check_channels([name for name, value in images.items() if isinstance(value, np.ndarray)])
+        arrays = {name: np.asarray(images[name]) for name in channels}
+        shape = common_shape({name: image.shape for name, image in arrays.items()})
+        dtype = common_dtype({name: image.dtype for name, image in arrays.items()})
         if dtype.kind == "f":
             dtype = np.dtype(np.float32)
-        self._images = images
-        super().__init__(VolumeInfo(channels=channels, shape=shape, spacing=spacing, origin=origin, dtype=dtype))
+        self._images = arrays
+        super().__init__(VolumeInfo(channels=channels, shape=shape, spacing=check_spacing(spacing, name=spacing_name),
+                                    origin=check_origin(origin), dtype=dtype, attrs=attrs))
 
     def _read(self, channel: str, start: int, stop: int) -> np.ndarray:
         return self._images[channel][:, start:stop, :]
@@ -143,31 +101,7 @@ class PickleVolume(MriVolume):
         self._images = {}
 
 
-def open_volume(path: Path, *, locking: bool | None = None) -> MriVolume:
-    """Open ``<stem>.h5`` or ``<stem>.pkl``; bad inputs raise :class:`InputError` with a one-line reason.
-
-    ``locking`` is HDF5 file locking (None: the library default; false on file systems where locking fails).
-    """
-    path = Path(path)
-    if path.suffix == ".h5":
-        return Hdf5Volume(path, locking=locking)
-    if path.suffix == ".pkl":
-        return PickleVolume(path, origin=pickle_origin(path))
-    raise InputError(f"{path.name}: not an .h5 or .pkl volume")
-
-
-def pickle_origin(path: Path) -> tuple[float, float, float] | None:
-    """The origin recorded for a pickled volume or slab in the sidecar of the stage that wrote it, or None."""
-    stem = path.name.split(".", 1)[0]
-    for sidecar in sorted(path.parent.glob(f"pipeline-*/sidecars/{stem}.json")):
-        try:
-            return _origin(json.loads(sidecar.read_text())["attrs"].get("origin"))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError, InputError):
-            continue
-    return None
-
-
-def _channels(names: list[str]) -> tuple[str, ...]:
+def check_channels(names: list[str]) -> tuple[str, ...]:
     present = tuple(channel for channel in CHANNELS if channel in names)
     if REQUIRED_CHANNEL not in present:
         found = ", ".join(sorted(names)) or "nothing"
@@ -175,7 +109,7 @@ def _channels(names: list[str]) -> tuple[str, ...]:
     return present
 
 
-def _common_shape(shapes: dict[str, tuple[int, ...]]) -> tuple[int, int, int]:
+def common_shape(shapes: dict[str, tuple[int, ...]]) -> tuple[int, int, int]:
     first = shapes[REQUIRED_CHANNEL]
     for name, shape in shapes.items():
         if len(shape) != 3:
@@ -187,14 +121,14 @@ def _common_shape(shapes: dict[str, tuple[int, ...]]) -> tuple[int, int, int]:
     return (int(first[0]), int(first[1]), int(first[2]))
 
 
-def _common_dtype(dtypes: dict[str, np.dtype]) -> np.dtype:
+def common_dtype(dtypes: dict[str, np.dtype]) -> np.dtype:
     for name, dtype in dtypes.items():
         if dtype.kind not in "uif":
             raise InputError(f"{name} holds {dtype}, not numbers")
     return np.result_type(*dtypes.values())
 
 
-def _spacing(value: Any, *, name: str) -> tuple[float, float, float]:
+def check_spacing(value: Any, *, name: str) -> tuple[float, float, float]:
     try:
         numbers = [float(item) for item in np.asarray(value, dtype=np.float64).ravel()]
     except (TypeError, ValueError):
@@ -204,7 +138,7 @@ def _spacing(value: Any, *, name: str) -> tuple[float, float, float]:
     return (numbers[0], numbers[1], numbers[2])
 
 
-def _origin(value: Any) -> tuple[float, float, float] | None:
+def check_origin(value: Any) -> tuple[float, float, float] | None:
     if value is None:
         return None
     try:
@@ -227,6 +161,6 @@ def _runs(sorted_rows: list[int]) -> list[tuple[int, int]]:
     return runs
 
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__

@@ -6,7 +6,8 @@
 >>> loader = torch.utils.data.DataLoader(data.torch_dataset(), batch_size=20, num_workers=4)  # doctest: +SKIP
 
 Items are dicts with the keys of the paper's loader (``mri_img`` [fat, water], ``dxa_img`` [bone, tissue],
-``mri_filename``, ``dxa_filename``) plus ``eid``, ``instance`` and ``split``. By default images are min-max
+``mri_filename``, ``dxa_filename``) plus ``eid``, ``instance``, ``split`` and ``flags`` (what unzip_mri flagged in
+the MRI, one line; :meth:`PairedDataset.flags` gives the details). By default images are min-max
 normalised per channel exactly as the paper's loader does it (padding is 0); ``normalise=False`` gives the raw
 resampled intensities. Only the small per-pair tables are read when the dataset is opened; images are read on demand,
 through one file handle per shard per process (safe with DataLoader workers, forked or spawned).
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,43 +24,12 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ukbb_pipeline.formats.collection import check_shard, collection_files, read_flags
 from ukbb_pipeline.pairs.fit import SPLITS, UNASSIGNED, normalise
 
 log = logging.getLogger(__name__)
 
-SHARD_PATTERN = re.compile(r"^collection-shard(\d+)of(\d+)\.h5$")
 SPLIT_CHOICES = ("all", *SPLITS, UNASSIGNED)
-# Attributes that must agree between the shards of one collection.
-SHARED_ATTRS = ("format", "format_version", "mri_channels", "dxa_channels", "target_spacing", "scaling",
-                "split_method", "split_settings", "shard_count")
-
-
-def collection_files(source: str | Path | Sequence[str | Path]) -> list[Path]:
-    """The shard files of a collection: a folder (all ``collection-shard*of<n>.h5`` in it), one file, or a list.
-
-    A folder holding shard files of two shard counts (a stale earlier run) is refused, since their pairs overlap.
-    """
-    if isinstance(source, (str, Path)):
-        path = Path(source)
-        if path.is_dir():
-            files = sorted(p for p in path.iterdir() if SHARD_PATTERN.match(p.name))
-            if not files:
-                raise FileNotFoundError(f"no collection-shard*.h5 files in {path}")
-            counts = {SHARD_PATTERN.match(p.name).group(2) for p in files}
-            if len(counts) > 1:
-                raise ValueError(f"{path} holds collections of {len(counts)} shard counts "
-                                 f"({', '.join(sorted(counts))}): remove the stale shard files or pass the files")
-            count = int(counts.pop())
-            present = {int(SHARD_PATTERN.match(p.name).group(1)) for p in files}
-            missing = sorted(set(range(count)) - present)
-            if missing:
-                log.warning("collection in %s lacks shard(s) %s of %d: reading the %d present",
-                            path, ", ".join(map(str, missing[:10])), count, len(present))
-            return sorted(files, key=lambda p: int(SHARD_PATTERN.match(p.name).group(1)))
-        if not path.is_file():
-            raise FileNotFoundError(f"collection {path} does not exist")
-        return [path]
-    return [Path(p) for p in source]
 
 
 class PairedDataset:
@@ -75,7 +44,7 @@ class PairedDataset:
         files, rows, eids, instances, splits, reference = [], [], [], [], [], None
         for number, path in enumerate(self.paths):
             with h5py.File(path, "r") as handle:
-                reference = self._check_attrs(path, handle, reference)
+                reference = check_shard(path, handle, reference)
                 table_splits = handle["splits"][()].astype(str)
                 keep = np.arange(len(table_splits)) if split == "all" else np.flatnonzero(table_splits == split)
                 files.append(np.full(keep.size, number, dtype=np.int32))
@@ -115,6 +84,7 @@ class PairedDataset:
             "split": str(self.splits[index]),
             "mri_filename": handle["mri_source"][row].decode(),
             "dxa_filename": handle["dxa_source"][row].decode(),
+            "flags": read_flags(handle, row)["flags"],
         }
 
     def geometry(self, index: int) -> dict[str, np.ndarray]:
@@ -124,6 +94,11 @@ class PairedDataset:
         names = ("mri_pixel_spacing", "dxa_pixel_spacing", "mri_origin", "dxa_origin", "mri_source_spacing",
                  "dxa_source_spacing", "mri_range", "dxa_range")
         return {name: handle[name][row] for name in names}
+
+    def flags(self, index: int) -> dict[str, Any]:
+        """What unzip_mri flagged in item ``index``'s MRI: ``swapped_stations``, ``swap_fixed``,
+        ``max_seam_mismatch`` (NaN: not recorded) and ``flags`` (one line, empty when nothing)."""
+        return read_flags(self._handle(int(self._file[index])), int(self._row[index]))
 
     def torch_dataset(self):
         """This dataset as a ``torch.utils.data.Dataset`` returning tensors (needs PyTorch)."""
@@ -158,18 +133,6 @@ class PairedDataset:
             handle = self._handles[number] = h5py.File(self.paths[number], "r")
         return handle
 
-    @staticmethod
-    def _check_attrs(path: Path, handle: h5py.File, reference: dict[str, Any] | None) -> dict[str, Any]:
-        attrs = {name: _plain(handle.attrs.get(name)) for name in SHARED_ATTRS}
-        if attrs["format"] is None or "mri" not in handle:
-            raise ValueError(f"{path} is not a paired collection (no format attribute or no 'mri' dataset)")
-        if reference is not None:
-            differing = [name for name in SHARED_ATTRS if attrs[name] != reference[name]]
-            if differing:
-                raise ValueError(f"{path} was collected with other settings than the first shard "
-                                 f"({', '.join(differing)})")
-        return attrs
-
     def _check_unique(self) -> None:
         keys = self.eids.astype(np.int64) * 100 + self.instances
         unique, counts = np.unique(keys, return_counts=True)
@@ -177,16 +140,6 @@ class PairedDataset:
             repeated = unique[counts > 1][:5]
             shown = ", ".join(f"{key // 100} instance {key % 100}" for key in repeated)
             raise ValueError(f"the same visit appears in more than one shard file ({shown}): mixed collections?")
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return [_plain(v) for v in value.tolist()]
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def _make_torch_class() -> type:

@@ -27,11 +27,10 @@ import hashlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 from scipy import sparse
-
-from ukbb_pipeline.runtime.inputs import InputFile
 
 CUBIC_A = -0.75  # torch's bicubic kernel parameter
 NORMALISE_EPS = 1e-5  # the loader's epsilon in (x - min) / (max - min + eps)
@@ -44,7 +43,7 @@ UNASSIGNED = "unassigned"  # a pair whose EID is in none of the user's split lis
 # Resampling and fitting
 
 
-def zoom_factors(spacing: Sequence[float], *, target: float, scaling: str, modality: str) -> tuple[float, ...]:
+def zoom_factors(spacing: Sequence[float], *, target: float, scaling: str, modality: str) -> tuple[float, float]:
     """Output pixels per input pixel along each axis, for ``modality`` (mri | dxa) images of pixel ``spacing`` (mm).
 
     ``physical``: ``spacing / target``. ``paper_loader``: what the public loader computes, ``target / spacing`` for
@@ -52,10 +51,11 @@ def zoom_factors(spacing: Sequence[float], *, target: float, scaling: str, modal
     """
     if modality not in ("mri", "dxa"):
         raise ValueError(f"modality must be mri or dxa, got {modality!r}")
+    rows, columns = (float(s) for s in spacing)
     if scaling == "physical":
-        return tuple(float(s) / target for s in spacing)
+        return rows / target, columns / target
     if scaling == "paper_loader":
-        return tuple(target / float(s) if modality == "mri" else 1.0 for s in spacing)
+        return (target / rows, target / columns) if modality == "mri" else (1.0, 1.0)
     raise ValueError(f"scaling must be one of {SCALING_RULES}, got {scaling!r}")
 
 
@@ -247,24 +247,37 @@ def _output_origin(fitted: FittedImage, *, source_spacing: tuple[float, float]) 
 # Pairing and splits
 
 
+class Visit(Protocol):
+    """Anything named after a visit: an input file or output (its EID, instance and array index, and its stem)."""
+
+    @property
+    def eid(self) -> int | None: ...
+    @property
+    def instance(self) -> int | None: ...
+    @property
+    def array(self) -> int | None: ...
+    @property
+    def stem(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class Pair:
     """The MRI slab and the DXA output of one participant's visit."""
 
     eid: int
     instance: int
-    mri: InputFile
-    dxa: InputFile
+    mri: Any  # a Visit (an InputFile in the pipeline)
+    dxa: Any
 
 
 @dataclass
 class Pairing:
     pairs: list[Pair]
-    mri_only: list[InputFile]
-    dxa_only: list[InputFile]
+    mri_only: list[Any]
+    dxa_only: list[Any]
 
 
-def pair_by_visit(mri: Iterable[InputFile], dxa: Iterable[InputFile]) -> Pairing:
+def pair_by_visit(mri: Iterable[Visit], dxa: Iterable[Visit]) -> Pairing:
     """Pair MRI and DXA outputs on (eid, instance), sorted by it; the lowest array index wins a tie.
 
     Outputs whose names do not carry an EID and instance are ignored.
@@ -280,8 +293,8 @@ def pair_by_visit(mri: Iterable[InputFile], dxa: Iterable[InputFile]) -> Pairing
     )
 
 
-def _by_visit(items: Iterable[InputFile]) -> dict[tuple[int, int], InputFile]:
-    chosen: dict[tuple[int, int], InputFile] = {}
+def _by_visit(items: Iterable[Visit]) -> dict[tuple[int, int], Visit]:
+    chosen: dict[tuple[int, int], Visit] = {}
     for item in sorted(items, key=lambda item: (item.array or 0, item.stem), reverse=True):
         if item.eid is not None and item.instance is not None:
             chosen[item.eid, item.instance] = item

@@ -8,7 +8,7 @@ layout ``<first two digits of eid>/<eid>_<field>_<instance>_<array>.zip``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +38,7 @@ def parse_input(path: Path) -> InputFile:
     return InputFile(path=path, stem=stem, **{key: int(value) for key, value in match.groupdict().items()})
 
 
-def discover_inputs(input_dir: Path, *, suffix: str, eids: set[int] | None = None) -> list[InputFile]:
+def discover_inputs(input_dir: Path, *, suffix: str, eids: Set[int] | None = None) -> list[InputFile]:
     """List the ``*<suffix>`` inputs in ``input_dir`` (flat or RAP-nested), sorted by name.
 
     With ``eids``, only the two-digit RAP folders those EIDs live in are listed: listing a whole mounted
@@ -91,7 +91,7 @@ def read_eid_list(path: Path) -> set[int]:
 
 
 def filter_by_eid(
-    inputs: Iterable[InputFile], *, only: set[int] | None, exclude: set[int] | None
+    inputs: Iterable[InputFile], *, only: Set[int] | None, exclude: Set[int] | None
 ) -> list[InputFile]:
     """Keep inputs whose EID is in ``only`` (when given) and not in ``exclude``.
 

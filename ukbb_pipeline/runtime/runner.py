@@ -1,20 +1,27 @@
-"""The skeleton every processing stage shares.
+"""The one run loop every stage shares, whatever its unit of work (an input file, a DXA/MRI pair, a download request).
 
-discover -> drop excluded EIDs -> keep this shard's -> skip those done with the same settings -> process each (a pure
-function, in parallel) -> write atomically -> one manifest row each -> summary. One bad input gets a one-line reason
-in the manifest and the log, and the rest of the run goes on.
+discover -> drop excluded EIDs -> keep this shard's -> skip those done with the same input and settings -> process
+each (in parallel) -> write atomically -> one manifest row each -> summary. One bad unit gets a one-line reason in the
+manifest and the log, and the rest of the run goes on.
+
+A stage is a :class:`Stage`: it says what its units are (:class:`Unit`), which are done (:meth:`Stage.check_done`), how
+one is processed (:meth:`Stage.process`, in a worker process) and, when its units share one output (collect's shard
+file), how results are gathered (:meth:`Stage.open_sink`). A stage may run its units its own way
+(:meth:`Stage.execute`: download's at most ``parallel`` tool calls at once, independent of ``n_jobs``). The stage
+object travels to each worker once, so per-task arguments are one unit whatever the size of the cohort.
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
 import logging
 import os
 import re
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,12 +33,14 @@ from ukbb_pipeline.formats.base import Output, Writer
 from ukbb_pipeline.runtime.atomic import remove_stale_scratch
 from ukbb_pipeline.runtime.fingerprint import input_signature, settings_fingerprint
 from ukbb_pipeline.runtime.folders import StageFolders
-from ukbb_pipeline.runtime.inputs import InputFile, filter_by_eid
-from ukbb_pipeline.runtime.manifest import FAILED, OK, SKIPPED, ManifestRow, ManifestWriter
+from ukbb_pipeline.runtime.inputs import InputFile
+from ukbb_pipeline.runtime.manifest import FAILED, OK, SKIPPED, ManifestRow, ManifestWriter, read_manifests
 from ukbb_pipeline.runtime.parallel import imap_unordered
 from ukbb_pipeline.runtime.sharding import in_shard
 
 log = logging.getLogger(__name__)
+
+DONE_EARLIER = "done earlier from the same input with the same settings"
 
 
 @dataclass(frozen=True)
@@ -48,22 +57,99 @@ class RunOptions:
 
 
 @dataclass(frozen=True)
-class StageJob:
-    """What a stage asks the runner to do: ``process`` turns one input into an :class:`Output`.
+class Unit:
+    """One unit of work. ``key`` names its output and decides its shard; ``input`` is the manifest's input column."""
 
-    ``process`` must be picklable (a module-level function or a ``functools.partial`` of one), because it runs in
-    worker processes. ``settings`` are everything that changes the outputs; their fingerprint decides what a
-    re-run redoes. ``nested`` asks for the layout with a folder per output where the writer has one (DXA pickles).
-    """
+    key: str
+    input: str
+    eid: int | None
+    instance: int | None
+    item: Any  # what the stage processes: an InputFile, a Pair, a BulkRequest
+
+
+def file_unit(item: InputFile) -> Unit:
+    return Unit(key=item.stem, input=str(item.path), eid=item.eid, instance=item.instance, item=item)
+
+
+@dataclass(frozen=True)
+class Task:
+    """A unit to process, why it is (re)done (empty: new), and the fingerprint its output will carry."""
+
+    unit: Unit
+    redo: str
+    fingerprint: str
+
+
+@dataclass
+class Result:
+    """How one unit ended; ``payload`` is what a sink gathers (collect's record), None when the worker wrote it."""
+
+    unit: Unit
+    status: str
+    reason: str = ""
+    output: str = ""
+    seconds: float = 0.0
+    fingerprint: str = ""
+    qc: dict[str, Any] = field(default_factory=dict)
+    payload: Any = None
+
+
+class Sink:
+    """Gathers results in the main process; the default records each as it comes (the worker wrote its output)."""
+
+    target: Path | None = None
+
+    def __enter__(self) -> Sink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def put(self, result: Result) -> list[Result]:
+        """Take one result; return those to record now."""
+        return [result]
+
+    def close(self) -> list[Result]:
+        """Finish the shared output (atomically); return the results held back until it was in place."""
+        return []
+
+    def abandoned(self, error: OSError) -> list[Result]:
+        """The results to record when the shared output could not be written."""
+        return []
+
+
+class Stage:
+    """What a stage tells the runner. Subclasses set the attributes and override :meth:`process`."""
 
     name: str
     folders: StageFolders
-    inputs: list[InputFile]
-    process: Callable[[InputFile], Output]
-    writer: Writer
     settings: dict[str, Any]
-    nested: bool = False
-    source: str = ""  # where the inputs were looked for, for messages (e.g. "*.zip in /data/raw/dxas")
+    source: str = ""  # where units were looked for, for messages (e.g. "*.zip in /data/raw/dxas")
+    unit_name: str = "input"
+
+    def fingerprint(self) -> str:
+        return settings_fingerprint({"stage": self.name, **self.settings})
+
+    def check_done(self, units: list[Unit], *, fingerprint: str, overwrite: bool) -> Iterator[Task | Result]:
+        """Each unit as a :class:`Task` to do, or a skipped :class:`Result`. Default: redo everything."""
+        for unit in units:
+            yield Task(unit, "redone: overwrite=true" if overwrite else "", fingerprint)
+
+    def process(self, task: Task) -> Result:
+        """Process one unit (in a worker process); errors become a failed result through :func:`failure_reason`."""
+        raise NotImplementedError
+
+    def open_sink(self, tasks: list[Task], options: RunOptions) -> Sink:
+        """Where results go before their manifest rows are written; default: straight to the manifest."""
+        return Sink()
+
+    def execute(self, tasks: list[Task], *, n_jobs: int, emit: Callable[[Result], None]) -> None:
+        """Run ``tasks``, calling ``emit`` once per unit as each ends. Default: ``n_jobs`` worker processes, with
+        tasks sent a few at a time on long runs (at most 16, keeping about 50 chunks per worker for the balance)."""
+        chunk = max(1, min(16, len(tasks) // (50 * n_jobs)))
+        for result in imap_unordered(_process_task, [(task,) for task in tasks], n_jobs=n_jobs, shared=self,
+                                     chunk_size=chunk):
+            emit(result)
 
 
 @dataclass
@@ -80,66 +166,60 @@ class StageSummary:
         return [row for row in self.rows if row.status == FAILED]
 
 
-def select_inputs(inputs: list[InputFile], options: RunOptions) -> list[InputFile]:
-    """The inputs this run is responsible for: EID filters, then this shard."""
-    kept = filter_by_eid(inputs, only=options.only_eids, exclude=options.exclude_eids)
-    return [item for item in kept if in_shard(item.stem, index=options.shard_index, count=options.shard_count)]
+def select_units(units: Iterable[Unit], options: RunOptions) -> list[Unit]:
+    """The units this run is responsible for: EID filters, then this shard."""
+    only, exclude = options.only_eids, options.exclude_eids
+    return [
+        unit for unit in units
+        if not (exclude and unit.eid in exclude)
+        and (only is None or unit.eid in only)
+        and in_shard(unit.key, index=options.shard_index, count=options.shard_count)
+    ]
 
 
-def run_stage(job: StageJob, options: RunOptions) -> StageSummary:
-    """Run ``job`` over this shard's inputs and return the summary (the manifest is written as rows arrive)."""
+def run_units(stage: Stage, units: list[Unit], options: RunOptions) -> StageSummary:
+    """Run ``stage`` over this shard's ``units`` and return the summary (the manifest is written as rows arrive)."""
     started = time.monotonic()
-    inputs = select_inputs(job.inputs, options)
-    try:
-        job.folders.scratch.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise OutputError(f"{job.name}: cannot write to {job.folders.output}: {error.strerror}") from None
-    remove_stale_scratch(job.folders.scratch)
-    fingerprint = settings_fingerprint({"stage": job.name, **job.settings, **job.writer.settings()})
-
+    selected = select_units(units, options)
+    prepare_folders(stage.name, stage.folders)
     manifest = ManifestWriter(
-        job.folders.meta, stage=job.name, shard_index=options.shard_index, shard_count=options.shard_count
+        stage.folders.meta, stage=stage.name, shard_index=options.shard_index, shard_count=options.shard_count
     )
-    todo: list[tuple[InputFile, str, str]] = []
-    for item in inputs:
-        output_fingerprint = _output_fingerprint(fingerprint, item)
-        redo_reason = _redo_reason(job, item, output_fingerprint, overwrite=options.overwrite)
-        if redo_reason is None:
-            path = job.writer.output_path(job.folders, item.stem, nested=job.nested)
-            reason = "done earlier from the same input with the same settings"
-            manifest.add(_row(item, SKIPPED, output=path, reason=reason, fp=output_fingerprint))
-        else:
-            todo.append((item, redo_reason, output_fingerprint))
 
-    if not inputs:
-        log.warning("%s", _nothing_to_do(job, options))
-    else:
-        log.info("%s: %d inputs in this shard, %d to process, %d done already",
-                 job.name, len(inputs), len(todo), len(inputs) - len(todo))
-    arguments = [(item, reason, job, output_fingerprint) for item, reason, output_fingerprint in todo]
+    def record(result: Result) -> None:
+        manifest.add(_row(result))
+        if result.status == FAILED:
+            log.error("%s failed: %s", Path(result.unit.input).name, result.reason)
+        elif result.reason and result.status == OK:
+            log.info("%s: %s", Path(result.unit.input).name, result.reason)
+
     try:
-        with tqdm(total=len(todo), desc=job.name, unit="input", disable=None) as progress:
-            for row in imap_unordered(_process_one, arguments, n_jobs=min(options.n_jobs, max(1, len(todo)))):
-                manifest.add(row)
-                progress.update()
-                if row.status == FAILED:
-                    log.error("%s failed: %s", Path(row.input).name, row.reason)
-                elif row.reason:
-                    log.info("%s: %s", Path(row.input).name, row.reason)
+        todo: list[Task] = []
+        for outcome in stage.check_done(selected, fingerprint=stage.fingerprint(), overwrite=options.overwrite):
+            if isinstance(outcome, Task):
+                todo.append(outcome)
+            else:
+                record(outcome)
+        if not selected:
+            log.warning("%s", _nothing_to_do(stage, units, options))
+        else:
+            log.info("%s: %d %ss in this shard, %d to process, %d done already",
+                     stage.name, len(selected), stage.unit_name, len(todo), len(selected) - len(todo))
+        _run_tasks(stage, todo, options, record)
     except BaseException:
-        if inputs:  # keep the finished rows if the disk lets us; the error that stopped the run is the one to show
+        if selected:  # keep the finished rows if the disk lets us; the error that stopped the run is the one to show
             with contextlib.suppress(OutputError):
                 manifest.flush()
         raise
-    if inputs:
+    if selected:
         manifest.flush()
 
     rows = manifest.rows
     summary = StageSummary(
-        name=job.name,
+        name=stage.name,
         rows=rows,
-        manifest=manifest.path if inputs else None,
-        output_dir=job.folders.output,
+        manifest=manifest.path if selected else None,
+        output_dir=stage.folders.output,
         seconds=time.monotonic() - started,
         counts={status: sum(row.status == status for row in rows) for status in (OK, FAILED, SKIPPED)},
     )
@@ -147,16 +227,50 @@ def run_stage(job: StageJob, options: RunOptions) -> StageSummary:
     return summary
 
 
-def _nothing_to_do(job: StageJob, options: RunOptions) -> str:
-    """Why this run has no inputs: none found where it looked, or none left after the filters and the shard."""
-    where = job.source or "the input folder"
-    if not job.inputs:
-        return f"{job.name}: no inputs found: looked for {where}; nothing to do"
+def _run_tasks(stage: Stage, todo: list[Task], options: RunOptions, record: Callable[[Result], None]) -> None:
+    """Process ``todo`` through the stage's sink, with the run's one progress bar."""
+    sink = stage.open_sink(todo, options)
+    try:
+        with sink, tqdm(total=len(todo), desc=stage.name, unit=stage.unit_name, disable=None) as progress:
+
+            def emit(result: Result) -> None:
+                progress.update()
+                if result.status == SKIPPED:  # processed, then left out (collect's flagged pairs)
+                    log.warning("%s: %s", Path(result.unit.input).name, result.reason)
+                for ready in sink.put(result):
+                    record(ready)
+
+            stage.execute(todo, n_jobs=min(options.n_jobs, max(1, len(todo))), emit=emit)
+            held = sink.close()
+    except OutputError:
+        raise
+    except OSError as error:  # the shared output could not be written: none of its units is done
+        for result in sink.abandoned(error):
+            record(result)
+        raise OutputError(f"{stage.name}: cannot write {sink.target or stage.folders.output}: {error}") from None
+    for result in held:
+        record(result)
+
+
+def prepare_folders(name: str, folders: StageFolders) -> None:
+    """Make the scratch folder (one clear error when the output folder is not writable) and clear dead runs' files."""
+    try:
+        folders.scratch.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"{name}: cannot write to {folders.output}: {error.strerror}") from None
+    remove_stale_scratch(folders.scratch)
+
+
+def _nothing_to_do(stage: Stage, units: list[Unit], options: RunOptions) -> str:
+    """Why this run has no units: none found where it looked, or none left after the filters and the shard."""
+    where = stage.source or "the input folder"
+    if not units:
+        return f"{stage.name}: no {stage.unit_name}s found: looked for {where}; nothing to do"
     filters = [name for name, value in (("eids_file", options.only_eids), ("exclude_eids_file", options.exclude_eids))
                if value is not None]
     if options.shard_count > 1:
         filters.append(f"shard {options.shard_index} of {options.shard_count}")
-    return (f"{job.name}: {len(job.inputs)} inputs found ({where}), none left after "
+    return (f"{stage.name}: {len(units)} {stage.unit_name}s found ({where}), none left after "
             f"{', '.join(filters) or 'the filters'}; nothing to do")
 
 
@@ -188,94 +302,182 @@ def format_summary(summary: StageSummary) -> str:
     return "\n".join(lines)
 
 
-def _output_fingerprint(settings: str, item: InputFile) -> str:
+def failure_reason(error: BaseException) -> str:
+    """The one-line manifest reason for an error that failed one unit (the one ladder every stage uses)."""
+    if isinstance(error, InputError):
+        return str(error)
+    if isinstance(error, MemoryError):
+        return "out of memory"
+    if isinstance(error, OSError):  # disk full, permissions, a file gone: say what and where
+        return f"I/O error: {error}"
+    frame = traceback.extract_tb(error.__traceback__)[-1]  # a bug must not stop 100,000 subjects; say where
+    return f"unexpected {type(error).__name__} at {Path(frame.filename).name}:{frame.lineno}: {error}"
+
+
+def _process_task(stage: Stage, task: Task) -> Result:
+    """Process one task in a worker; every error but a stopping :class:`OutputError` becomes a failed result."""
+    started = time.monotonic()
+    try:
+        result = stage.process(task)
+    except OutputError:
+        raise
+    except Exception as error:
+        result = Result(task.unit, FAILED, reason=failure_reason(error), fingerprint=task.fingerprint)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _row(result: Result) -> ManifestRow:
+    unit = result.unit
+    return ManifestRow(
+        input=unit.input,
+        status=result.status,
+        eid=unit.eid,
+        instance=unit.instance,
+        output=result.output,
+        reason=result.reason,
+        seconds=result.seconds,
+        settings_fingerprint=result.fingerprint,
+        qc=result.qc,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Stages whose unit is an input file and whose output is one file (or folder) per input, written by a Writer.
+
+
+@dataclass(frozen=True)
+class StageJob:
+    """A per-file stage: ``process`` turns one input into an :class:`Output`, which ``writer`` writes.
+
+    ``process`` must be picklable (a module-level function or a ``functools.partial`` of one). ``settings`` are
+    everything that changes the outputs; with the input's content they decide what a re-run redoes. ``nested`` asks
+    for the layout with a folder per output where the writer has one (DXA pickles).
+    """
+
+    name: str
+    folders: StageFolders
+    inputs: list[InputFile]
+    process: Callable[[InputFile], Output]
+    writer: Writer
+    settings: dict[str, Any]
+    nested: bool = False
+    source: str = ""
+
+
+class FileStage(Stage):
+    """A :class:`StageJob` as a :class:`Stage` (without its inputs, which stay in the main process)."""
+
+    def __init__(self, job: StageJob):
+        self.name = job.name
+        self.folders = job.folders
+        self.writer = job.writer
+        self.settings = {**job.settings, **job.writer.settings()}
+        self.source = job.source
+        self.nested = job.nested
+        self.make_output = job.process
+
+    def output_path(self, unit: Unit) -> Path:
+        return self.writer.output_path(self.folders, unit.key, nested=self.nested)
+
+    def check_done(self, units: list[Unit], *, fingerprint: str, overwrite: bool) -> Iterator[Task | Result]:
+        ledger = read_ledger(self.folders.meta) if units and not overwrite else {}
+        for unit in units:
+            output_fingerprint = content_fingerprint(fingerprint, unit.item.path)
+            path = self.output_path(unit)
+            try:
+                stat = os.stat(path)
+            except OSError:
+                yield Task(unit, "", output_fingerprint)
+                continue
+            redo = self._redo_reason(unit, output_fingerprint, overwrite=overwrite, stat=stat,
+                                     recorded=ledger.get(unit.input))
+            if redo is None:
+                yield Result(unit, SKIPPED, reason=DONE_EARLIER, output=str(path), fingerprint=output_fingerprint,
+                             qc=_stat_qc(stat))
+            else:
+                yield Task(unit, redo, output_fingerprint)
+
+    def _redo_reason(self, unit: Unit, fingerprint: str, *, overwrite: bool, stat: os.stat_result,
+                     recorded: tuple[str, str, int, int] | None) -> str | None:
+        """Why this unit must be (re)done, or None when its output is there, opens, and was made the same way.
+
+        When the manifest recorded this very output file (same path, size and modification time), its fingerprint
+        is taken from there, without opening the file: at 100,000 outputs, opening each costs minutes.
+        """
+        if overwrite:
+            return "redone: overwrite=true"
+        path = str(self.output_path(unit))
+        if recorded is not None and recorded[1:] == (path, stat.st_size, stat.st_mtime_ns):
+            stored: str | None = recorded[0]
+        else:
+            stored = self.writer.stored_fingerprint(self.folders, unit.key, nested=self.nested)
+        if stored is None:
+            return "redone: the previous output did not open"
+        if stored.split("-")[0] != fingerprint.split("-")[0]:
+            return "redone: settings changed since the previous output"
+        if stored != fingerprint:
+            return "redone: the input changed since the previous output"
+        return None
+
+    def process(self, task: Task) -> Result:
+        output = self.make_output(task.unit.item)
+        path = self._write(task.unit, output, task.fingerprint)
+        reason = "; ".join(part for part in (task.redo, *output.notes) if part)
+        return Result(task.unit, OK, reason=reason, output=str(path), fingerprint=task.fingerprint,
+                      qc={**output.qc, **_stat_qc(os.stat(path))})
+
+    def _write(self, unit: Unit, output: Output, fingerprint: str) -> Path:
+        """Write one output; a full disk or an unwritable folder stops the run, since every other unit would fail."""
+        try:
+            return self.writer.write(self.folders, unit.key, output, fingerprint=fingerprint, nested=self.nested)
+        except OSError as error:
+            code = errno_of(error)
+            if code in STOP_ERRNOS:
+                raise OutputError(f"{self.name}: cannot write to {self.folders.output}: {os.strerror(code)}") from None
+            raise
+
+
+def run_stage(job: StageJob, options: RunOptions) -> StageSummary:
+    """Run a per-file stage over this shard's inputs."""
+    return run_units(FileStage(job), [file_unit(item) for item in job.inputs], options)
+
+
+def _stat_qc(stat: os.stat_result) -> dict[str, Any]:
+    """What the manifest records of an output file, so that a re-run knows it unchanged without opening it."""
+    return {"output_bytes": stat.st_size, "output_mtime_ns": stat.st_mtime_ns}
+
+
+def read_ledger(meta: Path) -> dict[str, tuple[str, str, int, int]]:
+    """input -> (fingerprint, output, bytes, mtime_ns) of the latest manifest rows that made or kept an output."""
+    ledger: dict[str, tuple[str, str, int, int]] = {}
+    if not meta.is_dir():
+        return ledger
+    try:
+        rows = read_manifests(meta)
+    except (OSError, ValueError, KeyError, csv.Error):
+        return ledger
+    for row in rows:
+        size, mtime = row.get("output_bytes", ""), row.get("output_mtime_ns", "")
+        if row.get("status") in (OK, SKIPPED) and size.isdigit() and mtime.isdigit():
+            ledger[row["input"]] = (row.get("settings_fingerprint", ""), row.get("output", ""), int(size), int(mtime))
+    return ledger
+
+
+def content_fingerprint(settings: str, path: Path) -> str:
     """What an output was made from: the stage's settings and its input's content (``<settings>-<input>``)."""
     try:
-        return f"{settings}-{input_signature(item.path)}"
+        return f"{settings}-{input_signature(path)}"
     except OSError:
         return f"{settings}-unreadable"  # processing will say why
 
 
-def _redo_reason(job: StageJob, item: InputFile, fingerprint: str, *, overwrite: bool) -> str | None:
-    """Why this input must be (re)done, or None when its output is there, opens, and was made the same way."""
-    path = job.writer.output_path(job.folders, item.stem, nested=job.nested)
-    if not path.exists():
-        return ""
-    if overwrite:
-        return "redone: overwrite=true"
-    stored = job.writer.stored_fingerprint(job.folders, item.stem, nested=job.nested)
-    if stored is None:
-        return "redone: the previous output did not open"
-    if stored.split("-")[0] != fingerprint.split("-")[0]:
-        return "redone: settings changed since the previous output"
-    if stored != fingerprint:
-        return "redone: the input changed since the previous output"
-    return None
+STOP_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
-def _process_one(item: InputFile, redo_reason: str, job: StageJob, fingerprint: str) -> ManifestRow:
-    """Process and write one input; every error becomes a failed row with a one-line reason."""
-    started = time.monotonic()
-    try:
-        output = job.process(item)
-        path = _write(job, item, output, fingerprint)
-    except OutputError:
-        raise
-    except InputError as error:
-        return _row(item, FAILED, reason=str(error), fp=fingerprint, started=started)
-    except MemoryError:
-        return _row(item, FAILED, reason="out of memory", fp=fingerprint, started=started)
-    except OSError as error:  # disk full, permissions, a file gone: say what and where
-        return _row(item, FAILED, reason=f"I/O error: {error}", fp=fingerprint, started=started)
-    except Exception as error:  # a bug must not stop 100,000 subjects; say where it happened
-        frame = traceback.extract_tb(error.__traceback__)[-1]
-        where = f"{Path(frame.filename).name}:{frame.lineno}"
-        reason = f"unexpected {type(error).__name__} at {where}: {error}"
-        return _row(item, FAILED, reason=reason, fp=fingerprint, started=started)
-    reason = "; ".join(part for part in (redo_reason, *output.notes) if part)
-    return _row(item, OK, output=path, reason=reason, fp=fingerprint, started=started, qc=output.qc)
-
-
-_STOP_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
-
-
-def _write(job: StageJob, item: InputFile, output: Output, fingerprint: str) -> Path:
-    """Write one output; a full disk or an unwritable folder stops the run, since every other input would fail too."""
-    try:
-        return job.writer.write(job.folders, item.stem, output, fingerprint=fingerprint, nested=job.nested)
-    except OSError as error:
-        code = _errno_of(error)
-        if code in _STOP_ERRNOS:
-            raise OutputError(f"{job.name}: cannot write to {job.folders.output}: {os.strerror(code)}") from None
-        raise
-
-
-def _errno_of(error: OSError) -> int | None:
+def errno_of(error: OSError) -> int | None:
     """The errno of an OSError; h5py puts it only in the message ("... errno = 28, error message = ...")."""
     if error.errno is not None:
         return error.errno
     match = re.search(r"errno = (\d+)", str(error))
     return int(match.group(1)) if match else None
-
-
-def _row(
-    item: InputFile,
-    status: str,
-    *,
-    output: Path | None = None,
-    reason: str = "",
-    fp: str = "",
-    started: float | None = None,
-    qc: dict[str, Any] | None = None,
-) -> ManifestRow:
-    return ManifestRow(
-        input=str(item.path),
-        status=status,
-        eid=item.eid,
-        instance=item.instance,
-        output="" if output is None else str(output),
-        reason=reason,
-        seconds=0.0 if started is None else time.monotonic() - started,
-        settings_fingerprint=fp,
-        qc=qc or {},
-    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -51,7 +52,7 @@ def run_options(config: PipelineConfig) -> RunOptions:
 
 def run_stage_from_config(cfg: DictConfig) -> list[StageSummary]:
     """Run the stage ``cfg.stage`` selects; raise after the manifests are written when an input failed."""
-    config: PipelineConfig = OmegaConf.to_object(cfg)
+    config = cast(PipelineConfig, OmegaConf.to_object(cfg))
     options = run_options(config)
     if not 0 <= options.shard_index < options.shard_count:
         raise ValueError(f"shard.index must be in [0, shard.count={options.shard_count}), got {options.shard_index}")

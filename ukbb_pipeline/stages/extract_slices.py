@@ -22,12 +22,14 @@ from ukbb_pipeline.config import ExtractSlicesConfig
 from ukbb_pipeline.errors import InputError
 from ukbb_pipeline.formats.base import Output, Writer
 from ukbb_pipeline.formats.hdf5 import Hdf5Writer
+from ukbb_pipeline.formats.outputs import find_outputs, open_volume
 from ukbb_pipeline.formats.pickle import safe_load
 from ukbb_pipeline.formats.sidecar import read_sidecar
-from ukbb_pipeline.formats.volumes import REQUIRED_CHANNEL, VolumeInfo, open_volume
+from ukbb_pipeline.formats.volumes import REQUIRED_CHANNEL, VolumeInfo
+from ukbb_pipeline.pairs.flags import flag_attrs, flags_from_attrs
 from ukbb_pipeline.qc import pictures
 from ukbb_pipeline.runtime.folders import StageFolders
-from ukbb_pipeline.runtime.inputs import InputFile, discover_inputs, search_description
+from ukbb_pipeline.runtime.inputs import InputFile
 from ukbb_pipeline.runtime.manifest import OK, SKIPPED, ManifestRow, read_manifests
 from ukbb_pipeline.runtime.runner import RunOptions, StageJob, StageSummary, run_stage
 from ukbb_pipeline.slices.midcoronal import (
@@ -44,10 +46,9 @@ MRI_STAGE = "unzip_mri"  # whose manifests flag subjects (swapped stations, seam
 log = logging.getLogger(__name__)
 
 # Bump when a code change alters the outputs, so that re-runs redo them.
-VERSION = 1
+VERSION = 2  # 2: slabs carry unzip_mri's flags (swapped_stations, fat_water_fixed, max_seam_mismatch) for collect
 METHOD = "weighted median row of body fat (noise and table removed)"
 STAGE = "extract_slices"
-INPUT_SUFFIXES = (".h5", ".pkl")
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,7 @@ def process_volume(
             "method": METHOD,
             "source_rows": [int(row) for row in window.rows],
             "input_shape": list(info.shape),
+            **flag_attrs(flags_from_attrs(info.attrs)),
         },
         spacing_attr="spacing",
         qc={
@@ -167,16 +169,9 @@ def settings_from(config: ExtractSlicesConfig) -> SlabSettings:
 
 
 def discover_volumes(input_dir: Path, *, eids: frozenset[int] | set[int] | None = None) -> list[InputFile]:
-    """The volumes in ``input_dir``, ``.h5`` and ``.pkl``; where a stem has both, the HDF5 one (rows read alone)."""
-    by_stem: dict[str, InputFile] = {}
-    for suffix in INPUT_SUFFIXES:
-        for item in discover_inputs(input_dir, suffix=suffix, eids=eids):
-            if item.stem in by_stem:
-                log.warning("%s: both %s and %s; using %s", item.stem, by_stem[item.stem].path.name, item.path.name,
-                            by_stem[item.stem].path.name)
-                continue
-            by_stem[item.stem] = item
-    return sorted(by_stem.values())
+    """The volumes in ``input_dir``, in whichever format unzip_mri wrote them (HDF5 first where a stem has several)."""
+    found = find_outputs(input_dir)
+    return found if eids is None else [item for item in found if item.eid in eids]
 
 
 def make_job(config: ExtractSlicesConfig, *, inputs: list[InputFile], writer: Writer, qc: bool = True) -> StageJob:
@@ -194,7 +189,7 @@ def make_job(config: ExtractSlicesConfig, *, inputs: list[InputFile], writer: Wr
             hdf5_locking=writer.file_locking if isinstance(writer, Hdf5Writer) else None,
         ),
         writer=writer,
-        source=search_description(Path(config.input_dir), *INPUT_SUFFIXES),
+        source=f"unzip_mri outputs (.h5, .pkl, NIfTI folders) in {config.input_dir}",
         settings={
             "version": VERSION,
             "n_neighbours": settings.n_neighbours,

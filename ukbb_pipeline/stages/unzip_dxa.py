@@ -6,9 +6,7 @@ import functools
 from pathlib import Path
 
 from ukbb_pipeline.config import UnzipDxaConfig, ZipLimits
-from ukbb_pipeline.dicomio import dicom
-from ukbb_pipeline.dicomio.zipread import iter_members
-from ukbb_pipeline.dxa import images as dxa
+from ukbb_pipeline.dxa.read import acquisition, read_dxa_zip
 from ukbb_pipeline.formats.base import Output, Writer
 from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.inputs import InputFile, discover_inputs, require_ukbb_name, search_description
@@ -16,44 +14,27 @@ from ukbb_pipeline.runtime.runner import RunOptions, StageJob, StageSummary, run
 from ukbb_pipeline.ukbb import DXA_FIELD
 
 # Bump when a code change alters the outputs, so that re-runs redo them.
-VERSION = 1
+VERSION = 2
 
 
 def process_dxa_zip(item: InputFile, *, limits: ZipLimits) -> Output:
     """Read a DXA zip in one pass and return ``tissue``, ``bone`` (uint8 as stored) and ``pixel_spacing``."""
     require_ukbb_name(item, field=DXA_FIELD)
-    members = {}
-    datasets = []
-    for member in iter_members(
-        item.path,
-        max_member_mb=limits.max_member_mb,
-        max_total_mb=limits.max_total_mb,
-        max_members=limits.max_members,
-    ):
-        dataset = dicom.parse(member)
-        dicom.check_values(dataset, (*dxa.TAGS_READ, *dicom.PIXEL_TAGS), name=member.name)
-        members[id(dataset)] = member.name
-        datasets.append(dataset)
-    pair = dxa.select_total_body(datasets)
-    tissue = dicom.pixels(pair.tissue, name=members[id(pair.tissue)])
-    bone = dicom.pixels(pair.bone, name=members[id(pair.bone)])
-    dxa.check_pair_shapes(tissue, bone)
-    spacing = dxa.pixel_spacing(pair.tissue, shape=tissue.shape)
-    notes = []
-    if pair.n_total_body > 2:
-        notes.append(f"{pair.n_total_body} Total Body images: used the most recent pair")
+    exam = read_dxa_zip(item.path, max_member_mb=limits.max_member_mb, max_total_mb=limits.max_total_mb,
+                        max_members=limits.max_members)
+    rows, columns = exam.tissue.shape
     return Output(
-        arrays={"tissue": tissue, "bone": bone},
+        arrays={"tissue": exam.tissue, "bone": exam.bone},
         attrs={
-            "pixel_spacing": list(spacing),
-            "tissue_instance_number": dxa.instance_number(pair.tissue),
-            "bone_instance_number": dxa.instance_number(pair.bone),
-            "acquired_at": dxa.acquired_at(pair.tissue),
+            "pixel_spacing": list(exam.pixel_spacing),
+            "tissue_instance_number": exam.tissue_image.instance_number or 0,
+            "bone_instance_number": exam.bone_image.instance_number or 0,
+            "acquired_at": acquisition(exam),
         },
         spacing_attr="pixel_spacing",
-        qc={"n_total_body": pair.n_total_body, "pixel_spacing": list(spacing), "rows": tissue.shape[0],
-            "columns": tissue.shape[1]},
-        notes=notes,
+        qc={"n_total_body": exam.n_total_body, "pixel_spacing": list(exam.pixel_spacing), "rows": rows,
+            "columns": columns},
+        notes=exam.notes,
     )
 
 
@@ -72,5 +53,6 @@ def make_job(config: UnzipDxaConfig, *, inputs: list[InputFile], writer: Writer)
 
 
 def run(config: UnzipDxaConfig, *, options: RunOptions, writer: Writer, qc: bool = True) -> list[StageSummary]:
-    inputs = discover_inputs(Path(config.input_dir), suffix=".zip", eids=options.only_eids)
+    eids = None if options.only_eids is None else set(options.only_eids)
+    inputs = discover_inputs(Path(config.input_dir), suffix=".zip", eids=eids)
     return [run_stage(make_job(config, inputs=inputs, writer=writer), options)]

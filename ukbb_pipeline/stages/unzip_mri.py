@@ -149,7 +149,7 @@ def _swap_notes(stitched: Stitched) -> list[str]:
 
 def check_settings(config: UnzipMriConfig) -> list[str]:
     """The channels to write, after checking the settings that no subject can make right."""
-    channels = [getattr(channel, "value", channel) for channel in config.channels]
+    channels = [str(getattr(channel, "value", channel)) for channel in config.channels]
     if not channels:
         raise ValueError("stage.channels is empty; give at least one of F, W, in, opp")
     unknown = [c for c in channels if c not in CHANNELS]

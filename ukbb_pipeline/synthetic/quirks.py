@@ -83,14 +83,29 @@ class MriQuirks:
         return 1.0 if self.station_gains is None else float(self.station_gains[station - 1])
 
 
+FOREIGN_PROTOCOLS = ("AP Spine", "Total Body")
+
+
 @dataclass(frozen=True)
 class DxaQuirks:
-    """Faults of one DXA zip.
+    """Variations and faults of one DXA zip (ukbb-format.md 3.4).
 
-    - ``n_total_body_pairs``: 2 = the whole-body scan repeated: the later (soft-tissue, bone) pair has later
-      Acquisition/Content times and higher InstanceNumbers (13, 14); the earlier pair (11, 12) shows the body moved.
-    - ``only_one_total_body``: only the soft-tissue Total Body image is present (no bone image).
-    - ``regional_images``: AP Spine, Left/Right Femur, Left/Right Ortho Knee and LVA images as distractors.
+    Every zip varies anyway, at random per subject: which regional images it holds and their InstanceNumbers, the
+    AP Spine's InstanceNumber tag differing from its UID's image number, and times (the Total Body pair is acquired
+    at the study's start, before the regional scans). On top of that:
+
+    - ``foreign``: another participant's images beside the exam (other PatientID, study and series, SeriesNumber 2):
+      ``"AP Spine"`` as in the public example zip (dated earlier), ``"Total Body"`` a whole Total Body pair of another
+      body (dated later: never take "the newest").
+    - ``rgb_report``: an RGB 'Total Body' screen capture (Secondary Capture) of the exam.
+    - ``pdf_report``: an encapsulated PDF report (no PixelData), labelled 'Total Body'.
+    - ``monochrome1``: every greyscale image of the exam stored inverted, (2^BitsStored - 1) - value.
+    - ``swapped_instance_numbers``: the bone image has the lower InstanceNumber (11), the soft-tissue image 12.
+    - Faults a correct reader refuses: ``n_total_body_pairs=2`` (the whole-body scan repeated: a second pair, 13 and
+      14, later and the body moved; which pair is meant cannot be told), ``only_one_total_body`` (no bone image),
+      ``third_total_body`` (an extra greyscale Total Body image of the same geometry, InstanceNumber 13),
+      ``reversed_exposed_area`` (ExposedArea written [height, width]: 0.8 x 7 mm pixels).
+    - ``regional_images``: False for a zip with the Total Body images only.
     - ``shuffle_members``, ``manifest_name``: as for MRI.
     """
 
@@ -99,12 +114,29 @@ class DxaQuirks:
     regional_images: bool = True
     shuffle_members: bool = True
     manifest_name: str | None = "manifest.cvs"
+    foreign: tuple[str, ...] = ()
+    rgb_report: bool = False
+    pdf_report: bool = False
+    monochrome1: bool = False
+    swapped_instance_numbers: bool = False
+    third_total_body: bool = False
+    reversed_exposed_area: bool = False
 
     def __post_init__(self) -> None:
         if self.n_total_body_pairs not in (1, 2):
             raise ValueError(f"n_total_body_pairs must be 1 or 2, got {self.n_total_body_pairs}")
         if self.manifest_name not in MANIFEST_NAMES:
             raise ValueError(f"manifest_name must be one of {MANIFEST_NAMES}, got {self.manifest_name!r}")
+        if not set(self.foreign) <= set(FOREIGN_PROTOCOLS) or len(set(self.foreign)) != len(self.foreign):
+            raise ValueError(f"foreign must hold distinct names among {FOREIGN_PROTOCOLS}, got {self.foreign}")
+
+    @property
+    def fault(self) -> str | None:
+        """The fault that makes a correct reader fail this zip, or None when it should read it."""
+        for name in ("only_one_total_body", "third_total_body", "reversed_exposed_area"):
+            if getattr(self, name):
+                return name
+        return "n_total_body_pairs" if self.n_total_body_pairs == 2 else None
 
 
 # One subject per fault, for demos and integration tests; the last two make a correct reader fail by default.
@@ -120,9 +152,9 @@ _MRI_CATALOGUE = (
 )
 _DXA_CATALOGUE = (
     DxaQuirks(),
-    DxaQuirks(n_total_body_pairs=2),
+    DxaQuirks(foreign=("AP Spine",), rgb_report=True),  # as the public example zip, plus a screen capture
     DxaQuirks(regional_images=False),
-    DxaQuirks(manifest_name="manifest.csv"),
+    DxaQuirks(manifest_name="manifest.csv", monochrome1=True, swapped_instance_numbers=True, pdf_report=True),
 )
 _FAILING = (MriQuirks(missing_station=4), DxaQuirks(only_one_total_body=True))
 
