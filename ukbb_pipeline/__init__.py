@@ -1,5 +1,10 @@
 """ukbb-pipeline: UK Biobank DXA and Dixon MRI bulk files to training-ready data.
 
+Command line: ``ukbb-pipeline --help``. Python, one file at a time (see :mod:`ukbb_pipeline.api`):
+:func:`stitch_mri_zip`, :func:`read_dxa_zip`, :func:`open_volume`; the paired training data:
+:class:`PairedDataset`; every run's manifests as one table: :func:`read_manifests`.
+The names are imported on first use, so ``import ukbb_pipeline`` (and ``--help``) stays light.
+
 Layers (``tests/test_layout.py`` checks the import rule):
 
 - science: ``dxa``, ``mri``, ``slices``, ``pairs.fit`` (and ``pairs.flags``) take arrays and keyword-only parameters;
@@ -11,3 +16,25 @@ Layers (``tests/test_layout.py`` checks the import rule):
   the science; ``stages`` (one short module per stage) join them.
 - ``synthetic`` (the test-data generator) never imports the rest of the product.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["PairedDataset", "open_volume", "read_dxa_zip", "read_manifests", "stitch_mri_zip"]
+
+_HOMES = {
+    "stitch_mri_zip": "ukbb_pipeline.api",
+    "read_dxa_zip": "ukbb_pipeline.api",
+    "open_volume": "ukbb_pipeline.api",
+    "read_manifests": "ukbb_pipeline.runtime.manifest",
+    "PairedDataset": "ukbb_pipeline.pairs.dataset",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        import importlib
+
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(f"module 'ukbb_pipeline' has no attribute {name!r}")

@@ -22,9 +22,10 @@ from ukbb_pipeline.dicomio import dicom
 from ukbb_pipeline.dicomio.walk import Elements
 from ukbb_pipeline.dicomio.zipread import _label
 from ukbb_pipeline.errors import InputError
+from ukbb_pipeline.ukbb import DIXON_CHANNELS
 
 Parsed = Dataset | Elements  # pydicom's data set, or the raw elements of the fast walk (``dicomio.walk``)
-CHANNELS = ("F", "W", "in", "opp")  # the Dixon channels, named by their SeriesDescription suffix
+CHANNELS = DIXON_CHANNELS  # the Dixon channels, named by their SeriesDescription suffix
 _SUFFIXES = {"f": "F", "w": "W", "in": "in", "opp": "opp"}
 _IMAGE_TYPES = {"FAT": "F", "WATER": "W", "IN_PHASE": "in", "OPP_PHASE": "opp", "OUT_PHASE": "opp"}
 
