@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import zipfile
 from collections.abc import Callable
@@ -9,9 +10,11 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pydicom
 import pytest
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless
 
+from ukbb_pipeline.dicomio.zipread import ZipMembers
 from ukbb_pipeline.errors import InputError
 from ukbb_pipeline.formats.pickle import safe_load
 from ukbb_pipeline.formats.sidecar import read_sidecar
@@ -239,18 +242,30 @@ def test_every_transfer_syntax_gives_the_same_volume(make_zip, tmp_path, syntax)
     np.testing.assert_array_equal(_process(other).arrays["fat_scan"], reference.arrays["fat_scan"])
 
 
-def test_every_member_is_inflated_once(make_zip, monkeypatch):
+def test_every_member_is_peeked_once_and_only_the_wanted_inflated_whole_once(make_zip, monkeypatch):
     truth = make_zip(seed=1)
+    peeks: list[str] = []
     reads: list[str] = []
-    original = zipfile.ZipFile.read
+    original_peek, original_read = ZipMembers.peek, ZipMembers.read
 
-    def counting_read(self, name, pwd=None):
-        reads.append(getattr(name, "filename", name))
-        return original(self, name, pwd)
+    def counting_peek(self, info, size):
+        peeks.append(info.filename)
+        return original_peek(self, info, size)
 
-    monkeypatch.setattr(zipfile.ZipFile, "read", counting_read)
-    _process(truth)
-    assert sorted(reads) == sorted(name for name in truth.members if name.endswith(".dcm"))
+    def counting_read(self, info):
+        reads.append(info.filename)
+        return original_read(self, info)
+
+    monkeypatch.setattr(ZipMembers, "peek", counting_peek)
+    monkeypatch.setattr(ZipMembers, "read", counting_read)
+    _process(truth)  # F and W
+    dicoms = [name for name in truth.members if name.endswith(".dcm")]
+    assert sorted(peeks) == sorted(dicoms)
+    with zipfile.ZipFile(truth.path) as archive:
+        fat_water = [name for name in dicoms
+                     if pydicom.dcmread(io.BytesIO(archive.read(name))).SeriesDescription[-2:] in ("_F", "_W")]
+    assert 0 < len(fat_water) < len(dicoms)
+    assert sorted(reads) == sorted(fat_water)
 
 
 def test_a_damaged_member_fails_the_zip_naming_it(make_zip, tmp_path):
