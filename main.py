@@ -1,20 +1,10 @@
-"""ukbb-pipeline entry point: compose the Hydra config and run the selected stage."""
+"""ukbb-pipeline entry point in a checkout: the installed ``ukbb-pipeline`` command, composing from ./conf."""
 
 from __future__ import annotations
 
-import hydra
-from omegaconf import DictConfig
+from pathlib import Path
 
-from ukbb_pipeline.config import register_configs
-from ukbb_pipeline.stages import run_stage_from_config
-
-register_configs()
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="config")
-def main(cfg: DictConfig) -> None:
-    run_stage_from_config(cfg)
-
+from ukbb_pipeline.cli import main
 
 if __name__ == "__main__":
-    main()
+    main(conf=Path(__file__).resolve().parent / "conf", prog="python main.py")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
@@ -17,6 +19,8 @@ from ukbb_pipeline.config import (
     UnzipMriConfig,
     WithdrawConfig,
 )
+
+REPO = Path(__file__).resolve().parents[1]
 
 STAGES = {
     "demo": DemoConfig,
@@ -98,3 +102,110 @@ def test_a_bad_override_on_the_command_line_exits_non_zero_naming_the_key(run_ma
     result = run_main("stage=unzip_mri", "stage.chanels=[F]")
     assert result.returncode != 0
     assert "chanels" in result.stderr
+
+
+def test_the_paper_experiment_pins_every_stage_it_touches(compose):
+    slices = OmegaConf.to_object(compose(["stage=extract_slices", "experiment=paper", "stage.n_neighbours=5"]))
+    assert (slices.stage.n_neighbours, slices.stage.spacing) == (5, 2)
+    collect = OmegaConf.to_object(compose(["stage=collect", "experiment=paper"]))
+    assert collect.stage.scaling.value == "paper_loader"
+    assert isinstance(collect.writer, PickleWriterConfig)
+    demo = OmegaConf.to_object(compose(["experiment=paper"]))
+    assert demo.stage.collect.scaling.value == "paper_loader"
+    assert (demo.stage.extract_slices.n_neighbours, demo.stage.extract_slices.spacing) == (5, 2)
+    assert compose(["stage=collect"]).stage.scaling == "physical", "without the experiment: the default"
+
+
+def test_the_command_line_wins_over_the_experiment(compose):
+    config = OmegaConf.to_object(compose(["stage=collect", "experiment=paper", "stage.scaling=physical"]))
+    assert config.stage.scaling.value == "physical"
+
+
+def test_an_experiment_sets_top_level_keys_and_two_stages_keys(tmp_path):
+    """An experiment file can set any top-level key (``_self_`` comes first in config.yaml) and pin stages' keys."""
+    import shutil
+
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from ukbb_pipeline.config import register_configs
+
+    conf = tmp_path / "conf"
+    shutil.copytree(REPO / "conf", conf)
+    (conf / "experiment" / "mine.yaml").write_text("# @package _global_\nqc: false\nn_jobs: 3\nshard:\n  count: 4\n")
+    (conf / "experiment_stage" / "mine_extract_slices.yaml").write_text("n_neighbours: 2\n")
+    (conf / "experiment_stage" / "mine_collect.yaml").write_text("target_spacing: 2.5\n")
+    register_configs()
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        slices = OmegaConf.to_object(hydra_compose("config", overrides=["stage=extract_slices", "experiment=mine"]))
+        collect = OmegaConf.to_object(hydra_compose("config", overrides=["stage=collect", "experiment=mine"]))
+    assert (slices.qc, slices.n_jobs, slices.shard.count) == (False, 3, 4)
+    assert slices.stage.n_neighbours == 2
+    assert collect.stage.target_spacing == 2.5 and collect.n_jobs == 3
+
+
+def test_schemas_are_not_stage_choices(compose):
+    from hydra.errors import MissingConfigException
+
+    with pytest.raises(MissingConfigException):
+        compose(["stage=unzip_mri_schema"])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("stage.n_neighbours=-1", "stage.n_neighbours=-1 is refused: must be >= 0"),
+        ("n_jobs=0", "n_jobs=0 is refused"),
+        ("shard.index=5", "shard.index=5 is refused: must be in [0, shard.count=1)"),
+        ("stage.spacing=0", "stage.spacing=0 is refused"),
+        ("+stage.n_neighbors=3", "unknown key stage.n_neighbors (did you mean stage.n_neighbours?)"),
+        ("+shard.idx=1", "unknown key shard.idx (did you mean shard.index?)"),
+        ("+foo=1", "unknown key foo"),
+    ],
+)
+def test_values_out_of_range_and_appended_keys_are_refused_naming_the_key(compose, override, message):
+    from ukbb_pipeline.errors import ConfigError
+    from ukbb_pipeline.stages import pipeline_config
+
+    with pytest.raises(ConfigError) as caught:
+        pipeline_config(compose(["stage=extract_slices", override]))
+    assert message in str(caught.value)
+
+
+def test_the_demo_sub_stages_are_range_checked_too(compose):
+    from ukbb_pipeline.errors import ConfigError
+    from ukbb_pipeline.stages import pipeline_config
+
+    with pytest.raises(ConfigError, match=r"stage\.collect\.target_spacing=0\.0 is refused"):
+        pipeline_config(compose(["stage.collect.target_spacing=0"]))
+
+
+def test_home_and_environment_variables_are_expanded_in_every_path(compose, monkeypatch):
+    from ukbb_pipeline.stages import pipeline_config
+
+    monkeypatch.setenv("HOME", "/home/someone")
+    monkeypatch.setenv("UKBB_LISTS", "/lists")
+    config = pipeline_config(compose(["stage=collect", "paths.root='~/ukbb'", "stage.train_eids=$UKBB_LISTS/train.txt",
+                                      "exclude_eids_file=${oc.env:UKBB_LISTS}/w.csv"]))
+    assert config.paths.root == "/home/someone/ukbb"
+    assert config.stage.output_dir == "/home/someone/ukbb/collection"
+    assert config.stage.dxa_dir == "/home/someone/ukbb/dxas-processed"
+    assert config.stage.train_eids == "/lists/train.txt"
+    assert config.exclude_eids_file == "/lists/w.csv"
+
+
+def test_the_stitch_defaults_have_one_home():
+    """The science functions' defaults equal the config schema's (the schema is the documented home)."""
+    import inspect
+
+    from ukbb_pipeline.mri.assemble import stitch_stations
+    from ukbb_pipeline.stages.unzip_mri import process_mri_zip
+
+    schema = UnzipMriConfig()
+    for function in (stitch_stations, process_mri_zip):
+        for name, parameter in inspect.signature(function).parameters.items():
+            if hasattr(schema, name) and parameter.default is not inspect.Parameter.empty and name != "channels":
+                expected = getattr(schema, name)
+                expected = expected.value if hasattr(expected, "value") else expected
+                assert parameter.default == expected, f"{function.__name__}({name}=...) differs from UnzipMriConfig"
+    assert [c.value for c in schema.channels] == list(inspect.signature(process_mri_zip).parameters["channels"].default)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import pickle
 import random
-import re
 import shutil
 import signal
 import subprocess
@@ -288,15 +287,15 @@ def test_two_runs_over_the_same_inputs_at_once_lose_no_row_and_corrupt_nothing(t
 
 
 def _final_error(log: str) -> str:
-    """The message of the error that ended a main.py run, which must be the pipeline's OutputError.
+    """The message of the error that ended a main.py run, which must be the pipeline's OutputError (exit 3).
 
-    Hydra prints the traceback (chained errors first, the one that ended the run last) and then a hint.
+    The run ends with one line on stderr, ``python main.py: <message> [exit 3]``, and no traceback.
     """
-    errors = [line for line in log.splitlines() if re.match(r"[A-Za-z_][\w.]*(Error|Exception)(: |$)", line)]
+    assert "Traceback" not in log, log[-3000:]
+    prefix, suffix = "python main.py: ", " [exit 3]"
+    errors = [line for line in log.splitlines() if line.startswith(prefix) and line.endswith(suffix)]
     assert errors, f"no error in: {log[-2000:]}"
-    prefix = "ukbb_pipeline.errors.OutputError: "
-    assert errors[-1].startswith(prefix), f"the run ended with {errors[-1]!r}"
-    return errors[-1][len(prefix):]
+    return errors[-1][len(prefix):-len(suffix)]
 
 
 def _in_private_mounts(script: str, *, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -1,4 +1,4 @@
-"""A local multirun sweep over shards: a failing shard does not stop the others, and the sweep exits non-zero."""
+"""A local multirun sweep over shards: a failing shard does not stop the others, and the sweep exits 1 at the end."""
 
 from __future__ import annotations
 
@@ -22,7 +22,10 @@ def test_a_failing_shard_does_not_stop_a_local_sweep(tmp_path, run_main):
     result = run_main("-m", "stage=unzip_dxa", f"paths.root={tmp_path / 'data'}", "shard.count=2",
                       "shard.index=range(2)", f"hydra.sweep.dir={tmp_path / 'sweep'}")
 
-    assert result.returncode != 0
+    assert result.returncode == 1, "some inputs failed: exit 1, after every shard ran"
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "1 of 2 jobs ended with an error" in result.stderr
+    assert result.stderr.strip().splitlines()[-1].endswith("[exit 1]")
     rows = read_manifests(tmp_path / "data" / "dxas-processed")
     assert sorted(int(row["eid"]) for row in rows if row["status"] == "ok") == list(good), "shard 1 ran too"
     assert [row["status"] for row in rows if row["eid"] == str(bad)] == ["failed"]

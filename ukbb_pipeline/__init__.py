@@ -1,10 +1,11 @@
 """ukbb-pipeline: UK Biobank DXA and Dixon MRI bulk files to training-ready data.
 
-The public API:
-
-- :func:`cohort_state`: every input's current outcome (done / failed), QC figures, flags, notes, settings and the
-  package version that made its output, across every run and shard of a stage or of a whole data root.
-- :func:`read_manifests`: the per-run manifests as one table (the latest row per input).
+Command line: ``ukbb-pipeline --help``. Python, one file at a time (see :mod:`ukbb_pipeline.api`):
+:func:`stitch_mri_zip`, :func:`read_dxa_zip`, :func:`open_volume`; the paired training data:
+:class:`PairedDataset`; every run's manifests as one table: :func:`read_manifests`.
+The names are imported on first use, so ``import ukbb_pipeline`` (and ``--help``) stays light.
+The cohort's state across every run and shard (outcomes, QC figures, flags, the version that made each output):
+:func:`cohort_state`.
 
 Layers (``tests/test_layout.py`` checks the import rule):
 
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _distribution_version
-from pathlib import Path
 from typing import Any
 
 try:
@@ -30,20 +30,21 @@ try:
 except PackageNotFoundError:  # a checkout that was never installed
     __version__ = "0+unknown"
 
+__all__ = ["PairedDataset", "cohort_state", "open_volume", "read_dxa_zip", "read_manifests", "stitch_mri_zip"]
 
-def cohort_state(folder: str | Path, **options: Any) -> list[dict[str, str]]:
-    """The cohort's state under ``folder`` (a data root, a stage's output folder, or its metadata folder).
+_HOMES = {
+    "stitch_mri_zip": "ukbb_pipeline.api",
+    "read_dxa_zip": "ukbb_pipeline.api",
+    "open_volume": "ukbb_pipeline.api",
+    "read_manifests": "ukbb_pipeline.runtime.manifest",
+    "cohort_state": "ukbb_pipeline.runtime.state",
+    "PairedDataset": "ukbb_pipeline.pairs.dataset",
+}
 
-    One record (a dict of strings) per input and stage; ``pandas.DataFrame(cohort_state(root))`` gives a table.
-    See :func:`ukbb_pipeline.runtime.state.cohort_state` for the columns and options.
-    """
-    from ukbb_pipeline.runtime.state import cohort_state as _cohort_state
 
-    return _cohort_state(folder, **options)
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        import importlib
 
-
-def read_manifests(folder: str | Path, *, latest: bool = True) -> list[dict[str, str]]:
-    """A stage's manifest rows (all runs and shards); see :func:`ukbb_pipeline.runtime.manifest.read_manifests`."""
-    from ukbb_pipeline.runtime.manifest import read_manifests as _read_manifests
-
-    return _read_manifests(folder, latest=latest)
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(f"module 'ukbb_pipeline' has no attribute {name!r}")

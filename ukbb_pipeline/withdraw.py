@@ -24,10 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ukbb_pipeline.runtime.atomic import atomic_file
+from ukbb_pipeline.ukbb import EID_PATTERN
 
 log = logging.getLogger(__name__)
 
-_EID_IN_NAME = re.compile(r"(?<!\d)(\d{7})(?=_\d+_\d+_\d+)")
+_EID_IN_NAME = re.compile(rf"(?<!\d)({EID_PATTERN})(?=_\d+_\d+_\d+)")
 # Files that may hold several subjects: their text (a PNG's text metadata included) names them.
 _AGGREGATE_SUFFIXES = {".csv", ".json", ".html", ".yaml", ".yml", ".png"}
 _LOG_SUFFIXES = {".log", ".txt", ".lis", ".bulk"}

@@ -13,7 +13,7 @@ from ukbb_pipeline.mri.stations import group_stations
 
 def _stitch(series, **settings):
     stations = group_stations(series, required=["F", "W"], allow_missing=True).stations
-    return stitch_stations(stations, channels=["F", "W"], **settings)
+    return stitch_stations(stations, channels=["F", "W"], **{"dtype": "float32", **settings})
 
 
 def _correlation_with_truth(stitched, channel="F"):

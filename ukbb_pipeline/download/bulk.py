@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import TypeVar
 
 from ukbb_pipeline.errors import InputError
-from ukbb_pipeline.ukbb import DXA_FIELD, MRI_FIELD
+from ukbb_pipeline.ukbb import DXA_FIELD, EID, MRI_FIELD
 
 MAX_FILES_PER_CALL = 1000  # ukbfetch: "Cannot download more than 1000 files in one run"
 RAW_SUBFOLDERS = {DXA_FIELD: "dxas", MRI_FIELD: "mris"}  # other fields go to a folder named after the field
 
-_EID = re.compile(r"^\d{6,8}$")
+_EID = EID
 _DATAFILE = re.compile(r"^(?P<field>\d+)_(?P<instance>\d+)_(?P<array>\d+)$")
 _HEADERS = {"eid", "f.eid", "participant id"}
 

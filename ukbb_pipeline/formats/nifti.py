@@ -31,7 +31,7 @@ from ukbb_pipeline.formats.volumes import ArrayVolume, MriVolume, first_line
 from ukbb_pipeline.runtime.atomic import atomic_dir
 from ukbb_pipeline.runtime.folders import StageFolders
 
-INSTALL_HINT = "writer=nifti needs nibabel: pip install ukbb-pipeline[nifti]"
+INSTALL_HINT = 'writer=nifti needs nibabel: pip install nibabel (or pip install "<your checkout>[nifti]")'
 SCANNER = 1  # NIfTI xform code: scanner-based anatomical coordinates
 
 

@@ -18,9 +18,10 @@ from typing import Any
 import numpy as np
 
 from ukbb_pipeline.errors import InputError
+from ukbb_pipeline.ukbb import DIXON_OUTPUT_NAMES
 
 # The image names of DESIGN.md, in the order outputs list them. Only fat is required (the centre comes from it).
-CHANNELS = ("fat_scan", "water_scan", "in_scan", "opp_scan")
+CHANNELS = tuple(DIXON_OUTPUT_NAMES.values())
 REQUIRED_CHANNEL = "fat_scan"
 
 

@@ -64,7 +64,7 @@ def stitch_stations(
     feather_mm: float = 24.0,
     harmonise: bool = True,
     fix_swaps: bool = False,
-    dtype: str = "float32",
+    dtype: str = "uint16",  # the default of UnzipMriConfig.dtype (tests/test_config.py keeps them equal)
 ) -> Stitched:
     """Stitch ``stations`` (head to feet) into one (x, y, z) volume of ``dtype`` per channel of ``channels``.
 

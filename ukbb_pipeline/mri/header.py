@@ -21,8 +21,9 @@ from pydicom.tag import Tag
 from ukbb_pipeline.dicomio import dicom
 from ukbb_pipeline.dicomio.zipread import _label
 from ukbb_pipeline.errors import InputError
+from ukbb_pipeline.ukbb import DIXON_CHANNELS
 
-CHANNELS = ("F", "W", "in", "opp")  # the Dixon channels, named by their SeriesDescription suffix
+CHANNELS = DIXON_CHANNELS  # the Dixon channels, named by their SeriesDescription suffix
 _SUFFIXES = {"f": "F", "w": "W", "in": "in", "opp": "opp"}
 _IMAGE_TYPES = {"FAT": "F", "WATER": "W", "IN_PHASE": "in", "OPP_PHASE": "opp", "OUT_PHASE": "opp"}
 

@@ -125,6 +125,29 @@ def fit_pair(pair: fit.Pair, split: str, *, params: CollectParams,
     return record, qc, problems
 
 
+def collection_attrs(params: CollectParams, split: dict[str, Any]) -> dict[str, Any]:
+    """The root attributes that describe how a collection was made."""
+    return {"mri_channels": list(params.mri_channels), "dxa_channels": list(params.dxa_channels),
+            "target_spacing": params.target_spacing, "scaling": params.scaling,
+            "interpolation": "bicubic as torch.nn.functional.interpolate(align_corners=False), a=-0.75",
+            "normalisation": "none applied; normalised = (x - range[..., 0]) / (range[..., 1] - range[..., 0] + 1e-5)",
+            "split_method": split["method"], "split_settings": split, "keep_flagged": params.keep_flagged}
+
+
+def log_unpaired(pairing: fit.Pairing) -> None:
+    for kind, missing, items in (("MRI slab", "DXA", pairing.mri_only), ("DXA", "MRI slab", pairing.dxa_only)):
+        if items:
+            log.warning("collect: %d %s output(s) have no %s output for the same visit: %s", len(items), kind,
+                        missing, ", ".join(item.stem for item in items[:5]) + (" ..." if len(items) > 5 else ""))
+
+
+def warn_other_shard_counts(folder: Path, count: int) -> None:
+    others = collection.other_shard_counts(folder, count)
+    if others:
+        log.warning("collect: %s holds shard files of another shard count (%s); a reader given the folder refuses "
+                    "mixed counts: remove the stale ones", folder, ", ".join(others[:4]))
+
+
 def left_out_reason(problems: list[str]) -> str:
     return f"left out: {'; '.join(problems)} (stage.keep_flagged=true keeps it)"
 

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ukbb_pipeline.errors import InputError
+from ukbb_pipeline.ukbb import EID_PATTERN
 
-_STEM = re.compile(r"^(?P<eid>\d{6,8})_(?P<field>\d+)_(?P<instance>\d+)_(?P<array>\d+)$")
+_STEM = re.compile(rf"^(?P<eid>{EID_PATTERN})_(?P<field>\d+)_(?P<instance>\d+)_(?P<array>\d+)$")
 
 
 @dataclass(frozen=True, order=True)

@@ -26,8 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from ukbb_pipeline.errors import InputError, OutputError, StageFailed
 from ukbb_pipeline.formats.base import Output, Writer
 from ukbb_pipeline.runtime.atomic import remove_stale_scratch
@@ -36,6 +34,7 @@ from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.inputs import InputFile
 from ukbb_pipeline.runtime.manifest import FAILED, OK, SKIPPED, ManifestRow, ManifestWriter, read_manifests
 from ukbb_pipeline.runtime.parallel import imap_unordered
+from ukbb_pipeline.runtime.progress import progress
 from ukbb_pipeline.runtime.sharding import in_shard
 from ukbb_pipeline.runtime.state import coverage_messages
 
@@ -235,10 +234,10 @@ def _run_tasks(stage: Stage, todo: list[Task], options: RunOptions, record: Call
     """Process ``todo`` through the stage's sink, with the run's one progress bar."""
     sink = stage.open_sink(todo, options)
     try:
-        with sink, tqdm(total=len(todo), desc=stage.name, unit=stage.unit_name, disable=None) as progress:
+        with sink, progress(len(todo), name=stage.name, unit=stage.unit_name) as counter:
 
             def emit(result: Result) -> None:
-                progress.update()
+                counter.update(failed=result.status == FAILED)
                 if result.status == SKIPPED:  # processed, then left out (collect's flagged pairs)
                     log.warning("%s: %s", Path(result.unit.input).name, result.reason)
                 for ready in sink.put(result):

@@ -5,11 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import cast
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from ukbb_pipeline.config import PipelineConfig, StageConfig
+from ukbb_pipeline.config import PipelineConfig, StageConfig, pipeline_config
 from ukbb_pipeline.formats import Writer, make_writer
 from ukbb_pipeline.runtime.inputs import read_eid_list
 from ukbb_pipeline.runtime.parallel import default_n_jobs
@@ -48,8 +47,6 @@ def _registry() -> dict[str, StageRun]:
 
 def run_options(config: PipelineConfig) -> RunOptions:
     """The run-wide options, with EID lists read (a bad line fails here, before any work)."""
-    if config.n_jobs is not None and config.n_jobs < 1:
-        raise ValueError(f"n_jobs must be >= 1 or null, got {config.n_jobs}")
     return RunOptions(
         n_jobs=config.n_jobs or default_n_jobs(),
         overwrite=config.overwrite,
@@ -63,10 +60,12 @@ def run_options(config: PipelineConfig) -> RunOptions:
 
 def run_stage_from_config(cfg: DictConfig) -> list[StageSummary]:
     """Run the stage ``cfg.stage`` selects; raise after the manifests are written when an input failed."""
-    config = cast(PipelineConfig, OmegaConf.to_object(cfg))
+    return run_configured(pipeline_config(cfg))
+
+
+def run_configured(config: PipelineConfig) -> list[StageSummary]:
+    """Run the stage of a checked config (:func:`~ukbb_pipeline.config.pipeline_config`)."""
     options = run_options(config)
-    if not 0 <= options.shard_index < options.shard_count:
-        raise ValueError(f"shard.index must be in [0, shard.count={options.shard_count}), got {options.shard_index}")
     writer = make_writer(config.writer)
     stage: StageConfig = config.stage
     from ukbb_pipeline.stages.withdraw import remember_log_folder

@@ -43,13 +43,7 @@ class CollectStage(Stage):
                                 shuffle=self.hdf5.shuffle)
         self.folders = StageFolders(output=Path(config.output_dir), stage="collect")
         self.settings = {"version": VERSION, **self.params.__dict__, "split": split}
-        self.attrs = {"mri_channels": list(self.params.mri_channels), "dxa_channels": list(self.params.dxa_channels),
-                      "target_spacing": self.params.target_spacing, "scaling": self.params.scaling,
-                      "interpolation": "bicubic as torch.nn.functional.interpolate(align_corners=False), a=-0.75",
-                      "normalisation": "none applied; normalised = (x - range[..., 0]) / "
-                                       "(range[..., 1] - range[..., 0] + 1e-5)",
-                      "split_method": split["method"], "split_settings": split,
-                      "keep_flagged": self.params.keep_flagged}
+        self.attrs = build.collection_attrs(self.params, split)
         self.source = f"MRI slabs in {config.input_dir} paired with DXA outputs in {config.dxa_dir}"
         self.final = self.folders.output
 
@@ -63,8 +57,8 @@ class CollectStage(Stage):
 
     def check_done(self, units: list[Unit], *, fingerprint: str, overwrite: bool) -> Iterator[Task | Result]:
         """All or nothing: the shard file is skipped when it holds exactly these pairs' content, made the same way."""
-        signatures = [[u.item[0].mri.path.name, input_signature(u.item[0].mri.path), u.item[0].dxa.path.name,
-                       input_signature(u.item[0].dxa.path), u.item[1]] for u in units]
+        signatures = [[u.item[0].mri.path.name, _signature(u.item[0].mri.path), u.item[0].dxa.path.name,
+                       _signature(u.item[0].dxa.path), u.item[1]] for u in units]
         self.content = settings_fingerprint({"settings": fingerprint, "pairs": signatures})
         stored = None if overwrite else collection.stored_attrs(self.final, locking=self.hdf5.file_locking)
         unchanged = stored is not None and stored.get("content_fingerprint") == self.content and \
@@ -102,21 +96,22 @@ class CollectStage(Stage):
                                  scratch_dir=self.folders.scratch, attrs=attrs, locking=self.hdf5.file_locking)
 
 
+def _signature(path: Path) -> str:
+    """The content signature of an upstream output ("unreadable" when it vanished: its pair will fail with why)."""
+    try:
+        return input_signature(path)
+    except OSError:
+        return "unreadable"
+
+
 def run(config: CollectConfig, *, options: RunOptions, writer: Writer, qc: bool = True) -> list[StageSummary]:
     stage = CollectStage(config, writer=writer)
     if not isinstance(writer, Hdf5Writer):
         log.info("collect: the collection is always HDF5 (writer=%s only applies to the other stages)", writer.name)
-    mri, dxa = find_outputs(Path(config.input_dir)), find_outputs(Path(config.dxa_dir))
-    pairing = fit.pair_by_visit(mri, dxa)
-    for kind, missing, items in (("MRI slab", "DXA", pairing.mri_only), ("DXA", "MRI slab", pairing.dxa_only)):
-        if items:
-            log.warning("collect: %d %s output(s) have no %s output for the same visit: %s", len(items), kind,
-                        missing, ", ".join(item.stem for item in items[:5]) + (" ..." if len(items) > 5 else ""))
+    pairing = fit.pair_by_visit(find_outputs(Path(config.input_dir)), find_outputs(Path(config.dxa_dir)))
+    build.log_unpaired(pairing)
     stage.final = stage.folders.output / collection.shard_file_name(options.shard_index, options.shard_count)
-    others = collection.other_shard_counts(stage.folders.output, options.shard_count)
-    if others:
-        log.warning("collect: %s holds shard files of another shard count (%s); a reader given the folder refuses "
-                    "mixed counts: remove the stale ones", stage.folders.output, ", ".join(others[:4]))
+    build.warn_other_shard_counts(stage.folders.output, options.shard_count)
     summary = run_units(stage, stage.units(pairing.pairs), options)
     log.info("collect: %d pairs collected, %d left out for their flags, %d failed; collection: %s",
              summary.counts.get(OK, 0), sum(1 for r in summary.rows if r.reason.startswith("left out")),

@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 from ukbb_pipeline.config import ReportConfig
+from ukbb_pipeline.errors import ConfigError
 from ukbb_pipeline.formats import Writer
 from ukbb_pipeline.qc.report import write_report
 from ukbb_pipeline.runtime.runner import RunOptions, StageSummary
@@ -21,6 +22,10 @@ log = logging.getLogger(__name__)
 def run(config: ReportConfig, *, options: RunOptions, writer: Writer, qc: bool = True) -> list[StageSummary]:
     if config.max_pictures < 0 or config.max_rows < 1:
         raise ValueError("stage.max_pictures must be >= 0 and stage.max_rows >= 1")
+    metadata = [Path(folder) / f"pipeline-{stage.replace('_', '-')}" for stage, folder in config.stage_dirs.items()]
+    if not any(folder.is_dir() for folder in metadata):  # a misspelt root: refuse rather than report nothing
+        raise ConfigError(f"report: no pipeline folders under {config.input_dir} (none of {metadata[0].name}, ...): "
+                          "is paths.root the folder the stages wrote to?")
     path = write_report(
         config.stage_dirs,
         output_dir=Path(config.output_dir),

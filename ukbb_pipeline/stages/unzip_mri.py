@@ -24,11 +24,11 @@ from ukbb_pipeline.mri.stations import Station, group_stations
 from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.inputs import InputFile, discover_inputs, require_ukbb_name, search_description
 from ukbb_pipeline.runtime.runner import RunOptions, StageJob, StageSummary, run_stage
-from ukbb_pipeline.ukbb import MRI_FIELD
+from ukbb_pipeline.ukbb import DIXON_OUTPUT_NAMES, MRI_FIELD
 
 # Bump when a code change alters the outputs, so that re-runs redo them.
 VERSION = 1
-OUTPUT_NAMES = {"F": "fat_scan", "W": "water_scan", "in": "in_scan", "opp": "opp_scan"}
+OUTPUT_NAMES = DIXON_OUTPUT_NAMES
 ATTR_NAMES = {"F": "fat", "W": "water", "in": "in", "opp": "opp"}
 DEFAULT_LIMITS = ZipLimits()
 
