@@ -36,6 +36,7 @@ _ACQUISITION_DATE = Tag(0x0008, 0x0022)
 _ACQUISITION_TIME = Tag(0x0008, 0x0032)
 _IMAGE_TYPE = Tag(0x0008, 0x0008)
 _INSTANCE_NUMBER = Tag(0x0020, 0x0013)
+_ACQUISITION_NUMBER = Tag(0x0020, 0x0012)
 _POSITION = Tag(0x0020, 0x0032)
 _ORIENTATION = Tag(0x0020, 0x0037)
 _PIXEL_SPACING = Tag(0x0028, 0x0030)
@@ -72,6 +73,8 @@ class SliceHeader:
     columns: int
     instance: int | None
     rescale: tuple[float, float] | None = None  # (slope, intercept) when the file has a non-identity rescale
+    image_type: str = ""  # ImageType, backslash-separated (for telling standard from derived series)
+    acquisition: str = ""  # AcquisitionDate + AcquisitionTime + AcquisitionNumber: which acquisition it came from
 
 
 def channel_of(description: str, image_type: str = "") -> str | None:
@@ -93,7 +96,8 @@ def read_header(dataset: Dataset, *, name: str, wanted: Collection[str] = CHANNE
     channel = channel_of(description, _text(dataset, _IMAGE_TYPE))
     if channel is None or channel not in wanted:  # its geometry does not matter
         return SliceHeader(name, channel, _text(dataset, _SERIES_UID), _integer(dataset, _SERIES_NUMBER), description,
-                           "", (0.0, 0.0, 0.0), (1.0, 0.0, 0.0, 0.0, 1.0, 0.0), (1.0, 1.0), 0, 0, None, None)
+                           "", (0.0, 0.0, 0.0), (1.0, 0.0, 0.0, 0.0, 1.0, 0.0), (1.0, 1.0), 0, 0, None, None,
+                           _text(dataset, _IMAGE_TYPE))
     position = _numbers(dataset, _POSITION)
     orientation = _numbers(dataset, _ORIENTATION)
     spacing = _numbers(dataset, _PIXEL_SPACING)
@@ -126,7 +130,19 @@ def read_header(dataset: Dataset, *, name: str, wanted: Collection[str] = CHANNE
         columns=columns,
         instance=_integer(dataset, _INSTANCE_NUMBER),
         rescale=rescale,
+        image_type=_text(dataset, _IMAGE_TYPE),
+        acquisition=_acquisition(dataset),
     )
+
+
+def _acquisition(dataset: Dataset) -> str:
+    """Which acquisition a slice belongs to, as sortable text: AcquisitionDate/Time and AcquisitionNumber ("" when
+    neither time nor number is given); series reconstructed from one acquisition share it."""
+    time, number = _text(dataset, _ACQUISITION_TIME), _integer(dataset, _ACQUISITION_NUMBER)
+    if not time and number is None:
+        return ""
+    seconds = f"{_seconds(time):012.6f}" if time else ""
+    return f"{_text(dataset, _ACQUISITION_DATE):>8}{seconds} #{'' if number is None else number}"
 
 
 def _acquired(dataset: Dataset) -> str:
