@@ -490,8 +490,9 @@ def test_a_run_writes_nothing_outside_its_folders_and_the_hydra_run_folder(tmp_p
     assert os.listdir(tmp_path / "tmpdir") == [], "no temporary files outside the stage folders"
     assert os.listdir(tmp_path / "outputs") == ["runs"]
     assert len(os.listdir(tmp_path / "outputs" / "runs")) == 1, "one Hydra run folder"
-    stage_folders = {"raw", "dxas-processed", "mris-processed", "mri-mid-corr-slices", "collection", "pipeline-report"}
+    stage_folders = {"raw", "dxas-processed", "mris-processed", "mri-mid-corr-slices", "collection", "pipeline-report",
+                     "pipeline-runs"}  # pipeline-runs: where each run recorded its log folder (for withdrawals)
     assert set(os.listdir(tmp_path / "data")) == stage_folders
-    for folder in stage_folders - {"raw", "pipeline-report"}:
+    for folder in stage_folders - {"raw", "pipeline-report", "pipeline-runs"}:
         for name in os.listdir(tmp_path / "data" / folder):
             assert name.startswith(("pipeline-", "1000001_", "1000002_", "collection-shard")), (folder, name)

@@ -4,6 +4,8 @@ Command line: ``ukbb-pipeline --help``. Python, one file at a time (see :mod:`uk
 :func:`stitch_mri_zip`, :func:`read_dxa_zip`, :func:`open_volume`; the paired training data:
 :class:`PairedDataset`; every run's manifests as one table: :func:`read_manifests`.
 The names are imported on first use, so ``import ukbb_pipeline`` (and ``--help``) stays light.
+The cohort's state across every run and shard (outcomes, QC figures, flags, the version that made each output):
+:func:`cohort_state`.
 
 Layers (``tests/test_layout.py`` checks the import rule):
 
@@ -19,15 +21,23 @@ Layers (``tests/test_layout.py`` checks the import rule):
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _distribution_version
 from typing import Any
 
-__all__ = ["PairedDataset", "open_volume", "read_dxa_zip", "read_manifests", "stitch_mri_zip"]
+try:
+    __version__ = _distribution_version("ukbb-pipeline")
+except PackageNotFoundError:  # a checkout that was never installed
+    __version__ = "0+unknown"
+
+__all__ = ["PairedDataset", "cohort_state", "open_volume", "read_dxa_zip", "read_manifests", "stitch_mri_zip"]
 
 _HOMES = {
     "stitch_mri_zip": "ukbb_pipeline.api",
     "read_dxa_zip": "ukbb_pipeline.api",
     "open_volume": "ukbb_pipeline.api",
     "read_manifests": "ukbb_pipeline.runtime.manifest",
+    "cohort_state": "ukbb_pipeline.runtime.state",
     "PairedDataset": "ukbb_pipeline.pairs.dataset",
 }
 

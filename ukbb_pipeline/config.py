@@ -120,6 +120,7 @@ class ExtractSlicesConfig(StageConfig):
     spacing: int = 2  # step between kept rows, in rows (not mm)
     profile_stride: Optional[int] = None  # rows between coarse profile samples; None = about 14 mm; 1 = every row
     sheet_size: int = 100  # subjects per QC contact sheet
+    subject_pictures: bool = True  # a QC picture per subject (~60 KB each); false keeps only the contact sheets
     seam_mismatch_limit: Optional[float] = 0.2  # contact sheets flag unzip_mri's max_seam_mismatch above this
 
 
@@ -164,6 +165,20 @@ class ReportConfig(StageConfig):
     )
     max_pictures: int = 24  # QC pictures embedded per stage (the rest are listed)
     max_rows: int = 1000  # rows per table
+
+
+@dataclass
+class StatusConfig(StageConfig):
+    """Per stage under ``paths.root``: done, failed (by reason), flagged (by flag), missing, excluded, out of date."""
+
+    name: str = "status"
+    input_dir: str = "${paths.root}"
+    output_dir: str = "${paths.root}/pipeline-status"  # status-<time>.csv goes here
+    raw_inputs: dict[str, str] = field(  # the input zips of the stages that read them (for "missing")
+        default_factory=lambda: {"unzip_dxa": "${paths.raw_dxa}", "unzip_mri": "${paths.raw_mri}"}
+    )
+    seam_mismatch_limit: Optional[float] = 0.2  # unzip_mri's max_seam_mismatch above this is a flag
+    examples: int = 5  # visits listed per line
 
 
 @dataclass
@@ -276,6 +291,7 @@ STAGE_SCHEMAS: dict[str, type[StageConfig]] = {
     "withdraw": WithdrawConfig,
     "collect": CollectConfig,
     "report": ReportConfig,
+    "status": StatusConfig,
 }
 WRITER_SCHEMAS: dict[str, type[WriterConfig]] = {
     "hdf5": Hdf5WriterConfig,

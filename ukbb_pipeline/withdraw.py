@@ -5,6 +5,11 @@ or folder whose name carries a withdrawn EID (raw zips, outputs, QC pictures, si
 without their rows and lines, and deletes files that aggregate several subjects and mention one (contact sheets,
 whose PNG metadata lists their subjects; reports; collections), listing those so that they can be made again. Stages
 honour the same list through ``exclude_eids_file``, so nothing brings the data back.
+
+Logs name subjects too, and they live wherever each run was started (Hydra's run and sweep folders are relative to
+the folder a run starts in). So every run records its log folder under the data root
+(``<root>/pipeline-runs/log-folders.txt``, :func:`record_log_folder`), and a withdrawal cleans every folder listed
+there as well as those configured.
 """
 
 from __future__ import annotations
@@ -29,6 +34,38 @@ _AGGREGATE_SUFFIXES = {".csv", ".json", ".html", ".yaml", ".yml", ".png"}
 _LOG_SUFFIXES = {".log", ".txt", ".lis", ".bulk"}
 
 
+RUNS_FOLDER = "pipeline-runs"
+LOG_FOLDERS = "log-folders.txt"
+
+
+def log_folders_record(root: Path) -> Path:
+    return root / RUNS_FOLDER / LOG_FOLDERS
+
+
+def record_log_folder(root: Path, folder: Path) -> None:
+    """Add ``folder`` (a run's log folder, made absolute) to the root's record, once; never fails the run."""
+    record = log_folders_record(root)
+    line = str(folder.resolve())
+    try:
+        if folder.resolve() in recorded_log_folders(root, existing_only=False):
+            return
+        record.parent.mkdir(parents=True, exist_ok=True)
+        with open(record, "a", encoding="utf-8") as handle:  # one short append: concurrent runs do not interleave
+            handle.write(line + "\n")
+    except OSError as error:
+        log.warning("could not record the log folder %s in %s: %s", line, record, error)
+
+
+def recorded_log_folders(root: Path, *, existing_only: bool = True) -> list[Path]:
+    """The log folders runs over ``root`` recorded (those that still exist, unless ``existing_only`` is false)."""
+    try:
+        lines = log_folders_record(root).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    folders = [Path(line) for line in dict.fromkeys(line.strip() for line in lines) if line]
+    return [folder for folder in folders if not existing_only or folder.is_dir()]
+
+
 @dataclass
 class WithdrawalReport:
     removed: list[Path] = field(default_factory=list)  # files and folders named after a withdrawn subject
@@ -43,9 +80,13 @@ def withdraw(eids: Iterable[int], *, folders: Iterable[Path]) -> WithdrawalRepor
     report = WithdrawalReport()
     if mention is None:
         return report
+    seen: set[Path] = set()
     for folder in folders:
-        if folder.is_dir():
-            _walk(folder, withdrawn, mention, report)
+        resolved = folder.resolve()
+        if resolved in seen or any(parent in seen for parent in resolved.parents) or not resolved.is_dir():
+            continue
+        seen.add(resolved)
+        _walk(resolved, withdrawn, mention, report)
     return report
 
 

@@ -19,6 +19,7 @@ from ukbb_pipeline.formats import Hdf5Writer, Output, PickleWriter, Writer
 from ukbb_pipeline.formats.pickle import safe_load
 from ukbb_pipeline.formats.sidecar import read_sidecar
 from ukbb_pipeline.qc.pictures import FLAG_COLOUR
+from ukbb_pipeline.qc.sheets import sheet_files, upstream_flags
 from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.inputs import InputFile
 from ukbb_pipeline.runtime.manifest import FAILED, OK, SKIPPED, ManifestRow, ManifestWriter, read_manifests
@@ -255,14 +256,14 @@ def test_qc_pictures_are_valid_pngs(hdf5_run, cohort):
     root, _ = hdf5_run
     qc = root / "mri-mid-corr-slices" / "pipeline-extract-slices" / "qc"
     for volume in cohort:
-        picture = qc / "subjects" / f"{volume.stem}.png"
+        picture = qc / "subjects" / volume.stem[:2] / f"{volume.stem}.png"
         assert is_png(picture)
         pixels = matplotlib.image.imread(picture)
         assert pixels.ndim == 3
         assert pixels.shape[0] > 300
         assert pixels.shape[1] > 800
-    (sheet,) = sorted(qc.glob("contact-sheet-*.png"))
-    assert sheet.name == "contact-sheet-shard0of1-001.png"
+    (sheet,) = sheet_files(qc)
+    assert sheet.relative_to(qc).as_posix() == "sheets/shard0of1/contact-sheet-shard0of1-001.png"
     assert is_png(sheet)
     assert matplotlib.image.imread(sheet).shape[1] >= 3 * 120
 
@@ -276,7 +277,7 @@ def red_share(picture: np.ndarray, columns: slice) -> float:
 def test_the_contact_sheet_frames_the_subject_flagged_upstream(hdf5_run):
     """Tiles are in stem order; the second subject has a swapped station in unzip_mri's manifest."""
     root, _ = hdf5_run
-    (sheet,) = sorted((root / "mri-mid-corr-slices" / "pipeline-extract-slices" / "qc").glob("contact-sheet-*.png"))
+    (sheet,) = sheet_files(root / "mri-mid-corr-slices" / "pipeline-extract-slices" / "qc")
     picture = matplotlib.image.imread(sheet)
     cell = 120 + 6
     tiles = [slice(6 + index * cell, 6 + index * cell + 120) for index in range(3)]
@@ -287,7 +288,7 @@ def test_the_contact_sheet_frames_the_subject_flagged_upstream(hdf5_run):
 
 
 def test_upstream_flags_read_unzip_mri_manifest_cells():
-    flags = extract_slices.upstream_flags
+    flags = upstream_flags
     assert flags({"swapped_stations": "", "max_seam_mismatch": "0.03"}, seam_mismatch_limit=0.2) == []
     assert flags({"swapped_stations": "2 5", "max_seam_mismatch": "nan"}, seam_mismatch_limit=0.2) == [
         "swapped station 2 5"
@@ -304,11 +305,11 @@ def test_contact_sheets_hold_sheet_size_subjects_and_stale_pages_go(tmp_path, co
         write_volume(tmp_path / "mris-processed", volume, writer=Hdf5Writer())
     qc = tmp_path / "mri-mid-corr-slices" / "pipeline-extract-slices" / "qc"
     run_stage(tmp_path, sheet_size=2)
-    assert [path.name for path in sorted(qc.glob("contact-sheet-*"))] == [
+    assert [path.name for path in sheet_files(qc)] == [
         "contact-sheet-shard0of1-001.png", "contact-sheet-shard0of1-002.png"]
     summary = run_stage(tmp_path, sheet_size=100)  # everything skipped, still on the sheet
     assert summary.counts[SKIPPED] == 3
-    assert [path.name for path in sorted(qc.glob("contact-sheet-*"))] == ["contact-sheet-shard0of1-001.png"]
+    assert [path.name for path in sheet_files(qc)] == ["contact-sheet-shard0of1-001.png"]
 
 
 def test_qc_false_draws_nothing(tmp_path, cohort):
@@ -366,7 +367,7 @@ def test_bad_inputs_fail_with_a_one_line_reason_and_the_rest_go_on(tmp_path, coh
         assert "unexpected" not in row.reason, row.reason
     outputs = sorted(path.name for path in (tmp_path / "mri-mid-corr-slices").iterdir())
     assert outputs == [f"{cohort[0].stem}.h5", "pipeline-extract-slices"]
-    (sheet,) = (tmp_path / "mri-mid-corr-slices" / "pipeline-extract-slices" / "qc").glob("contact-sheet-*.png")
+    (sheet,) = sheet_files(tmp_path / "mri-mid-corr-slices" / "pipeline-extract-slices" / "qc")
     assert is_png(sheet)  # failed subjects appear as grey tiles with their reason
 
 
@@ -424,8 +425,8 @@ def test_main_unzip_mri_then_extract_slices_end_to_end(tmp_path, run_main):
         assert arrays["water_scan"].shape == (grid["shape"][0], 7, grid["shape"][2])
         np.testing.assert_array_equal(arrays["water_scan"], source_water[:, centre - 3 : centre + 4, :])
     qc = tmp_path / "mri-mid-corr-slices" / "pipeline-extract-slices" / "qc"
-    assert len(list((qc / "subjects").glob("*.png"))) == 2
-    assert len(list(qc.glob("contact-sheet-*.png"))) == 1
+    assert len(list((qc / "subjects").rglob("*.png"))) == 2
+    assert len(sheet_files(qc)) == 1
     assert np.isfinite(attrs["origin"]).all()
 
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from ukbb_pipeline.qc.sheets import sheet_files, sheet_visits
 from ukbb_pipeline.runtime.manifest import read_manifests
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _every_mention(root: Path, eid: int) -> list[str]:
@@ -47,4 +52,35 @@ def test_withdraw_leaves_nothing_of_the_participant_and_keeps_the_others(tmp_pat
                      "stage.subjects=3", "hydra.run.dir=outputs/runs/again")
     assert again.returncode == 0, again.stderr
     assert _every_mention(root, withdrawn) == [], "a re-run (sheets and report made again) does not bring it back"
-    assert list((root / "mri-mid-corr-slices" / "pipeline-extract-slices" / "qc").glob("contact-sheet-*.png"))
+    (sheet,) = sheet_files(root / "mri-mid-corr-slices" / "pipeline-extract-slices" / "qc")
+    assert sheet_visits(sheet) == ["1000001 visit 2", "1000003 visit 2"], "made again from the cohort's state"
+
+
+@pytest.mark.slow
+def test_withdraw_run_from_another_folder_finds_every_run_s_log_folder(tmp_path):
+    """Runs started in two folders (one a multirun); the withdrawal, started in a third, cleans all their logs."""
+    root = tmp_path / "ukbb"
+    lab, cluster, desk = tmp_path / "lab", tmp_path / "cluster", tmp_path / "desk"
+    for folder in (lab, cluster, desk):
+        folder.mkdir()
+
+    def main(cwd: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(REPO / "main.py"), *overrides], cwd=cwd, capture_output=True,
+                              text=True, timeout=600)
+
+    demo = main(lab, "stage.subjects=3", f"paths.root={root}", "n_jobs=1")  # logs in lab/outputs/runs/...
+    assert demo.returncode == 0, demo.stderr[-3000:]
+    sweep = main(cluster, "-m", "stage=unzip_dxa", f"paths.root={root}", "shard.count=2", "shard.index=0,1",
+                 "overwrite=true", "n_jobs=1")  # logs in cluster/outputs/multirun/...
+    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    withdrawn = 1000002
+    assert _every_mention(lab / "outputs", withdrawn) and _every_mention(cluster / "outputs", withdrawn)
+    (desk / "w.csv").write_text(f"{withdrawn}\n")
+
+    result = main(desk, "stage=withdraw", f"paths.root={root}", f"exclude_eids_file={desk / 'w.csv'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert _every_mention(root, withdrawn) == []
+    assert _every_mention(lab, withdrawn) == [], "the demo's logs, in the folder it was started from"
+    assert _every_mention(cluster, withdrawn) == [], "the sweep's logs"
+    assert _every_mention(desk / "outputs", withdrawn) == [], "nor the withdrawal's own log"
+    assert _every_mention(lab / "outputs", 1000003), "the other participants' log lines stay"

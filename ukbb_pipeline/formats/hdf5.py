@@ -21,6 +21,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ukbb_pipeline import __version__
 from ukbb_pipeline.errors import InputError
 from ukbb_pipeline.formats.base import Output, Writer
 from ukbb_pipeline.formats.chunks import ChunkCodec
@@ -76,6 +77,7 @@ class Hdf5Writer(Writer):
             for key, value in output.attrs.items():
                 handle.attrs[key] = _attr_value(value)
             handle.attrs["settings_fingerprint"] = fingerprint
+            handle.attrs["pipeline_version"] = __version__
             handle.flush()
             image = handle.id.get_file_image()
         with atomic_file(final, scratch_dir=folders.scratch) as tmp:

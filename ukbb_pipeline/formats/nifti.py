@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ukbb_pipeline import __version__
 from ukbb_pipeline.errors import InputError
 from ukbb_pipeline.formats.base import Output, Writer
 from ukbb_pipeline.formats.sidecar import read_sidecar, sidecar_attrs, write_sidecar
@@ -107,6 +108,7 @@ class NiftiWriter(Writer):
                 sizes[path.name] = path.stat().st_size
         sidecar = {
             "settings_fingerprint": fingerprint,
+            "pipeline_version": __version__,
             "files": sizes,
             "affine": affine.tolist(),
             "attrs": output.attrs,

@@ -19,6 +19,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from ukbb_pipeline import __version__
 from ukbb_pipeline.errors import InputError
 from ukbb_pipeline.formats.base import Output, Writer
 from ukbb_pipeline.formats.sidecar import read_sidecar, sidecar_attrs, write_sidecar
@@ -95,6 +96,7 @@ class PickleWriter(Writer):
                     dump_compatible(payload, handle)
         sidecar = {
             "settings_fingerprint": fingerprint,
+            "pipeline_version": __version__,
             "size_bytes": final.stat().st_size,
             "nested": nested,
             "attrs": output.attrs,

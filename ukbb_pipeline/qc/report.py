@@ -1,12 +1,14 @@
 """A run report: one self-contained HTML page about every stage under a data root.
 
-Built only from what the stages leave behind (their manifests and QC pictures), so it can be made at any time, for
-any run, on any machine that sees the folders. Self-contained: inline CSS, pictures embedded as base64 data URIs, no
-scripts, no network; it can be mailed or archived as one file.
+Built from the cohort's state (:mod:`ukbb_pipeline.runtime.state`: every run's and shard's manifests, a skipped
+input keeping the QC of the run that made its output) and the QC pictures, so it can be made at any time, on any
+machine that sees the folders, and a re-run that skips everything shows what the first run showed.
+Self-contained: inline CSS, pictures embedded as base64 data URIs, no scripts, no network; it can be mailed or
+archived as one file.
 
-Shown: counts per stage (ok, failed, skipped), the failures with their reasons, flagged subjects (ok, but with notes or
-swapped fat/water stations), the fat/water swap table, the seam-mismatch table (manifest columns whose name contains
-``seam``, worst first), splits of the paired collection, and each stage's QC pictures (contact sheets).
+Shown: the status per stage (done, failed, flagged, missing, excluded, out of date), the failures with their reasons,
+flagged subjects (done, but with flags or notes), the fat/water swap table, the seam-mismatch table (QC columns whose
+name contains ``seam``, worst first), splits of the paired collection, and each stage's contact sheets.
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ import math
 import socket
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ukbb_pipeline.qc.sheets import sheet_files
+from ukbb_pipeline.qc.status import StageStatus, format_status, statuses_from_records
 from ukbb_pipeline.runtime.atomic import atomic_file
 from ukbb_pipeline.runtime.folders import StageFolders
-from ukbb_pipeline.runtime.manifest import FAILED, OK, SKIPPED, read_manifests
+from ukbb_pipeline.runtime.state import DONE, FAILED, stage_state
 
 SWAP_COLUMN = "swapped_stations"
 STYLE = """
@@ -38,32 +42,36 @@ figure{margin:.5em 0 1.5em} figure img{max-width:100%;border:1px solid #ccd} fig
 
 @dataclass
 class StageReport:
-    """What one stage's folder says: its latest manifest row per input and its QC pictures."""
+    """What one stage's folder says: its inputs' state records and its QC pictures."""
 
     name: str
     folder: Path
-    rows: list[dict[str, str]] = field(default_factory=list)
-    pictures: list[Path] = field(default_factory=list)  # contact sheets: the PNGs directly in the QC folder
-    other_pictures: int = 0  # PNGs in sub-folders of the QC folder (one per subject): counted, not embedded
+    rows: list[dict[str, str]] = field(default_factory=list)  # state records (runtime.state), one per input
+    pictures: list[Path] = field(default_factory=list)  # contact sheets
+    other_pictures: int = 0  # per-subject PNGs: counted, not embedded
 
     @property
     def counts(self) -> Counter:
-        return Counter(row["status"] for row in self.rows)
+        return Counter(row["state"] for row in self.rows)
+
+    @property
+    def done(self) -> list[dict[str, str]]:
+        return [row for row in self.rows if row["state"] == DONE]
 
     @property
     def failures(self) -> list[dict[str, str]]:
-        return [row for row in self.rows if row["status"] == FAILED]
+        return [row for row in self.rows if row["state"] == FAILED]
 
     @property
     def flagged(self) -> list[tuple[dict[str, str], str]]:
-        """(row, why) for ok rows that carry notes or swapped stations."""
+        """(row, why) for done inputs that carry flags or notes (a mere redo is not worth a look)."""
         flagged = []
-        for row in self.rows:
-            if row["status"] != OK:
-                continue
-            reasons = [part for part in row.get("reason", "").split("; ") if part and not part.startswith("redone:")]
+        for row in self.done:
+            reasons = [part for part in row.get("notes", "").split("; ") if part and not part.startswith("redone:")]
             if has_swaps(row) and not any("swapped" in reason for reason in reasons):  # the stage's note says it
                 reasons.insert(0, f"fat/water swapped in station(s) {row[SWAP_COLUMN]}")
+            reasons += [flag for flag in row.get("flags", "").split("; ")
+                        if flag and not flag.startswith("swapped station")]
             if reasons:
                 flagged.append((row, "; ".join(reasons)))
         return flagged
@@ -75,18 +83,19 @@ def has_swaps(row: Mapping[str, str]) -> bool:
 
 
 def read_stage(name: str, folder: Path) -> StageReport:
-    """Read a stage's manifests (latest row per input) and list its QC pictures; empty when it never ran."""
+    """A stage's state (every run and shard) and its QC pictures; empty when it never ran."""
     folders = StageFolders(output=folder, stage=name)
     report = StageReport(name=name, folder=folder)
-    if folders.meta.is_dir():
-        report.rows = read_manifests(folders.meta)
+    if folders.meta.is_dir() and any(folders.meta.glob("manifest-*.csv")):
+        report.rows = stage_state(folders.meta, stage=name)
     if folders.qc.is_dir():
-        report.pictures = sorted(folders.qc.glob("*.png"))
-        report.other_pictures = sum(1 for path in folders.qc.glob("*/**/*.png") if path.parent.name != "tmp")
+        report.pictures = sheet_files(folders.qc)
+        report.other_pictures = sum(1 for path in (folders.qc / "subjects").rglob("*.png"))
     return report
 
 
-def render(stages: list[StageReport], *, root: Path, max_pictures: int = 24, max_rows: int = 1000) -> str:
+def render(stages: list[StageReport], *, root: Path, statuses: list[StageStatus] | None = None,
+           max_pictures: int = 24, max_rows: int = 1000) -> str:
     """The report page as one HTML string."""
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
@@ -94,9 +103,12 @@ def render(stages: list[StageReport], *, root: Path, max_pictures: int = 24, max
         f"<style>{STYLE}</style></head><body>",
         "<h1>ukbb-pipeline run report</h1>",
         f"<p class='muted'>Data root <code>{_e(root)}</code>; made {_e(time.strftime('%Y-%m-%d %H:%M:%S'))} on "
-        f"{_e(socket.gethostname())}. Counts are the latest manifest row per input, over all runs and shards.</p>",
+        f"{_e(socket.gethostname())}. Every input's latest outcome over all runs and shards; an input a re-run "
+        "skipped keeps the QC of the run that made its output.</p>",
         "<h2 id='counts'>Counts per stage</h2>",
         _counts_table(stages),
+        "<h2 id='status'>Status</h2>",
+        f"<pre>{_e(format_status(statuses))}</pre>" if statuses else "<p class='muted'>No status.</p>",
         "<h2 id='failures'>Failures</h2>",
         _failures(stages, max_rows=max_rows),
         "<h2 id='flagged'>Flagged subjects</h2>",
@@ -118,7 +130,8 @@ def _e(value: object) -> str:
 
 
 def _table(
-    header: list[str], rows: list[list[object]], *, numeric: set[int] = frozenset(), cls: dict[int, str] | None = None
+    header: list[str], rows: list[list[object]], *, numeric: set[int] | frozenset[int] = frozenset(),
+    cls: dict[int, str] | None = None,
 ) -> str:
     head = "".join(f"<th>{_e(name)}</th>" for name in header)
     body = []
@@ -144,15 +157,15 @@ def _counts_table(stages: list[StageReport]) -> str:
     for stage in stages:
         counts = stage.counts
         last = max((row.get("finished_at", "") for row in stage.rows), default="")
-        rows.append([stage.name, counts[OK], counts[FAILED], counts[SKIPPED], len(stage.rows),
+        rows.append([stage.name, counts[DONE], counts[FAILED], len(stage.flagged), len(stage.rows),
                      last or "not run", str(stage.folder)])
-    return _table(["stage", "ok", "failed", "skipped", "inputs", "last row", "folder"], rows,
+    return _table(["stage", "done", "failed", "with flags or notes", "inputs", "last run", "folder"], rows,
                   numeric={1, 2, 3, 4}, cls={2: "failed"})
 
 
 def _failures(stages: list[StageReport], *, max_rows: int) -> str:
     rows = [
-        [stage.name, row["eid"], row["instance"], Path(row["input"]).name, row["reason"], row.get("finished_at", "")]
+        [stage.name, row["eid"], row["instance"], Path(row["input"]).name, row["notes"], row.get("finished_at", "")]
         for stage in stages
         for row in stage.failures
     ]
@@ -175,8 +188,8 @@ def _flagged(stages: list[StageReport], *, max_rows: int) -> str:
 
 def _swaps(stages: list[StageReport], *, max_rows: int) -> str:
     rows = [[stage.name, row["eid"], row["instance"], Path(row["input"]).name, row[SWAP_COLUMN]]
-            for stage in stages for row in stage.rows if has_swaps(row)]
-    checked = sum(1 for stage in stages for row in stage.rows if SWAP_COLUMN in row and row["status"] != FAILED)
+            for stage in stages for row in stage.done if has_swaps(row)]
+    checked = sum(1 for stage in stages for row in stage.done if SWAP_COLUMN in row)
     if not checked:
         return "<p class='muted'>No stage recorded swap checks.</p>"
     if not rows:
@@ -190,7 +203,7 @@ def _seams(stages: list[StageReport], *, max_rows: int) -> str:
     sections = []
     for stage in stages:
         columns = sorted({key for row in stage.rows for key in row if "seam" in key.lower()})
-        rows = [row for row in stage.rows if row["status"] != FAILED and any(row.get(c, "") for c in columns)]
+        rows = [row for row in stage.done if any(row.get(c, "") for c in columns)]
         if not columns or not rows:
             continue
         rows.sort(key=lambda row: -_worst(row, columns))
@@ -219,7 +232,7 @@ def _worst(row: Mapping[str, str], columns: list[str]) -> float:
 def _splits(stages: list[StageReport]) -> str:
     sections = []
     for stage in stages:
-        counts = Counter(row["split"] for row in stage.rows if row.get("split") and row["status"] != FAILED)
+        counts = Counter(row["split"] for row in stage.done if row.get("split"))
         if counts:
             rows = [[name, counts[name]] for name in sorted(counts)]
             sections.append(f"<h3>{_e(stage.name)}</h3>" + _table(["split", "pairs"], rows, numeric={1}))
@@ -259,10 +272,16 @@ def write_report(
     root: Path,
     max_pictures: int = 24,
     max_rows: int = 1000,
+    only_eids: Iterable[int] | None = None,
+    exclude_eids: Iterable[int] | None = None,
 ) -> Path:
     """Write ``<output_dir>/report-<time>.html`` about the stages in ``stage_dirs`` (name -> output folder)."""
     stages = [read_stage(name, Path(folder)) for name, folder in stage_dirs.items()]
-    page = render(stages, root=root, max_pictures=max_pictures, max_rows=max_rows)
+    raw = Path(stage_dirs["download"]) if "download" in stage_dirs else None  # the zips download leaves there
+    raw_inputs = {} if raw is None else {"unzip_dxa": raw / "dxas", "unzip_mri": raw / "mris"}
+    statuses = statuses_from_records([row for stage in stages for row in stage.rows], raw_inputs=raw_inputs,
+                                     only_eids=only_eids, exclude_eids=exclude_eids)
+    page = render(stages, root=root, statuses=statuses, max_pictures=max_pictures, max_rows=max_rows)
     path = output_dir / f"report-{time.strftime('%Y%m%d-%H%M%S')}.html"
     with atomic_file(path, scratch_dir=output_dir / "tmp") as tmp:
         tmp.write_text(page, encoding="utf-8")

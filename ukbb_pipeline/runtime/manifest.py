@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ukbb_pipeline import __version__
 from ukbb_pipeline.errors import OutputError
 from ukbb_pipeline.runtime.atomic import atomic_file
 
@@ -26,6 +27,7 @@ BASE_COLUMNS = (
     "reason",
     "seconds",
     "settings_fingerprint",
+    "version",
     "finished_at",
 )
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
@@ -43,6 +45,7 @@ class ManifestRow:
     reason: str = ""
     seconds: float = 0.0
     settings_fingerprint: str = ""
+    version: str = __version__  # the package version that wrote the row (and, for an ok row, the output)
     finished_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S"))
     qc: dict[str, Any] = field(default_factory=dict)
 
@@ -102,8 +105,21 @@ class ManifestWriter:
 
 
 def manifest_files(folder: Path) -> list[Path]:
-    """The manifest files under ``folder`` (a stage's output folder or its metadata folder), oldest first."""
-    return sorted(folder.rglob("manifest-*.csv"), key=lambda path: (path.stat().st_mtime, path.name))
+    """The manifest files of ``folder`` (a stage's output folder or its metadata folder), oldest first.
+
+    They sit in the metadata folder (``<output>/pipeline-<stage>/``); only when none is there is the whole tree
+    searched (which, beside 100,000 outputs, sidecars and pictures, takes a while).
+    """
+    found = [*folder.glob("manifest-*.csv"), *folder.glob("pipeline-*/manifest-*.csv")]
+    if not found:
+        found = list(folder.rglob("manifest-*.csv"))
+    stamped = []
+    for path in found:
+        try:
+            stamped.append((path.stat().st_mtime, path.name, path))
+        except FileNotFoundError:  # removed meanwhile (a withdrawal, a clean-up)
+            continue
+    return [path for _, _, path in sorted(stamped)]
 
 
 def read_manifests(folder: Path | str, *, latest: bool = True) -> list[dict[str, str]]:

@@ -36,6 +36,7 @@ from ukbb_pipeline.runtime.manifest import FAILED, OK, SKIPPED, ManifestRow, Man
 from ukbb_pipeline.runtime.parallel import imap_unordered
 from ukbb_pipeline.runtime.progress import progress
 from ukbb_pipeline.runtime.sharding import in_shard
+from ukbb_pipeline.runtime.state import coverage_messages
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +181,9 @@ def run_units(stage: Stage, units: list[Unit], options: RunOptions) -> StageSumm
     """Run ``stage`` over this shard's ``units`` and return the summary (the manifest is written as rows arrive)."""
     started = time.monotonic()
     selected = select_units(units, options)
+    for level, message in coverage_messages(stage.name, (unit.eid for unit in units), only=options.only_eids,
+                                            exclude=options.exclude_eids, where=stage.source):
+        log.log(level, "%s", message)
     prepare_folders(stage.name, stage.folders)
     manifest = ManifestWriter(
         stage.folders.meta, stage=stage.name, shard_index=options.shard_index, shard_count=options.shard_count

@@ -20,7 +20,17 @@ StageRun = Callable[..., list[StageSummary]]
 
 
 def _registry() -> dict[str, StageRun]:
-    from ukbb_pipeline.stages import collect, demo, download, extract_slices, report, unzip_dxa, unzip_mri, withdraw
+    from ukbb_pipeline.stages import (
+        collect,
+        demo,
+        download,
+        extract_slices,
+        report,
+        status,
+        unzip_dxa,
+        unzip_mri,
+        withdraw,
+    )
 
     return {
         "demo": demo.run,
@@ -31,6 +41,7 @@ def _registry() -> dict[str, StageRun]:
         "withdraw": withdraw.run,
         "collect": collect.run,
         "report": report.run,
+        "status": status.run,
     }
 
 
@@ -57,7 +68,13 @@ def run_configured(config: PipelineConfig) -> list[StageSummary]:
     options = run_options(config)
     writer = make_writer(config.writer)
     stage: StageConfig = config.stage
-    summaries = _registry()[stage.name](stage, options=options, writer=writer, qc=config.qc)
+    from ukbb_pipeline.stages.withdraw import remember_log_folder
+
+    remember_log_folder(config.paths.root)  # logs name subjects: a withdrawal must find every run's
+    try:
+        summaries = _registry()[stage.name](stage, options=options, writer=writer, qc=config.qc)
+    finally:
+        remember_log_folder(config.paths.root)  # the demo makes its root
     raise_on_failures(summaries, allow_failures=options.allow_failures)
     return summaries
 

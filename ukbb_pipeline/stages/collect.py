@@ -14,6 +14,7 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+from ukbb_pipeline import __version__
 from ukbb_pipeline.config import CollectConfig
 from ukbb_pipeline.formats import Hdf5Writer, Writer, collection
 from ukbb_pipeline.formats.chunks import ChunkCodec
@@ -89,7 +90,8 @@ class CollectStage(Stage):
         if not self.rebuild:
             return Sink()
         attrs = {**self.attrs, "shard_index": options.shard_index, "shard_count": options.shard_count,
-                 "settings_fingerprint": self.fingerprint(), "content_fingerprint": self.content}
+                 "settings_fingerprint": self.fingerprint(), "content_fingerprint": self.content,
+                 "pipeline_version": __version__}
         return build.CollectSink(self.final, tasks, params=self.params, codec=self.codec,
                                  scratch_dir=self.folders.scratch, attrs=attrs, locking=self.hdf5.file_locking)
 

@@ -13,35 +13,24 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import h5py
-import numpy as np
 
 from ukbb_pipeline.config import ExtractSlicesConfig
-from ukbb_pipeline.errors import InputError
 from ukbb_pipeline.formats.base import Output, Writer
 from ukbb_pipeline.formats.hdf5 import Hdf5Writer
 from ukbb_pipeline.formats.outputs import find_outputs, open_volume
-from ukbb_pipeline.formats.pickle import safe_load
-from ukbb_pipeline.formats.sidecar import read_sidecar
-from ukbb_pipeline.formats.volumes import REQUIRED_CHANNEL, VolumeInfo
+from ukbb_pipeline.formats.volumes import REQUIRED_CHANNEL
 from ukbb_pipeline.pairs.flags import flag_attrs, flags_from_attrs
-from ukbb_pipeline.qc import pictures
+from ukbb_pipeline.qc import sheets
 from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.inputs import InputFile
-from ukbb_pipeline.runtime.manifest import OK, SKIPPED, ManifestRow, read_manifests
+from ukbb_pipeline.runtime.manifest import SKIPPED
 from ukbb_pipeline.runtime.runner import RunOptions, StageJob, StageSummary, run_stage
 from ukbb_pipeline.slices.midcoronal import (
-    CentreEstimate,
-    SlabWindow,
     auto_in_plane_step,
     auto_profile_stride,
     estimate_centre,
     slab_window,
 )
-
-MRI_STAGE = "unzip_mri"  # whose manifests flag subjects (swapped stations, seam mismatch) on the sheets
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +57,7 @@ def process_volume(
     scratch_dir: Path | None = None,
     hdf5_locking: bool | None = None,
 ) -> Output:
-    """Extract the mid-coronal slab of one volume; with ``qc_dir``, also draw its QC figure there."""
+    """Extract the mid-coronal slab of one volume; with ``qc_dir``, also draw its QC picture there."""
     with open_volume(item.path, locking=hdf5_locking) as volume:
         info = volume.info
         n_rows = info.shape[1]
@@ -95,8 +84,8 @@ def process_volume(
     if window.shift:
         notes.append(f"centre row {window.centre} near the volume's edge: window moved {window.shift:+d} rows")
     if qc_dir is not None:
-        notes.extend(_subject_figure(item, qc_dir=qc_dir, scratch_dir=scratch_dir, estimate=estimate, window=window,
-                                     arrays=arrays, info=info))
+        notes.extend(sheets.draw_subject_picture(item, qc_dir=qc_dir, scratch_dir=scratch_dir, estimate=estimate,
+                                                 window=window, arrays=arrays, info=info))
     return Output(
         arrays=arrays,
         attrs={
@@ -121,41 +110,6 @@ def process_volume(
         },
         notes=notes,
     )
-
-
-def _subject_figure(
-    item: InputFile,
-    *,
-    qc_dir: Path,
-    scratch_dir: Path | None,
-    estimate: CentreEstimate,
-    window: SlabWindow,
-    arrays: dict[str, np.ndarray],
-    info: VolumeInfo,
-) -> list[str]:
-    """Draw the subject's QC figure; a picture that fails is a note, never a failed extraction."""
-    rows = window.rows
-    step = int(rows[1] - rows[0]) if rows.size > 1 else 1
-    try:
-        pictures.subject_figure(
-            qc_dir / f"{item.stem}.png",
-            title=f"{item.stem}: centre row {window.centre} of {info.shape[1]}, slab rows {rows[0]}..{rows[-1]} "
-            f"every {step}",
-            profile_rows=estimate.rows,
-            profile=estimate.profile,
-            n_rows=info.shape[1],
-            centre=window.centre,
-            window_rows=rows,
-            window_shift=window.shift,
-            fat=arrays[REQUIRED_CHANNEL],
-            water=arrays.get("water_scan"),
-            spacing=info.spacing,
-            scratch_dir=scratch_dir or qc_dir / "tmp",
-        )
-    except Exception as error:  # matplotlib can fail in many ways; the slab itself is still good
-        log.warning("%s: QC figure failed: %s", item.stem, error)
-        return [f"QC figure failed: {type(error).__name__}: {error}"]
-    return []
 
 
 def settings_from(config: ExtractSlicesConfig) -> SlabSettings:
@@ -184,7 +138,7 @@ def make_job(config: ExtractSlicesConfig, *, inputs: list[InputFile], writer: Wr
         process=functools.partial(
             process_volume,
             settings=settings,
-            qc_dir=folders.qc / "subjects" if qc else None,
+            qc_dir=folders.qc if qc and config.subject_pictures else None,
             scratch_dir=folders.scratch,
             hdf5_locking=writer.file_locking if isinstance(writer, Hdf5Writer) else None,
         ),
@@ -205,152 +159,18 @@ def run(config: ExtractSlicesConfig, *, options: RunOptions, writer: Writer, qc:
     summary = run_stage(job, options)
     if qc and summary.rows:
         try:
-            sheets = write_contact_sheets(
-                summary.rows,
+            drawn = sheets.update_contact_sheets(
                 folders=job.folders,
                 mri_dir=Path(config.input_dir),
-                name=f"shard{options.shard_index}of{options.shard_count}",
+                shard_index=options.shard_index,
+                shard_count=options.shard_count,
+                processed={Path(row.input).name.split(".", 1)[0] for row in summary.rows if row.status != SKIPPED},
                 sheet_size=config.sheet_size,
                 seam_mismatch_limit=config.seam_mismatch_limit,
             )
         except Exception:  # the outputs and manifest are written; a picture must not fail the run
             log.exception("%s: contact sheets failed", STAGE)
         else:
-            if sheets:
-                log.info("%s: %d contact sheet(s) in %s", STAGE, len(sheets), sheets[0].parent)
+            if drawn:
+                log.info("%s: %d contact sheet(s) drawn in %s", STAGE, len(drawn), drawn[0].parent)
     return [summary]
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Contact sheets
-
-
-def write_contact_sheets(
-    rows: list[ManifestRow],
-    *,
-    folders: StageFolders,
-    mri_dir: Path,
-    name: str,
-    sheet_size: int,
-    seam_mismatch_limit: float | None,
-) -> list[Path]:
-    """Contact sheets of the subjects in ``rows`` (ok, skipped and failed), ``sheet_size`` per sheet.
-
-    Written as ``<qc>/contact-sheet-<name>-<page>.png``; pages left from an earlier, larger run of the same
-    shard are removed.
-    """
-    upstream = {_stem(record["input"]): record for record in _safe_read_manifests(mri_dir / _meta_name(MRI_STAGE))}
-    ordered = sorted(rows, key=lambda row: Path(row.input).name)
-    tiles = [_tile(row, upstream.get(_stem(row.input)), seam_mismatch_limit=seam_mismatch_limit) for row in ordered]
-    folders.qc.mkdir(parents=True, exist_ok=True)
-    sheet_size = max(1, sheet_size)
-    pages = math.ceil(len(tiles) / sheet_size)
-    paths = []
-    for page in range(pages):
-        chunk = tiles[page * sheet_size : (page + 1) * sheet_size]
-        n_flagged = sum(bool(tile.flags or tile.failed) for tile in chunk)
-        title = (
-            f"extract_slices {name}, sheet {page + 1} of {pages}: {len(chunk)} subjects, {n_flagged} flagged (red)\n"
-            "slab centre slice: fat magenta, water green; head up, patient's right on the left"
-        )
-        path = folders.qc / f"contact-sheet-{name}-{page + 1:03d}.png"
-        paths.append(pictures.contact_sheet(path, chunk, title=title, scratch_dir=folders.scratch))
-    for stale in folders.qc.glob(f"contact-sheet-{name}-*.png"):
-        if stale not in paths:
-            stale.unlink(missing_ok=True)
-    return paths
-
-
-def _tile(
-    row: ManifestRow, upstream: dict[str, str] | None, *, seam_mismatch_limit: float | None
-) -> pictures.SheetTile:
-    stem = _stem(row.input)
-    label = stem if row.eid is None else f"{row.eid} visit {row.instance}"
-    flags = upstream_flags(upstream, seam_mismatch_limit=seam_mismatch_limit)
-    if row.status not in (OK, SKIPPED) or not row.output:
-        return pictures.SheetTile(label=label, flags=flags, failed=row.reason or row.status)
-    try:
-        centre = read_centre_slices(Path(row.output))
-    except (OSError, KeyError, ValueError, InputError) as error:
-        return pictures.SheetTile(label=label, flags=flags, failed=f"output unreadable: {error}")
-    if centre.window_shift:
-        flags.append(f"window moved {centre.window_shift:+d}")
-    return pictures.SheetTile(label=label, fat=centre.fat, water=centre.water, spacing_xz=centre.spacing_xz,
-                              flags=flags)
-
-
-def upstream_flags(record: dict[str, str] | None, *, seam_mismatch_limit: float | None) -> list[str]:
-    """What unzip_mri's manifest row says is worth a look: swapped stations, a high seam mismatch."""
-    if not record:
-        return []
-    flags = []
-    swapped = [token for token in str(record.get("swapped_stations", "")).replace(",", " ").split()
-               if token.strip("[]").isdigit()]
-    if swapped:
-        flags.append("swapped station " + " ".join(token.strip("[]") for token in swapped))
-    mismatch = _number(record.get("max_seam_mismatch"))
-    if seam_mismatch_limit is not None and mismatch is not None and mismatch > seam_mismatch_limit:
-        flags.append(f"seam mismatch {mismatch:.2g}")
-    return flags
-
-
-@dataclass(frozen=True)
-class CentreSlices:
-    fat: np.ndarray
-    water: np.ndarray | None
-    spacing_xz: tuple[float, float]
-    window_shift: int
-
-
-def read_centre_slices(path: Path) -> CentreSlices:
-    """The slice of a written slab that the paper's loader takes (index ``shape[1] // 2``), fat and water."""
-    if path.suffix == ".h5":
-        with h5py.File(path, "r") as handle:
-            middle = handle[REQUIRED_CHANNEL].shape[1] // 2
-            fat = handle[REQUIRED_CHANNEL][:, middle, :]
-            water = handle["water_scan"][:, middle, :] if "water_scan" in handle else None
-            spacing = [float(value) for value in handle.attrs["spacing"]]
-            shift = int(handle.attrs.get("window_shift", 0))
-        return CentreSlices(fat=fat, water=water, spacing_xz=(spacing[0], spacing[2]), window_shift=shift)
-    payload = safe_load(path)
-    middle = payload[REQUIRED_CHANNEL].shape[1] // 2
-    water = payload.get("water_scan")
-    spacing = [float(value) for value in payload["pixel_spacing"]]
-    folders = StageFolders(output=path.parent, stage=STAGE)
-    try:
-        shift = int(read_sidecar(folders, path.name.split(".", 1)[0])["attrs"].get("window_shift", 0))
-    except (OSError, ValueError, KeyError):
-        shift = 0
-    return CentreSlices(
-        fat=payload[REQUIRED_CHANNEL][:, middle, :],
-        water=None if water is None else water[:, middle, :],
-        spacing_xz=(spacing[0], spacing[2]),
-        window_shift=shift,
-    )
-
-
-def _safe_read_manifests(folder: Path) -> list[dict[str, str]]:
-    if not folder.is_dir():
-        return []
-    try:
-        return read_manifests(folder)
-    except (OSError, ValueError, KeyError) as error:
-        log.warning("%s: could not read unzip_mri manifests in %s (%s); no upstream flags", STAGE, folder, error)
-        return []
-
-
-def _meta_name(stage: str) -> str:
-    return StageFolders(output=Path(), stage=stage).meta.name
-
-
-def _stem(path: str) -> str:
-    return Path(path).name.split(".", 1)[0]
-
-
-def _number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-

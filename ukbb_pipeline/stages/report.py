@@ -1,7 +1,8 @@
 """Stage ``report``: one self-contained HTML page about the stages under ``paths.root``
 (:mod:`ukbb_pipeline.qc.report`).
 
-Reads manifests and QC pictures only, processes no inputs, and writes ``<output_dir>/report-<time>.html``.
+Reads the cohort's state (every run's and shard's manifests) and the contact sheets only, processes no inputs, and
+writes ``<output_dir>/report-<time>.html``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ def run(config: ReportConfig, *, options: RunOptions, writer: Writer, qc: bool =
         root=Path(config.input_dir),
         max_pictures=config.max_pictures,
         max_rows=config.max_rows,
+        only_eids=options.only_eids,
+        exclude_eids=options.exclude_eids,
     )
     log.info("report: %s", path)
     return []

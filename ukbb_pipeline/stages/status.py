@@ -1,0 +1,30 @@
+"""Stage ``status``: where a cohort stands (:mod:`ukbb_pipeline.qc.status`), printed and written as CSV.
+
+Reads the manifests under ``paths.root`` (through the cohort's state) and lists the input folders; processes
+nothing. Honours ``eids_file`` (EIDs with no zip are listed as missing) and ``exclude_eids_file`` (counted).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ukbb_pipeline.config import StatusConfig
+from ukbb_pipeline.formats import Writer
+from ukbb_pipeline.qc.status import cohort_status, format_status, write_status_csv
+from ukbb_pipeline.runtime.runner import RunOptions, StageSummary
+
+log = logging.getLogger(__name__)
+
+
+def run(config: StatusConfig, *, options: RunOptions, writer: Writer, qc: bool = True) -> list[StageSummary]:
+    if config.examples < 0:
+        raise ValueError(f"stage.examples must be >= 0, got {config.examples}")
+    root = Path(config.input_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"data root {root} does not exist")
+    statuses = cohort_status(root, raw_inputs=config.raw_inputs, only_eids=options.only_eids,
+                             exclude_eids=options.exclude_eids, seam_mismatch_limit=config.seam_mismatch_limit)
+    path = write_status_csv(statuses, output_dir=Path(config.output_dir), examples=config.examples)
+    log.info("status of %s:\n%s\n  written to %s", root, format_status(statuses, examples=config.examples), path)
+    return []
