@@ -141,10 +141,13 @@ class Hdf5Writer(Writer):
 
 
 def _attr_value(value: Any) -> Any:
-    """HDF5 attributes hold numbers, strings and arrays; other values are stored as JSON text."""
+    """HDF5 attributes hold numbers, strings and arrays (a list of strings as an array of UTF-8 strings, e.g.
+    ``swapped_regions``); other values are stored as JSON text."""
     if isinstance(value, (str, int, float, np.ndarray, np.generic)):
         return value
     if isinstance(value, (list, tuple)):
+        if value and all(isinstance(item, str) for item in value):
+            return np.array(value, dtype=h5py.string_dtype())
         array = np.asarray(value)
         if array.dtype.kind in "iufb" or array.size == 0:
             return array if array.size else np.zeros(0, dtype=np.int64)
