@@ -22,6 +22,7 @@ from ukbb_pipeline.runtime.inputs import parse_input
 from ukbb_pipeline.runtime.manifest import read_manifests
 from ukbb_pipeline.stages.unzip_mri import process_mri_zip
 from ukbb_pipeline.synthetic import MriQuirks, MriTruth, Phantom, write_mri_zip
+from ukbb_pipeline.synthetic.mri import report_member
 
 CLEAN_EID = 1000100
 STATION_3_F, STATION_3_W = 11, 12  # SeriesNumbers: in, opp, F, W of station s are 4(s-1)+1 ... 4(s-1)+4
@@ -58,6 +59,12 @@ def _not_dicom(members, slices):
 
 def _no_pixel_data(members, slices):
     return edits.edit(members, [_fat_slice(slices).name], edits.drop_pixel_data)
+
+
+def _non_image_member(members, slices):
+    first = edits.parse(members[_fat_slice(slices).name])
+    report = report_member(study_uid=str(first.StudyInstanceUID), patient_id=str(first.PatientID))
+    return {**members, "report.dcm": report}
 
 
 def _jpeg_ls(members, slices):
@@ -117,6 +124,7 @@ VARIANTS: dict[str, tuple[int, Callable]] = {
     "spacing-changes-in-series": (1000107, _spacing_changes_within_a_series),
     "station-on-other-spacing": (1000108, _station_on_another_spacing),
     "hostile-names": (1000109, _hostile_names),
+    "non-image-member": (1000113, _non_image_member),
 }
 
 
@@ -146,6 +154,13 @@ def test_a_member_that_is_not_dicom_fails_the_zip_naming_it(variants, slices):
 
 def test_a_slice_without_pixel_data_fails_the_zip_naming_it(variants, slices):
     assert _fails(variants["no-pixel-data"]) == f"member {_fat_slice(slices).name!r} has no pixel data"
+
+
+def test_a_non_image_member_is_passed_over_with_a_note_naming_it(variants, reference):
+    output = process_mri_zip(parse_input(variants["non-image-member"]))
+    assert "passed over 1 non-image DICOM member(s): 'report.dcm' (Encapsulated PDF Storage, 'Patient Protocol')" \
+        in output.notes
+    np.testing.assert_array_equal(output.arrays["fat_scan"], reference.arrays["fat_scan"])
 
 
 def test_a_compressed_syntax_without_a_decoder_is_a_one_line_reason(variants, slices):
@@ -213,6 +228,7 @@ def test_bad_zips_beside_a_good_one_through_main(variants, clean, run_main):
     assert result.returncode != 0, "failed inputs make the run exit non-zero"
     rows = {int(row["eid"]): row for row in read_manifests(root / "mris-processed")}
     assert len(rows) == len(variants) + 4
+    assert rows[1000113]["status"] == "ok" and "non-image DICOM member" in rows[1000113]["reason"]
     expected_failures = {
         1000101: "is not a DICOM file",
         1000102: "has no pixel data",

@@ -4,6 +4,8 @@ Command line: ``ukbb-pipeline --help``. Python, one file at a time (see :mod:`uk
 :func:`stitch_mri_zip`, :func:`read_dxa_zip`, :func:`open_volume`; the paired training data:
 :class:`PairedDataset`; every run's manifests as one table: :func:`read_manifests`.
 The names are imported on first use, so ``import ukbb_pipeline`` (and ``--help``) stays light.
+The cohort's state across every run and shard (outcomes, QC figures, flags, the version that made each output):
+:func:`cohort_state`.
 
 Layers (``tests/test_layout.py`` checks the import rule):
 
@@ -15,12 +17,6 @@ Layers (``tests/test_layout.py`` checks the import rule):
 - ``dicomio`` (bulk zips and DICOM members), ``download``, ``pairs.build`` / ``pairs.dataset``, ``qc``: the I/O around
   the science; ``stages`` (one short module per stage) join them.
 - ``synthetic`` (the test-data generator) never imports the rest of the product.
-
-The public API:
-
-- :func:`cohort_state`: every input's current outcome (done / failed), QC figures, flags, notes, settings and the
-  package version that made its output, across every run and shard of a stage or of a whole data root.
-- :func:`read_manifests`: the per-run manifests as one table (the latest row per input).
 """
 
 from __future__ import annotations
@@ -41,7 +37,7 @@ _HOMES = {
     "read_dxa_zip": "ukbb_pipeline.api",
     "open_volume": "ukbb_pipeline.api",
     "read_manifests": "ukbb_pipeline.runtime.manifest",
-    "cohort_state": "ukbb_pipeline.runtime.state",  # one record per input and stage; see runtime.state.cohort_state
+    "cohort_state": "ukbb_pipeline.runtime.state",
     "PairedDataset": "ukbb_pipeline.pairs.dataset",
 }
 

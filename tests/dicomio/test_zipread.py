@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ukbb_pipeline.dicomio.zipread import iter_members
+from ukbb_pipeline.dicomio.zipread import ZipMembers, iter_members
 from ukbb_pipeline.errors import InputError
 
 
@@ -70,3 +70,38 @@ def test_not_a_zip_truncated_and_corrupt_members_are_reasons(tmp_path):
     (tmp_path / "flipped.zip").write_bytes(bytes(flipped))
     with pytest.raises(InputError, match="damaged"):
         list(iter_members(tmp_path / "flipped.zip"))
+
+
+def test_members_read_as_zipfile_reads_them_whatever_their_compression(tmp_path):
+    members = {"a.dcm": os.urandom(3000) + b"\0" * 5000, "b.dcm": b"", "c.dcm": b"xyz" * 999}
+    for compression in (zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED, zipfile.ZIP_BZIP2):
+        path = _zip(tmp_path / f"{compression}.zip", members, compression)
+        with ZipMembers(path) as opened:
+            assert {info.filename: opened.read(info) for info in opened.entries} == members
+            assert [opened.peek(info, 100) for info in opened.entries] == [data[:100] for data in members.values()]
+
+
+def test_a_member_whose_bytes_fail_their_crc_is_damaged_naming_it(tmp_path):
+    path = _zip(tmp_path / "a.zip", {"first.dcm": b"A" * 1000, "second.dcm": b"B" * 1000}, zipfile.ZIP_STORED)
+    raw = bytearray(path.read_bytes())
+    raw[raw.index(b"B" * 10) + 500] ^= 0x01  # stored: the bytes still inflate, only the CRC shows it
+    path.write_bytes(bytes(raw))
+    with ZipMembers(path) as opened:
+        assert opened.read(opened.entries[0]) == b"A" * 1000
+        with pytest.raises(InputError, match=r"member 'second.dcm' is damaged \(bad CRC-32\)"):
+            opened.read(opened.entries[1])
+        assert opened.peek(opened.entries[1], 10) == b"B" * 10  # a peek checks no CRC: its bytes are not used
+
+
+def test_a_directory_pointing_past_the_file_or_at_another_member_is_damaged(tmp_path):
+    path = _zip(tmp_path / "a.zip", {"one.dcm": b"1" * 100, "two.dcm": b"2" * 100})
+    raw = bytearray(path.read_bytes())
+    central = raw.rfind(b"PK\x01\x02")  # the second member's directory entry: point it at the first member
+    raw[central + 42 : central + 46] = struct.pack("<I", 0)
+    path.write_bytes(bytes(raw))
+    with ZipMembers(path) as opened, pytest.raises(InputError, match=r"two\.dcm' is damaged"):
+        opened.read(opened.entries[1])
+    raw[central + 42 : central + 46] = struct.pack("<I", 10_000_000)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(InputError, match=r"two\.dcm' is damaged"):
+        list(iter_members(path))

@@ -121,7 +121,7 @@ def test_the_sidecar_holds_the_fingerprint_and_a_damaged_file_means_redo(tmp_pat
     writer = NiftiWriter()
     path = writer.write(folders, "1000001_20201_2_0", _volume_output(), fingerprint="f1")
     assert writer.stored_fingerprint(folders, "1000001_20201_2_0") == "f1"
-    sidecar = json.loads((folders.sidecars / "1000001_20201_2_0.json").read_text())
+    sidecar = json.loads((folders.sidecars / "10" / "1000001_20201_2_0.json").read_text())
     assert sidecar["attrs"]["origin"] == list(ORIGIN)
     assert sorted(sidecar["files"]) == ["fat_scan.nii.gz", "water_scan.nii.gz"]
     (path / "water_scan.nii.gz").write_bytes(b"truncated")

@@ -47,6 +47,17 @@ def test_hdf5_round_trip_keeps_arrays_attributes_and_fingerprint(tmp_path):
     assert Hdf5Writer().stored_fingerprint(folders, "1000001_20201_2_0") == "abc123"
 
 
+def test_hdf5_stores_a_list_of_strings_as_strings_not_json_text(tmp_path):
+    folders = StageFolders(output=tmp_path, stage="unzip_mri")
+    output = _volume_output()
+    output.attrs.update(swapped_stations=[5], swapped_regions=["5:left-leg", "6:right-leg z -215 to -330 mm"])
+    path = Hdf5Writer().write(folders, "1000001_20201_2_0", output, fingerprint="abc")
+    with h5py.File(path) as handle:
+        regions = [item.decode() if isinstance(item, bytes) else item for item in handle.attrs["swapped_regions"]]
+        assert regions == ["5:left-leg", "6:right-leg z -215 to -330 mm"]
+        assert handle.attrs["swapped_stations"].tolist() == [5]
+
+
 def test_hdf5_output_that_does_not_open_has_no_fingerprint(tmp_path):
     folders = StageFolders(output=tmp_path, stage="unzip_mri")
     path = Hdf5Writer().write(folders, "1000001_20201_2_0", _volume_output(), fingerprint="abc")

@@ -95,13 +95,17 @@ def station_images(station: FakeStation, *, gain: float = 1.0, noise: float = 0.
     return out
 
 
+PREFIX = {1: "Dixon_noBH", 2: "Dixon_BH_17s", 3: "Dixon_BH_17s", 4: "Dixon_BH_17s", 5: "Dixon_noBH", 6: "Dixon_noBH"}
+
+
 def station_series(station: FakeStation, **kwargs) -> list[Series]:
     """The four channels of a station as :class:`Series` (as the reader would build them)."""
     images = station_images(station, **kwargs)
     return [
         Series(uid=f"{station.number}-{channel}", number=4 * (station.number - 1) + 1 + index,
-               description=f"Dixon_{channel}", channel=channel, acquired="20200101120000", volume=volume,
-               z=np.asarray(station.z), x0=station.x0, y0=station.y0, sx=station.spacing, sy=station.spacing)
+               description=f"{PREFIX[station.number]}_{channel}", channel=channel, acquired="20200101120000",
+               volume=volume, z=np.asarray(station.z), x0=station.x0, y0=station.y0, sx=station.spacing,
+               sy=station.spacing)
         for index, (channel, volume) in enumerate((c, images[c]) for c in ("in", "opp", "F", "W"))
     ]
 
@@ -135,9 +139,6 @@ def dicom_bytes(image: np.ndarray, *, description: str, series_number: int, seri
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
-
-
-PREFIX = {1: "Dixon_noBH", 2: "Dixon_BH_17s", 3: "Dixon_BH_17s", 4: "Dixon_BH_17s", 5: "Dixon_noBH", 6: "Dixon_noBH"}
 
 
 def write_zip(path: Path, stations: list[FakeStation], *, seed: int = 0, gains=None, noise: float = 0.0,

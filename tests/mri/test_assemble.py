@@ -72,3 +72,33 @@ def test_a_single_station_is_stitched_alone_and_checked_by_its_pattern():
     assert stitched.stations == [3]  # its series numbers (9-12) say which station it is
     assert stitched.swapped == [3]
     assert stitched.seams == []
+
+
+def test_a_seam_whose_fat_water_agreement_cannot_tell_is_flagged_uncertain():
+    series = [s for station in small_layout() for s in station_series(station, noise=5.0)]
+    clear = _stitch(series)
+    assert not clear.uncertain and clear.swapped == []
+    # station 3's F and W hold the same mixture: its seams can no longer tell fat from water
+    mixed = {s.number: s for s in series}
+    blend = ((mixed[11].volume.astype(np.float32) + mixed[12].volume) / 2).astype(np.uint16)
+    for number in (11, 12):
+        mixed[number] = dataclasses.replace(mixed[number], volume=blend)
+    stitched = _stitch(list(mixed.values()))
+    assert stitched.uncertain
+    assert any("fat/water agreement uncertain at the seam of stations 2 and 3" in note for note in stitched.notes)
+
+
+def test_a_regional_swap_is_undone_exactly_there_with_fix_swaps():
+    series = [s for station in small_layout() for s in station_series(station, noise=5.0)]
+    by_number = {s.number: s for s in series}
+    fat, water = by_number[19].volume.copy(), by_number[20].volume.copy()  # station 5
+    columns = by_number[19].x0 + np.arange(fat.shape[2]) * by_number[19].sx > 0
+    fat[6:18][..., columns], water[6:18][..., columns] = by_number[20].volume[6:18][..., columns], \
+        by_number[19].volume[6:18][..., columns]
+    by_number[19] = dataclasses.replace(by_number[19], volume=fat)
+    by_number[20] = dataclasses.replace(by_number[20], volume=water)
+    found = _stitch(list(by_number.values()))
+    assert found.swapped == [5] and len(found.regions) == 1 and found.regions[0].startswith("5:left-half z ")
+    fixed = _stitch(list(by_number.values()), fix_swaps=True)
+    assert fixed.fixed
+    assert _correlation_with_truth(fixed, "F")[0] > 0.995 > _correlation_with_truth(found, "F")[0]

@@ -76,6 +76,18 @@ def test_a_flipped_row_direction_is_laid_out_left_to_right():
     assert series.x0 == pytest.approx(100.0 - 2 * 3.0)
 
 
+def test_rows_stored_posterior_to_anterior_with_instances_from_the_feet_are_laid_out_head_first():
+    """Column direction -y makes the slice normal -z: neither the rows' nor the instances' order is assumed."""
+    zs = (5.0, 15.0, 25.0)
+    headers = [_header(z, orientation=(1.0, 0.0, 0.0, 0.0, -1.0, 0.0), position=(-10.0, 40.0), instance=i + 1)
+               for i, z in enumerate(zs)]  # InstanceNumber 1 is the most inferior slice
+    images = [np.arange(6, dtype=np.uint16).reshape(2, 3) + 10 * int(z) for z in zs]
+    series = build_series(headers, images)
+    np.testing.assert_array_equal(series.z, [25.0, 15.0, 5.0])
+    np.testing.assert_array_equal(series.volume[0], images[2][::-1, :])  # y now increases along the rows
+    assert series.y0 == pytest.approx(40.0 - 1 * 2.0)
+
+
 def test_transposed_in_plane_axes_are_laid_out_as_y_rows_and_x_columns():
     headers = [_header(z, orientation=(0.0, 1.0, 0.0, 1.0, 0.0, 0.0)) for z in (1.0, 2.0)]
     image = np.arange(6, dtype=np.uint16).reshape(2, 3)  # rows run along x, columns along y

@@ -78,3 +78,49 @@ def test_a_missing_channel_is_a_failure_unless_missing_stations_are_allowed():
     assert [station.number for station in found.stations] == [1, 3, 4, 5, 6]
     # a channel nobody asked for may be missing
     assert len(group_stations(series, required=["F"]).stations) == 6
+
+
+def _later(series_list, first_number, *, acquired="20200101130000", shift=0.0, keep=None):
+    """Another acquisition of the same series, later (optionally moved ``shift`` mm down, or only slices ``keep``)."""
+    out = []
+    for i, s in enumerate(series_list):
+        volume, z = (s.volume, s.z) if keep is None else (s.volume[keep], s.z[keep])
+        out.append(dataclasses.replace(s, uid=f"{s.uid}.later", number=first_number + i, acquired=acquired,
+                                       volume=volume + 1, z=z - shift))
+    return out
+
+
+def test_a_partial_repeat_replaces_only_what_it_covers():
+    series = _all_series()
+    station3 = [s for s in series if 9 <= s.number <= 12]
+    aborted = _later(station3, 25, keep=slice(0, 7))  # the repeat stopped after 7 of 15 slices
+    found = group_stations(series + aborted, required=["F", "W"])
+    fat = found.stations[2].channels["F"]
+    original = next(s for s in station3 if s.channel == "F")
+    np.testing.assert_allclose(fat.z, original.z)  # the whole station is still covered
+    # the repeat where it reaches (bar its lowest slab-edge slices), the first acquisition below
+    np.testing.assert_array_equal(fat.volume[:5], original.volume[:5] + 1)
+    np.testing.assert_array_equal(fat.volume[7:], original.volume[7:])
+    assert any("station 3 acquired more than once: used series 25/26/27/28 for z" in note for note in found.notes)
+
+
+def test_a_repeat_with_the_table_moved_evicts_no_neighbour():
+    series = _all_series()
+    station3 = [s for s in series if 9 <= s.number <= 12]
+    moved = _later(station3, 25, shift=110.0)
+    found = group_stations(series + moved, required=["F", "W"])
+    assert [station.number for station in found.stations] == [1, 2, 3, 4, 4, 5, 6]  # numbered as its nearest
+    assert all(s.number is not None and s.number < 25 for station in found.stations[:3] + found.stations[4:]
+               for s in station.channels.values())
+    assert {s.number for s in found.stations[3].channels.values()} == {25, 26, 27, 28}
+    assert any("at another position" in note for note in found.notes)
+
+
+def test_derived_series_beside_the_standard_ones_are_not_used():
+    series = _all_series()
+    derived = [dataclasses.replace(s, uid=s.uid + ".nd", number=100 + s.number, description=s.description + "_ND",
+                                   volume=s.volume[:, ::-1].copy(), acquired="20200101130000")
+               for s in series if s.channel == "W"]
+    found = group_stations(series + derived, required=["F", "W"])
+    assert all(station.channels["W"].number < 100 for station in found.stations)
+    assert any("ignored 6 derived or non-standard series" in note for note in found.notes)

@@ -81,3 +81,13 @@ def test_blend_copies_single_coverage_and_mixes_overlaps_voxel_by_voxel():
     out = blend(pieces, weights, grid)
     assert out[4, 2, 0] == pytest.approx(0.75 * 100 + 0.25 * 60)
     assert out[4, 0, 0] == pytest.approx(100.0)  # only the upper station covers row 0: it is used as it is
+
+
+def test_slabs_that_just_touch_keep_their_edge_slices_and_are_bridged():
+    upper = np.arange(100.0, 40.0, -10.0)  # 100 ... 50: its slab reaches down to 45
+    lower = np.arange(40.0, 0.0, -10.0)  # 40 ... 10: its slab reaches up to 45, so they touch
+    extents = trim_extents([upper, lower], [EdgeTrim(0, 2), EdgeTrim(1, 0)], minimum=2, min_overlap=5.0)
+    assert (extents[0].bottom, extents[1].top) == (50.0, 40.0)  # no neighbour covers them: nothing trimmed
+    assert (extents[0].reach_bottom, extents[1].reach_top) == (40.0, 50.0)  # the slice between is bridged
+    weights = feather_weights(np.arange(100.0, 9.0, -5.0), extents, feather_mm=24.0)
+    np.testing.assert_allclose(weights.sum(axis=0), 1.0, atol=1e-6)  # every output slice is covered

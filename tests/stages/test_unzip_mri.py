@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import zipfile
 from collections.abc import Callable
@@ -9,9 +10,11 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pydicom
 import pytest
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless
 
+from ukbb_pipeline.dicomio.zipread import ZipMembers
 from ukbb_pipeline.errors import InputError
 from ukbb_pipeline.formats.pickle import safe_load
 from ukbb_pipeline.formats.sidecar import read_sidecar
@@ -216,7 +219,8 @@ def test_no_swap_is_reported_on_clean_subjects(make_zip):
 def test_no_field_but_swapped_stations_is_named_after_swaps(make_zip):
     output = _process(make_zip(seed=1))
     names = [*output.attrs, *output.qc, *output.arrays]
-    assert [name for name in names if "swap" in name] == ["swapped_stations", "swapped_stations"]
+    assert [name for name in names if "swap" in name] == ["swapped_stations", "swapped_regions", "swapped_stations",
+                                                          "swapped_regions"]
 
 
 def test_all_four_channels_on_request_as_float32(make_zip):
@@ -238,18 +242,30 @@ def test_every_transfer_syntax_gives_the_same_volume(make_zip, tmp_path, syntax)
     np.testing.assert_array_equal(_process(other).arrays["fat_scan"], reference.arrays["fat_scan"])
 
 
-def test_every_member_is_inflated_once(make_zip, monkeypatch):
+def test_every_member_is_peeked_once_and_only_the_wanted_inflated_whole_once(make_zip, monkeypatch):
     truth = make_zip(seed=1)
+    peeks: list[str] = []
     reads: list[str] = []
-    original = zipfile.ZipFile.read
+    original_peek, original_read = ZipMembers.peek, ZipMembers.read
 
-    def counting_read(self, name, pwd=None):
-        reads.append(getattr(name, "filename", name))
-        return original(self, name, pwd)
+    def counting_peek(self, info, size):
+        peeks.append(info.filename)
+        return original_peek(self, info, size)
 
-    monkeypatch.setattr(zipfile.ZipFile, "read", counting_read)
-    _process(truth)
-    assert sorted(reads) == sorted(name for name in truth.members if name.endswith(".dcm"))
+    def counting_read(self, info):
+        reads.append(info.filename)
+        return original_read(self, info)
+
+    monkeypatch.setattr(ZipMembers, "peek", counting_peek)
+    monkeypatch.setattr(ZipMembers, "read", counting_read)
+    _process(truth)  # F and W
+    dicoms = [name for name in truth.members if name.endswith(".dcm")]
+    assert sorted(peeks) == sorted(dicoms)
+    with zipfile.ZipFile(truth.path) as archive:
+        fat_water = [name for name in dicoms
+                     if pydicom.dcmread(io.BytesIO(archive.read(name))).SeriesDescription[-2:] in ("_F", "_W")]
+    assert 0 < len(fat_water) < len(dicoms)
+    assert sorted(reads) == sorted(fat_water)
 
 
 def test_a_damaged_member_fails_the_zip_naming_it(make_zip, tmp_path):
@@ -311,3 +327,109 @@ def test_main_runs_the_stage_writes_hdf5_and_pickle_and_skips_on_rerun(tmp_path,
 
 def _sidecar_origin(output_dir: Path) -> list[float]:
     return read_sidecar(StageFolders(output=output_dir, stage="unzip_mri"), "1000001_20201_2_0")["attrs"]["origin"]
+
+
+# Variations real exams hold (ukbb-format.md 1.7, issue 13): each must give the true volume, with a note where a
+# choice was made.
+VARIATIONS = {
+    "orientation-and-jitter": (MriQuirks(orientation=(True, True, True, True), position_jitter=True,
+                                         slab_edge_loss=True), ""),
+    "rows-flipped-only": (MriQuirks(orientation=(True, False, False, False), position_jitter=True), ""),
+    "partial-repeat": (MriQuirks(partial_repeat=(3, 0.5), slab_edge_loss=True),
+                       "station 3 acquired more than once: used series 27/28 for z"),
+    "shifted-repeat": (MriQuirks(shifted_repeat=(3, 110.0), slab_edge_loss=True),
+                       "an acquisition at another position than any station (series 27/28"),
+    "re-reconstruction": (MriQuirks(rereconstructed_station=4), "used series 31/32, not series 15/16"),
+    "water-re-reconstructed": (MriQuirks(rereconstructed_station=4, rereconstruction_channels=("W",)),
+                               "used series 15/16, not series 32"),
+    "derived-series": (MriQuirks(derived_series=("F", "W")), "ignored 12 derived or non-standard series"),
+    "touching-slabs": (MriQuirks(touching_seam=4), ""),
+    "non-image-member": (MriQuirks(non_image_member=True), "passed over 1 non-image DICOM member"),
+}
+
+
+def _centre_shift(truth: MriTruth, output) -> list[float]:
+    """Per axis, how far (voxels) the output's fat centre of mass lies from the truth's."""
+    fat = output.arrays["fat_scan"].astype(np.float64)
+    expected = truth.sample(origin=output.attrs["origin"], spacing=output.attrs["spacing"], shape=fat.shape,
+                            channel="fat", include_bed=True)
+    shifts = []
+    for axis in range(3):
+        others = tuple(a for a in range(3) if a != axis)
+        found, wanted = fat.sum(axis=others), expected.sum(axis=others)
+        index = np.arange(found.size)
+        shifts.append(float((found @ index) / found.sum() - (wanted @ index) / wanted.sum()))
+    return shifts
+
+
+@pytest.mark.parametrize("name", list(VARIATIONS))
+def test_each_variation_gives_the_true_volume_where_the_body_is_with_no_gap(make_zip, name):
+    quirks, note = VARIATIONS[name]
+    truth = make_zip(quirks, seed=40 + list(VARIATIONS).index(name))
+    output = _process(truth)
+    for array, channel in (("fat_scan", "fat"), ("water_scan", "water")):
+        expected, body = _truth_and_body(truth, output, channel)
+        assert _correlation(output.arrays[array], expected, body) > 0.995, array
+    assert max(abs(shift) for shift in _centre_shift(truth, output)) < 0.5
+    fat = output.arrays["fat_scan"]
+    assert fat.reshape(-1, fat.shape[2]).max(axis=0).min() > 0, "no empty slice anywhere"
+    assert not any("left empty" in n for n in output.notes)
+    low, high = truth.z_range  # the whole acquired range is covered
+    z = output.attrs["origin"][2] - np.arange(fat.shape[2]) * output.attrs["spacing"][2]
+    assert z[0] > high - 5 * 8.0 and z[-1] < low + 5 * 12.8  # outer ends lose only noisy slices
+    assert output.attrs["swapped_stations"] == [] and not output.qc["fat_water_uncertain"]
+    assert not note or any(note in n for n in output.notes), output.notes
+
+
+def test_a_partial_repeat_never_loses_coverage_and_a_shifted_one_evicts_no_neighbour(make_zip):
+    partial = _process(make_zip(VARIATIONS["partial-repeat"][0], seed=42))
+    assert partial.attrs["stations"] == [1, 2, 3, 4, 5, 6]
+    shifted = _process(make_zip(VARIATIONS["shifted-repeat"][0], seed=43))
+    assert sorted(set(shifted.attrs["stations"])) == [1, 2, 3, 4, 5, 6] and len(shifted.attrs["stations"]) == 7
+
+
+def test_f_and_w_of_a_station_come_from_one_reconstruction(make_zip):
+    """The re-reconstruction is scaled 1.25x: taking W from it and F from the first would show as unequal scales."""
+    for name in ("re-reconstruction", "water-re-reconstructed"):
+        output = _process(make_zip(VARIATIONS[name][0], seed=40 + list(VARIATIONS).index(name)))
+        ratio = output.attrs["station_scale_fat"] / output.attrs["station_scale_water"]
+        np.testing.assert_allclose(ratio / ratio.mean(), 1.0, atol=0.03, err_msg=name)
+
+
+def test_touching_slabs_with_noisy_edges_keep_them_rather_than_leave_a_gap(make_zip):
+    """No neighbour covers the edge slices where slabs touch, so they stay (their signal loss shows, no gap does)."""
+    truth = make_zip(MriQuirks(touching_seam=4, slab_edge_loss=True), seed=49)
+    output = _process(truth)
+    seam = list(output.attrs["seam_stations"][:, 0]).index(4)
+    assert output.attrs["seam_overlap_mm"][seam] < 0  # slice centres a slice apart: bridged
+    assert output.attrs["station_trimmed_slices"][3][1] == 0 and output.attrs["station_trimmed_slices"][4][0] == 0
+    fat = output.arrays["fat_scan"]
+    assert fat.reshape(-1, fat.shape[2]).max(axis=0).min() > 0
+    expected, body = _truth_and_body(truth, output)
+    assert _correlation(fat, expected, body) > 0.97
+
+
+REGIONAL = [
+    ((5, "left", 0.0, 1.0), "5:left-leg"),
+    ((6, "right", 0.0, 0.5), "6:right-leg z "),
+    ((3, "both", 0.3, 0.7), "3:z "),
+    ((2, "left", 0.0, 0.6), "2:left-half z "),
+]
+
+
+@pytest.mark.parametrize(("region", "label"), REGIONAL, ids=[label.strip() for _, label in REGIONAL])
+def test_a_regional_swap_is_reported_where_and_fixed_on_request(make_zip, region, label):
+    truth = make_zip(MriQuirks.varied(np.random.default_rng(region[0]), swapped_region=region, slab_edge_loss=True),
+                     seed=60 + region[0])
+    output = _process(truth)
+    assert output.attrs["swapped_stations"] == [region[0]]
+    assert len(output.attrs["swapped_regions"]) == 1 and output.attrs["swapped_regions"][0].startswith(label)
+    assert output.qc["swapped_regions"] == output.attrs["swapped_regions"][0]
+    assert any("swap" in note and label.strip() in note for note in output.notes)
+    expected, body = _truth_and_body(truth, output)
+    assert _correlation(output.arrays["fat_scan"], expected, body) < 0.99  # left as acquired
+    fixed = _process(truth, fix_swaps=True)
+    assert fixed.attrs["fat_water_fixed"]
+    for name, channel in (("fat_scan", "fat"), ("water_scan", "water")):
+        expected, body = _truth_and_body(truth, fixed, channel)
+        assert _correlation(fixed.arrays[name], expected, body) > 0.995, name

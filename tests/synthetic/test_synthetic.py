@@ -830,3 +830,82 @@ def test_cli_writes_a_cohort(tmp_path, capsys):
     assert "1000001_20201_2_0.zip" in output
     assert "1000001_20158_2_0.zip" in output
     assert (tmp_path / "mris" / "1000001_20201_2_0.zip").exists()
+
+
+# --- the variations of real exams (ukbb-format.md 1.7) ---------------------------------------------------------------
+
+
+def _geometry_of(ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """The LPS x of each column and y of each row of a slice, from its IPP/IOP alone."""
+    x0, y0, _ = (float(v) for v in ds.ImagePositionPatient)
+    iop = [float(v) for v in ds.ImageOrientationPatient]
+    spacing = float(ds.PixelSpacing[0])
+    return x0 + iop[0] * spacing * np.arange(ds.Columns), y0 + iop[4] * spacing * np.arange(ds.Rows)
+
+
+def test_a_regional_swap_exchanges_fat_and_water_on_one_side_only(tmp_path, phantom):
+    quirks = MriQuirks(swapped_region=(5, "left", 0.0, 1.0), noise_sigma=0)
+    truth = write_mri_zip(tmp_path / "r.zip", eid=EID, phantom=phantom, quirks=quirks)
+    assert truth.swapped_stations == (5,)
+    ds = by_series(read_zip(truth.path)[1])[19][12]  # station 5 F, a middle slice
+    xs, _ = _geometry_of(ds)
+    left = xs > phantom.x_shift
+    fat, water = truth_slice(phantom, ds, channel="fat"), truth_slice(phantom, ds, channel="water")
+    assert np.abs(ds.pixel_array[:, left] - water[:, left]).max() <= 0.501
+    assert np.abs(ds.pixel_array[:, ~left] - fat[:, ~left]).max() <= 0.501
+    np.testing.assert_allclose(truth.station(5).expected("F")[12], ds.pixel_array, atol=0.501)
+
+
+def test_orientation_conventions_are_told_only_by_ipp_iop(tmp_path, phantom):
+    quirks = MriQuirks(orientation=(True, True, True, True), noise_sigma=0)
+    truth = write_mri_zip(tmp_path / "o.zip", eid=EID, phantom=phantom, quirks=quirks)
+    series = by_series(read_zip(truth.path)[1])[11]  # station 3 F, by InstanceNumber
+    assert [float(v) for v in series[0].ImageOrientationPatient] == [-1, 0, 0, 0, -1, 0]
+    z = [float(ds.ImagePositionPatient[2]) for ds in series]
+    assert z == sorted(z), "InstanceNumber 1 is the most inferior slice"
+    assert all(float(ds.SliceLocation) == -float(ds.ImagePositionPatient[2]) for ds in series)
+    ds = series[3]
+    xs, ys = _geometry_of(ds)
+    assert xs[0] > xs[-1] and ys[0] > ys[-1]
+    spacing = float(ds.PixelSpacing[0])
+    expected = sample_truth(phantom, origin=(xs.min(), ys.min(), float(ds.ImagePositionPatient[2])),
+                            spacing=(spacing, spacing, 1.0), shape=(int(ds.Columns), int(ds.Rows), 1),
+                            channel="fat", include_bed=True)[:, :, 0].T  # rows y and columns x increasing
+    assert np.abs(ds.pixel_array[::-1, ::-1] - expected).max() <= 0.501
+
+
+def test_position_jitter_moves_subjects_and_channels_by_small_amounts(tmp_path, phantom):
+    truth = write_mri_zip(tmp_path / "j.zip", eid=EID, phantom=phantom, quirks=MriQuirks(position_jitter=True))
+    series = by_series(read_zip(truth.path)[1])
+    fat, water = (np.array([[float(v) for v in ds.ImagePositionPatient] for ds in series[n]]) for n in (11, 12))
+    difference = np.abs(fat - water).max()
+    assert 0 < difference < 0.01  # micrometres
+    plain = station_geometries("small")[2]
+    assert 0 < abs(truth.station(3).geometry.z[0] - plain.z[0]) <= 2.0
+
+
+def test_repeats_rereconstructions_and_derived_series(tmp_path, phantom):
+    quirks = MriQuirks(partial_repeat=(3, 0.5), rereconstructed_station=4, derived_series=("W",))
+    truth = write_mri_zip(tmp_path / "p.zip", eid=EID, phantom=phantom, quirks=quirks)
+    series = by_series(read_zip(truth.path)[1])
+    assert len(series[27]) == 8 and len(series[11]) == 15  # the aborted repeat: the first 8 of 15 slices
+    assert series[27][0].ImagePositionPatient == series[11][0].ImagePositionPatient
+    assert series[27][0].AcquisitionTime > series[11][0].AcquisitionTime
+    assert series[31][0].AcquisitionTime == series[15][0].AcquisitionTime  # one acquisition, reconstructed again
+    assert series[31][0].SeriesTime > series[15][0].SeriesTime
+    assert truth.station(4).series_numbers["F"] == 31  # the complete newer reconstruction is the truth
+    derived = series[112][0]
+    assert derived.SeriesDescription == "Dixon_BH_17s_W_ND" and "ND" in derived.ImageType
+
+
+def test_a_shifted_repeat_a_touching_seam_and_a_report(tmp_path, phantom):
+    quirks = MriQuirks(shifted_repeat=(3, 110.0), touching_seam=4, non_image_member=True)
+    truth = write_mri_zip(tmp_path / "t.zip", eid=EID, phantom=phantom, quirks=quirks)
+    _, dicoms, _ = read_zip(truth.path)
+    series = by_series({n: d for n, d in dicoms.items() if "PixelData" in d})
+    shift = float(series[11][0].ImagePositionPatient[2]) - float(series[27][0].ImagePositionPatient[2])
+    assert shift == pytest.approx(110.0, abs=1e-3)
+    four, five = truth.station(4).geometry, truth.station(5).geometry
+    assert four.bottom_edge == pytest.approx(five.top_edge, abs=1e-3)
+    reports = [d for d in dicoms.values() if "PixelData" not in d]
+    assert len(reports) == 1 and reports[0].SOPClassUID == "1.2.840.10008.5.1.4.1.1.104.1"

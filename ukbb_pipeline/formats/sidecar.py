@@ -1,6 +1,7 @@
 """Per-output JSON sidecars: the metadata a format cannot hold itself (pickle, NIfTI).
 
-A sidecar sits in the stage's metadata folder as ``sidecars/<stem>.json``, out of the way of loaders that list the
+A sidecar sits in the stage's metadata folder as ``sidecars/<first two characters of the stem>/<stem>.json`` (nested,
+so that no folder holds more than a few thousand files at cohort scale), out of the way of loaders that list the
 output folder, and records the settings fingerprint, every attribute, and what the output's files should look like.
 """
 
@@ -17,7 +18,7 @@ from ukbb_pipeline.runtime.folders import StageFolders
 
 
 def sidecar_path(folders: StageFolders, stem: str) -> Path:
-    return folders.sidecars / f"{stem}.json"
+    return folders.sidecars / stem[:2] / f"{stem}.json"
 
 
 def write_sidecar(folders: StageFolders, stem: str, content: dict[str, Any]) -> None:
@@ -46,7 +47,7 @@ def sidecar_of(path: Path) -> dict[str, Any] | None:
     folder = path.parent
     if path.suffix == ".pkl" and folder.name == stem:  # the nested DXA layout <stem>/<stem>.pkl
         folder = folder.parent
-    for candidate in sorted(folder.glob(f"pipeline-*/sidecars/{stem}.json")):
+    for candidate in sorted(folder.glob(f"pipeline-*/sidecars/{stem[:2]}/{stem}.json")):
         try:
             content = json.loads(candidate.read_text())
         except (OSError, ValueError):

@@ -15,12 +15,15 @@ import numpy as np
 from ukbb_pipeline.mri.edges import REFERENCE_SLICES, EdgeTrim, noisy_edge_slices, slice_profile
 from ukbb_pipeline.mri.grid import Grid, Placement, place, sample, union_grid
 from ukbb_pipeline.mri.harmonise import Overlap, relative_mismatch, station_scales
+from ukbb_pipeline.mri.regions import SwapRegion, complement, find_regions
 from ukbb_pipeline.mri.series import Series
 from ukbb_pipeline.mri.stations import Station
-from ukbb_pipeline.mri.stitch import Extent, Piece, blend, feather_weights, trim_extents
+from ukbb_pipeline.mri.stitch import Extent, Piece, adjacent, blend, feather_weights, trim_extents
 from ukbb_pipeline.mri.swaps import find_swapped, pattern_score, seam_agreement
+from ukbb_pipeline.mri.tolerance import same_positions, tolerance
 
 FAT_WATER = ("F", "W")
+UNCERTAIN_AGREEMENT = 0.6  # a seam agreement below this (clear seams: about 1.8, swapped: -1.8) cannot tell
 PATTERN_PIXEL_MM = 5.0  # the fat pattern of a station is judged on every other slice, at pixels of up to 5 mm
 
 
@@ -44,8 +47,10 @@ class Stitched:
     volumes: dict[str, np.ndarray]
     grid: Grid
     stations: list[int]
-    swapped: list[int]  # station numbers
+    swapped: list[int]  # station numbers (any part swapped)
     fixed: bool  # whether swapped stations were swapped back
+    regions: list[str]  # where (regions.py vocabulary: "3:whole", "5:left-leg", "3:z 120 to 60 mm", ...)
+    uncertain: bool  # some seam's fat/water agreement is too weak to tell
     scales: dict[str, list[float]]  # per output channel, the scale applied to each station
     patterns: list[float]  # per station, the fat pattern score (nan: not checked)
     trims: list[EdgeTrim]
@@ -81,8 +86,8 @@ def stitch_stations(
     # Where each station contributes, and the grid covering them all.
     positions = [_station_positions(station) for station in stations]
     covered = [
-        (i > 0 and positions[i - 1][-1] < positions[i][0],
-         i < len(positions) - 1 and positions[i + 1][0] > positions[i][-1])
+        (i > 0 and adjacent(positions[i - 1], positions[i]),
+         i < len(positions) - 1 and adjacent(positions[i], positions[i + 1]))
         for i in range(len(positions))
     ]
     wanted = [_noisy_edges(s, max_trim_slices, edge_drop, ends) for s, ends in zip(stations, covered, strict=True)]
@@ -101,14 +106,20 @@ def stitch_stations(
         for station, extent in zip(stations, extents, strict=True)
     ]
     for i in range(len(stations) - 1):
-        if extents[i + 1].reach_top < extents[i].reach_bottom - 1e-3:
+        if extents[i + 1].reach_top < extents[i].reach_bottom - tolerance(sz):
             notes.append(f"gap of {extents[i].bottom - extents[i + 1].top:.1f} mm between stations "
                          f"{stations[i].number} and {stations[i + 1].number}: left empty")
 
-    # What adjacent stations show of the same tissue: the evidence for swaps and for intensity scales.
+    # Regional swaps first (judged within each station); the later steps see them undone.
     shared = [c for c in dict.fromkeys([*channels, *FAT_WATER]) if all(c in s.channels for s in stations)]
-    overlaps = [_overlap(stations, extents, i, grid, shared) for i in range(len(stations) - 1)]
-    overlaps = [overlap for overlap in overlaps if overlap is not None]
+    regions: list[SwapRegion] = []
+    if all(c in shared for c in FAT_WATER):
+        regions = [region for i, station in enumerate(stations) for region in _regions(station, i)]
+    undone = [_undo_regions(station, [r for r in regions if r.index == i]) for i, station in enumerate(stations)]
+    source_stations = undone if fix_swaps else list(stations)
+    stations = undone
+    found = [_overlap(stations, extents, i, grid, shared) for i in range(len(stations) - 1)]
+    overlaps: list[Overlap] = [overlap for overlap in found if overlap is not None]
     if all(c in shared for c in FAT_WATER):
         patterns = [_pattern(station) for station in stations]
         agreements = {
@@ -117,6 +128,12 @@ def stitch_stations(
             for o in overlaps
         }
         swapped_index = find_swapped(patterns, agreements)
+        weak = [(o, a) for o, a in zip(overlaps, agreements.values(), strict=True)
+                if np.isfinite(a) and abs(a) < UNCERTAIN_AGREEMENT]
+        for overlap, agreement in weak:
+            notes.append(f"fat/water agreement uncertain at the seam of stations {stations[overlap.upper].number} and "
+                         f"{stations[overlap.lower].number} ({agreement:.2f}; clear seams are about 1.8): a swap may "
+                         f"be there that was not found")
     else:
         patterns, agreements, swapped_index = [float("nan")] * len(stations), {}, []
         notes.append("fat/water not checked: F and W are not both read for every station")
@@ -130,10 +147,10 @@ def stitch_stations(
     weights = feather_weights(grid.z, extents, feather_mm=feather_mm)
     for channel in channels:
         pieces = []
-        for i, station in enumerate(stations):
+        for i in range(len(stations)):
             stored = mapping.source(i, channel)
             scale = float(true_scales[mapping.truth(i, stored)][i])
-            pieces.append(Piece(station.channels[stored], placements[i][stored], scale))
+            pieces.append(Piece(source_stations[i].channels[stored], placements[i][stored], scale))
         scales[channel] = [piece.scale for piece in pieces]
         volumes[channel] = to_output_array(blend(pieces, weights, grid), dtype=dtype)
 
@@ -142,12 +159,23 @@ def stitch_stations(
                      shared, agreements, ratios, scales)
         for index, overlap in enumerate(overlaps)
     ]
+    labels = []
+    for i, station in enumerate(stations):
+        own = [region for region in regions if region.index == i]
+        if i in swapped_index:  # labelled swapped after its regions were undone: the rest of it was swapped
+            rest = complement(own, z=_shared_z(station))
+            labels += [region.label(station.number) for region in rest] if own else [f"{station.number}:whole"]
+        else:
+            labels += [region.label(station.number) for region in own]
     return Stitched(
         volumes=volumes,
         grid=grid,
         stations=[station.number for station in stations],
-        swapped=[stations[i].number for i in swapped_index],
-        fixed=fix_swaps and bool(swapped_index),
+        swapped=sorted({stations[i].number for i in swapped_index} | {stations[r.index].number for r in regions}),
+        fixed=fix_swaps and bool(swapped_index or regions),
+        regions=labels,
+        uncertain=bool(patterns) and any(np.isfinite(a) and abs(a) < UNCERTAIN_AGREEMENT
+                                         for a in agreements.values()),
         scales=scales,
         patterns=patterns,
         trims=[extent.trimmed for extent in extents],
@@ -266,7 +294,8 @@ def _relabel(overlap: Overlap, swapped: Sequence[int]) -> Overlap:
 def _station_positions(station: Station) -> np.ndarray:
     """The slice positions of a station (head first) within the region all its channels cover."""
     series = min(station.channels.values(), key=lambda s: s.z.size)
-    return series.z[(series.z <= station.z_top + 1e-3) & (series.z >= station.z_bottom - 1e-3)]
+    slack = tolerance(series.z_step)
+    return series.z[(series.z <= station.z_top + slack) & (series.z >= station.z_bottom - slack)]
 
 
 def _in_plane_box(station: Station) -> tuple[float, float, float, float]:
@@ -279,17 +308,18 @@ def _shared_slices(series: Sequence[Series]) -> list[np.ndarray] | None:
     """The volumes of ``series`` restricted to the slices they all have (same position), when they share one
     in-plane grid; None otherwise (e.g. a missing slice in one channel only is fine, another FOV is not)."""
     first = series[0]
-    if any(s.volume.shape[1:] != first.volume.shape[1:] or abs(s.x0 - first.x0) > 1e-3 or abs(s.y0 - first.y0) > 1e-3
-           for s in series):
+    if any(s.volume.shape[1:] != first.volume.shape[1:] or abs(s.x0 - first.x0) > tolerance(first.sx)
+           or abs(s.y0 - first.y0) > tolerance(first.sy) for s in series):
         return None
-    if all(s.z.size == first.z.size and np.allclose(s.z, first.z, atol=1e-3) for s in series):
+    step = first.z_step
+    if all(s.z.size == first.z.size and same_positions(s.z, first.z, step=step).all() for s in series):
         return [s.volume for s in series]
     common = first.z
     for s in series[1:]:
-        common = common[np.isclose(common[:, None], s.z[None, :], atol=1e-3).any(axis=1)]
+        common = common[same_positions(common, s.z, step=step)]
     if common.size < 4:
         return None
-    return [s.volume[np.isclose(s.z[:, None], common[None, :], atol=1e-3).any(axis=1)] for s in series]
+    return [s.volume[same_positions(s.z, common, step=step)] for s in series]
 
 
 def _signal_sum(station: Station, *, step: int = 1) -> np.ndarray | None:
@@ -314,6 +344,45 @@ def _noisy_edges(station: Station, max_slices: int, drop: float, covered: tuple[
     if total.shape[0] > 2 * examined:  # only the slices near the two ends are looked at
         total = np.concatenate([total[:examined], total[-examined:]])
     return noisy_edge_slices(slice_profile(total), max_slices=max_slices, drop=drop, covered=covered)
+
+
+def _regions(station: Station, index: int) -> list[SwapRegion]:
+    """The regional fat/water swaps of one station (regions.py), judged at pixels of a few mm."""
+    fat, water = station.channels["F"], station.channels["W"]
+    volumes = _shared_slices([fat, water])
+    if volumes is None:
+        return []
+    z = _shared_z(station)
+    step = max(1, int(PATTERN_PIXEL_MM // fat.sy))
+    fat_part, water_part = (v[:, ::step, ::step].astype(np.float32) for v in volumes)
+    x = (fat.x0 + np.arange(fat.volume.shape[2]) * fat.sx)[::step]
+    return find_regions(fat_part, water_part, x=x, z=z, row_spacing=fat.sy * step, index=index)
+
+
+def _shared_z(station: Station) -> np.ndarray:
+    """The slice positions F and W of a station share."""
+    fat, water = station.channels["F"], station.channels["W"]
+    return fat.z[same_positions(fat.z, water.z, step=fat.z_step)]
+
+
+def _undo_regions(station: Station, regions: Sequence[SwapRegion]) -> Station:
+    """``station`` with F and W exchanged back in ``regions`` (copies of the two series; the others shared)."""
+    if not regions:
+        return station
+    fat, water = station.channels["F"], station.channels["W"]
+    fat_volume, water_volume = fat.volume.copy(), water.volume.copy()
+    for region in regions:
+        for series, own, other in ((fat, fat_volume, water), (water, water_volume, fat)):
+            slices, columns = region.mask(series.z, series.x0 + np.arange(series.volume.shape[2]) * series.sx,
+                                          z_step=series.z_step)
+            for k in np.flatnonzero(slices):
+                match = np.flatnonzero(same_positions(other.z, series.z[k:k + 1], step=series.z_step))
+                if match.size and other.volume.shape[1:] == series.volume.shape[1:]:
+                    source = fat.volume if series is water else water.volume
+                    own[k][:, columns] = source[match[0]][:, columns]
+    channels = {**station.channels, "F": fat.replace_volume(fat_volume, fat.z),
+                "W": water.replace_volume(water_volume, water.z)}
+    return Station(number=station.number, channels=channels, notes=list(station.notes))
 
 
 def _pattern(station: Station) -> float:

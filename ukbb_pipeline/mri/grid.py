@@ -17,9 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ukbb_pipeline.mri.series import Series
+from ukbb_pipeline.mri.tolerance import VOXEL_FRACTION
 
-ON_GRID = 1e-3  # voxels: closer than this to a grid line counts as on it
-EDGE_TOLERANCE = 0.01  # voxels of slack when deciding whether a grid point lies inside a series
+ON_GRID = VOXEL_FRACTION  # voxels: closer than this to a grid line counts as on it (see tolerance.py)
+EDGE_TOLERANCE = VOXEL_FRACTION  # voxels of slack when deciding whether a grid point lies inside a series
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,16 @@ class Overlap:
     @cached_property
     def body(self) -> np.ndarray:
         """Voxels inside the body in both stations (all channels summed)."""
-        upper = sum(self.upper_data.values())
-        lower = sum(self.lower_data.values())
-        return body_mask(upper) & body_mask(lower)
+        return body_mask(_total(self.upper_data)) & body_mask(_total(self.lower_data))
+
+
+def _total(data: dict[str, np.ndarray]) -> np.ndarray:
+    """The sum of the channels of one side of an overlap (float32)."""
+    arrays = list(data.values())
+    total = arrays[0].astype(np.float32)  # a copy
+    for array in arrays[1:]:
+        total += array
+    return total
 
 
 def body_mask(total: np.ndarray) -> np.ndarray:

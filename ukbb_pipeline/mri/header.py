@@ -19,15 +19,18 @@ from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 
 from ukbb_pipeline.dicomio import dicom
+from ukbb_pipeline.dicomio.walk import Elements
 from ukbb_pipeline.dicomio.zipread import _label
 from ukbb_pipeline.errors import InputError
 from ukbb_pipeline.ukbb import DIXON_CHANNELS
 
+Parsed = Dataset | Elements  # pydicom's data set, or the raw elements of the fast walk (``dicomio.walk``)
 CHANNELS = DIXON_CHANNELS  # the Dixon channels, named by their SeriesDescription suffix
 _SUFFIXES = {"f": "F", "w": "W", "in": "in", "opp": "opp"}
 _IMAGE_TYPES = {"FAT": "F", "WATER": "W", "IN_PHASE": "in", "OPP_PHASE": "opp", "OUT_PHASE": "opp"}
 
 _SERIES_DESCRIPTION = Tag(0x0008, 0x103E)
+CHANNEL_TAGS_END = 0x0008103E  # the last tag the channel decision reads (ImageType, 0008,0008, comes before it)
 _SERIES_NUMBER = Tag(0x0020, 0x0011)
 _SERIES_UID = Tag(0x0020, 0x000E)
 _SERIES_DATE = Tag(0x0008, 0x0021)
@@ -36,6 +39,7 @@ _ACQUISITION_DATE = Tag(0x0008, 0x0022)
 _ACQUISITION_TIME = Tag(0x0008, 0x0032)
 _IMAGE_TYPE = Tag(0x0008, 0x0008)
 _INSTANCE_NUMBER = Tag(0x0020, 0x0013)
+_ACQUISITION_NUMBER = Tag(0x0020, 0x0012)
 _POSITION = Tag(0x0020, 0x0032)
 _ORIENTATION = Tag(0x0020, 0x0037)
 _PIXEL_SPACING = Tag(0x0028, 0x0030)
@@ -72,6 +76,8 @@ class SliceHeader:
     columns: int
     instance: int | None
     rescale: tuple[float, float] | None = None  # (slope, intercept) when the file has a non-identity rescale
+    image_type: str = ""  # ImageType, backslash-separated (for telling standard from derived series)
+    acquisition: str = ""  # AcquisitionDate + AcquisitionTime + AcquisitionNumber: which acquisition it came from
 
 
 def channel_of(description: str, image_type: str = "") -> str | None:
@@ -84,16 +90,23 @@ def channel_of(description: str, image_type: str = "") -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
-def read_header(dataset: Dataset, *, name: str, wanted: Collection[str] = CHANNELS) -> SliceHeader:
+def slice_channel(dataset: Parsed) -> tuple[str | None, str]:
+    """(channel, SeriesDescription) of a parsed slice, or of its header's start up to the SeriesDescription
+    (:data:`CHANNEL_TAGS_END`): the decision needs nothing later."""
+    description = _text(dataset, _SERIES_DESCRIPTION)
+    return channel_of(description, _text(dataset, _IMAGE_TYPE)), description
+
+
+def read_header(dataset: Parsed, *, name: str, wanted: Collection[str] = CHANNELS) -> SliceHeader:
     """The :class:`SliceHeader` of a parsed slice; :class:`InputError` naming the member when geometry is missing.
 
     Slices of a channel not ``wanted`` (and non-Dixon slices) get their channel and series only.
     """
-    description = _text(dataset, _SERIES_DESCRIPTION)
-    channel = channel_of(description, _text(dataset, _IMAGE_TYPE))
+    channel, description = slice_channel(dataset)
     if channel is None or channel not in wanted:  # its geometry does not matter
         return SliceHeader(name, channel, _text(dataset, _SERIES_UID), _integer(dataset, _SERIES_NUMBER), description,
-                           "", (0.0, 0.0, 0.0), (1.0, 0.0, 0.0, 0.0, 1.0, 0.0), (1.0, 1.0), 0, 0, None, None)
+                           "", (0.0, 0.0, 0.0), (1.0, 0.0, 0.0, 0.0, 1.0, 0.0), (1.0, 1.0), 0, 0, None, None,
+                           _text(dataset, _IMAGE_TYPE))
     position = _numbers(dataset, _POSITION)
     orientation = _numbers(dataset, _ORIENTATION)
     spacing = _numbers(dataset, _PIXEL_SPACING)
@@ -126,10 +139,22 @@ def read_header(dataset: Dataset, *, name: str, wanted: Collection[str] = CHANNE
         columns=columns,
         instance=_integer(dataset, _INSTANCE_NUMBER),
         rescale=rescale,
+        image_type=_text(dataset, _IMAGE_TYPE),
+        acquisition=_acquisition(dataset),
     )
 
 
-def _acquired(dataset: Dataset) -> str:
+def _acquisition(dataset: Parsed) -> str:
+    """Which acquisition a slice belongs to, as sortable text: AcquisitionDate/Time and AcquisitionNumber ("" when
+    neither time nor number is given); series reconstructed from one acquisition share it."""
+    time, number = _text(dataset, _ACQUISITION_TIME), _integer(dataset, _ACQUISITION_NUMBER)
+    if not time and number is None:
+        return ""
+    seconds = f"{_seconds(time):012.6f}" if time else ""
+    return f"{_text(dataset, _ACQUISITION_DATE):>8}{seconds} #{'' if number is None else number}"
+
+
+def _acquired(dataset: Parsed) -> str:
     """When the series was acquired, as sortable text: SeriesDate/SeriesTime, else AcquisitionDate/Time."""
     for date_tag, time_tag in ((_SERIES_DATE, _SERIES_TIME), (_ACQUISITION_DATE, _ACQUISITION_TIME)):
         date, time = _text(dataset, date_tag), _text(dataset, time_tag)
@@ -149,7 +174,7 @@ def _seconds(time: str) -> float:
         return 0.0
 
 
-def _value(dataset: Dataset, tag: Any) -> tuple[Any, bool]:
+def _value(dataset: Parsed, tag: Any) -> tuple[Any, bool]:
     """The value of ``tag``: (raw bytes, little endian) when not yet converted, else (converted value, True)."""
     element = dataset.get_item(tag)
     if element is None:
@@ -159,7 +184,7 @@ def _value(dataset: Dataset, tag: Any) -> tuple[Any, bool]:
     return element.value, True
 
 
-def _text(dataset: Dataset, tag: Any) -> str:
+def _text(dataset: Parsed, tag: Any) -> str:
     value, _ = _value(dataset, tag)
     if value is None:
         return ""
@@ -170,7 +195,7 @@ def _text(dataset: Dataset, tag: Any) -> str:
     return str(value).strip()
 
 
-def _numbers(dataset: Dataset, tag: Any) -> list[float]:
+def _numbers(dataset: Parsed, tag: Any) -> list[float]:
     """A decimal-string (DS) value as floats; [] when absent or unreadable."""
     value, _ = _value(dataset, tag)
     if value is None:
@@ -186,13 +211,13 @@ def _numbers(dataset: Dataset, tag: Any) -> list[float]:
         return []
 
 
-def _integer(dataset: Dataset, tag: Any) -> int | None:
+def _integer(dataset: Parsed, tag: Any) -> int | None:
     """An integer-string (IS) value; None when absent or unreadable."""
     numbers = _numbers(dataset, tag)
     return int(numbers[0]) if numbers and numbers[0].is_integer() else None
 
 
-def _unsigned(dataset: Dataset, tag: Any) -> int:
+def _unsigned(dataset: Parsed, tag: Any) -> int:
     """A binary US value (Rows, Columns); 0 when absent."""
     value, little = _value(dataset, tag)
     if value is None:
@@ -202,20 +227,28 @@ def _unsigned(dataset: Dataset, tag: Any) -> int:
     return int(value)
 
 
-def slice_pixels(dataset: Dataset, header: SliceHeader) -> np.ndarray:
+def has_native_pixels(dataset: Parsed) -> bool:
+    """Whether :func:`slice_pixels` views the pixels straight from the bytes (else pydicom's decoders are needed)."""
+    syntax = dataset.file_meta.TransferSyntaxUID if isinstance(dataset, Elements) else dicom.transfer_syntax(dataset)
+    if syntax not in _NATIVE_LITTLE_ENDIAN:
+        return False
+    raw, _ = _value(dataset, _PIXEL_DATA)
+    bits, samples = _unsigned(dataset, _BITS_ALLOCATED), _unsigned(dataset, _SAMPLES_PER_PIXEL) or 1
+    return bits in (8, 16, 32) and samples == 1 and isinstance(raw, bytes)
+
+
+def slice_pixels(dataset: Parsed, header: SliceHeader) -> np.ndarray:
     """The (Rows, Columns) image of a slice: a view on its bytes when uncompressed, else pydicom's decoders."""
-    if dicom.transfer_syntax(dataset) in _NATIVE_LITTLE_ENDIAN:
+    if has_native_pixels(dataset):
         bits = _unsigned(dataset, _BITS_ALLOCATED)
-        samples = _unsigned(dataset, _SAMPLES_PER_PIXEL) or 1
         raw, _ = _value(dataset, _PIXEL_DATA)
-        if bits in (8, 16, 32) and samples == 1 and isinstance(raw, bytes):
-            signed = _unsigned(dataset, _PIXEL_REPRESENTATION) == 1
-            dtype = np.dtype(f"<{'i' if signed else 'u'}{bits // 8}")
-            count = header.rows * header.columns
-            if len(raw) < count * dtype.itemsize:
-                raise InputError(
-                    f"member {_label(header.name)} has {len(raw)} bytes of pixel data, "
-                    f"{count * dtype.itemsize} expected"
-                )
-            return np.frombuffer(raw, dtype=dtype, count=count).reshape(header.rows, header.columns)
+        signed = _unsigned(dataset, _PIXEL_REPRESENTATION) == 1
+        dtype = np.dtype(f"<{'i' if signed else 'u'}{bits // 8}")
+        count = header.rows * header.columns
+        if len(raw) < count * dtype.itemsize:
+            raise InputError(
+                f"member {_label(header.name)} has {len(raw)} bytes of pixel data, {count * dtype.itemsize} expected"
+            )
+        return np.frombuffer(raw, dtype=dtype, count=count).reshape(header.rows, header.columns)
+    assert isinstance(dataset, Dataset), "a walked member without native pixels is parsed by pydicom"
     return dicom.pixels(dataset, name=header.name)

@@ -17,6 +17,7 @@ import numpy as np
 from ukbb_pipeline.dicomio.zipread import _label
 from ukbb_pipeline.errors import InputError
 from ukbb_pipeline.mri.header import SliceHeader
+from ukbb_pipeline.mri.tolerance import tolerance
 
 AXIS_TOLERANCE = 0.999  # |cosine| between an orientation vector and a patient axis to call them aligned
 GAP_FACTOR = 1.5  # a step over 1.5x the median slice step is a gap (missing slices)
@@ -39,6 +40,8 @@ class Series:
     sy: float  # row spacing (mm)
     missing_slices: int = 0  # slices missing inside the series, bridged from their neighbours
     notes: list[str] = field(default_factory=list)
+    image_type: str = ""  # ImageType, backslash-separated
+    acquisition: str = ""  # which acquisition the series was reconstructed from (see header.SliceHeader)
 
     @property
     def label(self) -> str:
@@ -84,6 +87,17 @@ class Series:
             sy=self.sy,
             missing_slices=_count_missing(self.z[z]),
             notes=list(self.notes),
+            image_type=self.image_type,
+            acquisition=self.acquisition,
+        )
+
+    def replace_volume(self, volume: np.ndarray, z: np.ndarray) -> Series:
+        """This series with other slices (same in-plane grid), e.g. spliced from two acquisitions."""
+        return Series(
+            uid=self.uid, number=self.number, description=self.description, channel=self.channel,
+            acquired=self.acquired, volume=volume, z=z, x0=self.x0, y0=self.y0, sx=self.sx, sy=self.sy,
+            missing_slices=_count_missing(z), notes=list(self.notes), image_type=self.image_type,
+            acquisition=self.acquisition,
         )
 
 
@@ -122,7 +136,7 @@ def build_series(headers: Sequence[SliceHeader], images: Sequence[np.ndarray]) -
     positions, along_normal = positions[order], along_normal[order]
     notes = []
     steps = np.abs(np.diff(along_normal))
-    duplicate = np.concatenate([[False], steps < 1e-3 * max(float(np.median(steps)), 1e-6)])
+    duplicate = np.concatenate([[False], steps < tolerance(max(float(np.median(steps)), 1e-6))])
     if duplicate.any():  # the same file twice is harmless; two different images at one place are not
         for index in np.flatnonzero(duplicate):
             kept, dropped = order[index - 1], order[index]
@@ -139,7 +153,7 @@ def build_series(headers: Sequence[SliceHeader], images: Sequence[np.ndarray]) -
     # In-plane: every slice must start at the same point of the plane (otherwise it is not one stack).
     in_plane = positions @ np.stack([row_dir, column_dir], axis=1)
     pixel = spacings[0]  # (between rows, between columns)
-    if (np.abs(in_plane - in_plane[0]).max(axis=0) > 0.1 * pixel[::-1]).any():
+    if (np.abs(in_plane - in_plane[0]).max(axis=0) > tolerance(1.0) * pixel[::-1]).any():
         raise InputError(f"{label}: slices are not stacked (their in-plane positions differ)")
 
     volume = np.stack([images[index] for index in order])
@@ -183,6 +197,8 @@ def build_series(headers: Sequence[SliceHeader], images: Sequence[np.ndarray]) -
         sy=sy,
         missing_slices=missing,
         notes=notes,
+        image_type=first.image_type,
+        acquisition=first.acquisition,
     )
 
 

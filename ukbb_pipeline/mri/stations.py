@@ -1,10 +1,15 @@
-"""Grouping Dixon series into stations, with the quirks of real zips (ukbb-format.md 1.6).
+"""Grouping Dixon series into stations, with the quirks of real zips (ukbb-format.md 1.6, 1.7).
 
-A station is a slab of the body: the series whose z extents mostly coincide belong to it, whatever their numbers.
-Within a station each channel keeps its most recent acquisition (SeriesTime), so a repeated station keeps the repeat;
-channels of different sizes are cropped to their common physical region; a missing station or channel is a failure
-unless missing stations are allowed. Stations are numbered 1-6 head to feet from their series numbers (1-4 station 1,
-..., 21-24 station 6) when the zip has fewer than six, so that a missing one keeps the numbering of the others.
+Derived series are set aside (``select``), the rest grouped into acquisitions with one reconstruction each
+(``acquisitions``), so that the channels of a station always come from one acquisition. A station is a position: the
+acquisitions whose z extents mostly coincide (``SAME_POSITION_SHARE`` of the shorter) image it, whatever their
+numbers. A repeat replaces only what it covers: the most recent acquisition is used where it reaches, earlier ones
+where only they reach (a partial, aborted repeat never loses coverage; ``SPLICE_TRIM`` slices of the repeat's slab
+edge are left to the earlier acquisition where that one goes on). A repeat with the table moved is a position of its
+own, stitched between its neighbours, which stay. Channels of different sizes are cropped to their common physical
+region; a missing station or channel is a failure unless missing stations are allowed. Stations are numbered 1-6 head
+to feet from their series numbers (1-4 station 1, ..., 21-24 station 6) when they agree, so that a missing one keeps
+the numbering of the others; every choice is a note naming the series.
 """
 
 from __future__ import annotations
@@ -16,11 +21,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ukbb_pipeline.errors import InputError
+from ukbb_pipeline.mri.acquisitions import Acquisition, group_acquisitions, numbers_text
+from ukbb_pipeline.mri.select import select_standard
 from ukbb_pipeline.mri.series import Series
+from ukbb_pipeline.mri.tolerance import same_positions, tolerance
 
 N_STATIONS = 6  # neck, upper abdomen, abdomen, pelvis, thighs, knees
 SERIES_PER_STATION = 4  # in, opp, F, W
-SAME_STATION_OVERLAP = 0.5  # series overlapping by more than half the shorter z extent image the same slab
+SAME_POSITION_SHARE = 0.8  # acquisitions sharing this much of the shorter z extent image the same position
+SPLICE_TRIM = 2  # slices of a repeat's slab edge left to the earlier acquisition where that one goes on
 
 
 @dataclass(eq=False)
@@ -67,12 +76,15 @@ def group_stations(
     """
     if not series:
         raise InputError(f"no Dixon series of channel(s) {', '.join(sorted(required))} in the zip")
-    clusters = _clusters(series)
-    numbers = _station_numbers(clusters, expected=expected)
+    usable, notes = select_standard(series)
+    acquisitions, reconstruction_notes = group_acquisitions(usable)
+    notes.extend(reconstruction_notes)
+    clusters = _positions(acquisitions)
+    numbers, numbering_notes = _station_numbers(clusters, expected=expected)
+    notes.extend(numbering_notes)
     stations: list[Station] = []
-    notes: list[str] = []
     for number, cluster in zip(numbers, clusters, strict=True):
-        chosen, repeat_note = _newest_per_channel(cluster, number)
+        chosen, repeat_note = _combine(cluster, number)
         lacking = sorted(set(required) - set(chosen))
         if lacking:
             reason = f"station {number} has no {'/'.join(lacking)} series"
@@ -86,16 +98,17 @@ def group_stations(
         _crop_to_common_region(station)
         stations.append(station)
     present = {station.number for station in stations}
-    if len(clusters) < expected:
-        missing = [number for number in range(1, expected + 1) if number not in numbers]
-        reason = f"{len(clusters)} of {expected} stations in the zip" + (
+    distinct = sorted(set(numbers))
+    if len(distinct) < expected:
+        missing = [number for number in range(1, expected + 1) if number not in distinct]
+        reason = f"{len(distinct)} of {expected} stations in the zip" + (
             f" (station {', '.join(map(str, missing))} missing)" if missing else ""
         )
         if not allow_missing:
             raise InputError(reason)
         notes.append(reason)
-    elif len(clusters) > expected:
-        notes.append(f"{len(clusters)} stations in the zip ({expected} expected); all were stitched")
+    elif len(distinct) > expected:
+        notes.append(f"{len(distinct)} stations in the zip ({expected} expected); all were stitched")
     if not present:
         raise InputError("no station has every channel asked for")
     for station in stations:
@@ -103,69 +116,140 @@ def group_stations(
     return StationSet(stations=stations, notes=notes)
 
 
-def _clusters(series: Sequence[Series]) -> list[list[Series]]:
-    """Series grouped by z extent (more than half of the shorter one shared), head to feet."""
-    ordered = sorted(series, key=lambda s: -(s.z_top + s.z_bottom) / 2)
-    clusters: list[list[Series]] = []
-    extents: list[tuple[float, float]] = []
+def _share(top_a: float, bottom_a: float, top_b: float, bottom_b: float) -> float:
+    """The z extent two slabs share, as a fraction of the shorter one."""
+    shared = min(top_a, top_b) - max(bottom_a, bottom_b)
+    shorter = min(top_a - bottom_a, top_b - bottom_b)
+    return shared / shorter if shorter > 0 else 0.0
+
+
+def _positions(acquisitions: Sequence[Acquisition]) -> list[list[Acquisition]]:
+    """Acquisitions grouped by position (slabs sharing most of the shorter z extent), head to feet."""
+    ordered = sorted(acquisitions, key=lambda a: -(a.z_top + a.z_bottom) / 2)
+    clusters: list[list[Acquisition]] = []
     for item in ordered:
-        best, best_share = -1, SAME_STATION_OVERLAP
-        for index, (top, bottom) in enumerate(extents):
-            shared = min(top, item.z_top) - max(bottom, item.z_bottom)
-            shorter = min(top - bottom, item.z_top - item.z_bottom)
-            share = shared / shorter if shorter > 0 else 0.0
-            if share > best_share:
+        best, best_share = -1, SAME_POSITION_SHARE
+        for index, cluster in enumerate(clusters):
+            share = max(_share(a.z_top, a.z_bottom, item.z_top, item.z_bottom) for a in cluster)
+            if share >= best_share:
                 best, best_share = index, share
         if best < 0:
             clusters.append([item])
-            extents.append((item.z_top, item.z_bottom))
         else:
             clusters[best].append(item)
-            top, bottom = extents[best]
-            extents[best] = (max(top, item.z_top), min(bottom, item.z_bottom))
-    order = np.argsort([-(top + bottom) / 2 for top, bottom in extents], kind="stable")
+    centres = [max((a.z_top + a.z_bottom) / 2 for a in cluster) for cluster in clusters]
+    order = np.argsort([-c for c in centres], kind="stable")
     return [clusters[index] for index in order]
 
 
-def _station_numbers(clusters: list[list[Series]], *, expected: int) -> list[int]:
-    """1-based station numbers: by position when all are there, else from the series numbers when they agree."""
-    if len(clusters) >= expected:
-        return list(range(1, len(clusters) + 1))
-    from_series = []
-    for cluster in clusters:
-        numbers = [s.number for s in cluster if s.number is not None and 1 <= s.number <= expected * SERIES_PER_STATION]
-        from_series.append((min(numbers) - 1) // SERIES_PER_STATION + 1 if numbers else None)
-    known = [number for number in from_series if number is not None]
-    if len(known) == len(clusters) and all(a < b for a, b in itertools.pairwise(known)):
-        return known
-    return list(range(1, len(clusters) + 1))
+def _claim(cluster: list[Acquisition], expected: int) -> int | None:
+    """The station a position's series numbers say (1-4 station 1, ..., 21-24 station 6); None if they say none."""
+    numbers = [s.number for a in cluster for s in a.channels.values()
+               if s.number is not None and 1 <= s.number <= expected * SERIES_PER_STATION]
+    return (min(numbers) - 1) // SERIES_PER_STATION + 1 if numbers else None
 
 
-def _newest_per_channel(cluster: list[Series], number: int) -> tuple[dict[str, Series], str]:
-    """For each channel the most recent series (SeriesTime, then SeriesNumber), and a note when there was a choice."""
-    by_channel: dict[str, list[Series]] = {}
-    for item in cluster:
-        by_channel.setdefault(item.channel, []).append(item)
-    chosen = {}
-    repeated = False
-    for channel, items in by_channel.items():
-        items.sort(key=lambda s: (s.acquired, -1 if s.number is None else s.number))
-        chosen[channel] = items[-1]
-        repeated |= len(items) > 1
-    note = ""
-    if repeated:
-        kept = sorted({s.number for s in chosen.values() if s.number is not None})
-        kept_ids = {id(s) for s in chosen.values()}
-        dropped = sorted({s.number for s in cluster if id(s) not in kept_ids and s.number is not None})
-        note = (
-            f"station {number} acquired more than once: kept the most recent acquisition "
-            f"(series {_numbers_text(kept)}), dropped series {_numbers_text(dropped)}"
-        )
-    return dict(sorted(chosen.items())), note
+def _station_numbers(clusters: list[list[Acquisition]], *, expected: int) -> tuple[list[int], list[str]]:
+    """1-based station numbers head to feet: from the series numbers when they agree, else by position. A position
+    that no series number claims (a repeat with the table moved) takes the number of the nearest claimed one."""
+    claims = [_claim(cluster, expected) for cluster in clusters]
+    known = [claim for claim in claims if claim is not None]
+    ordered = all(a < b for a, b in itertools.pairwise(known))
+    if len(known) == len(clusters) and ordered:
+        return [claim for claim in claims if claim is not None], []
+    if len(clusters) == expected or not known or not ordered:
+        return list(range(1, len(clusters) + 1)), []
+    centres = [(c[0].z_top + c[0].z_bottom) / 2 for c in clusters]
+    numbers, notes = [], []
+    for index, claim in enumerate(claims):
+        if claim is not None:
+            numbers.append(claim)
+            continue
+        nearest = min((j for j, other in enumerate(claims) if other is not None),
+                      key=lambda j: abs(centres[j] - centres[index]))
+        number = claims[nearest]
+        assert number is not None
+        numbers.append(number)
+        slab = clusters[index][0]
+        notes.append(f"an acquisition at another position than any station ({slab.label}, z {slab.z_top:.1f} to "
+                     f"{slab.z_bottom:.1f} mm, numbered {number} as the nearest): stitched as one more slab between "
+                     f"its neighbours, none replaced")
+    return numbers, notes
 
 
-def _numbers_text(numbers: list[int]) -> str:
-    return "/".join(map(str, numbers)) if numbers else "?"
+def _combine(cluster: list[Acquisition], number: int) -> tuple[dict[str, Series], str]:
+    """The series of one station position: the most recent acquisition where it reaches, earlier ones where only
+    they reach (a repeat replaces what it covers and no more), with a note when there was a choice."""
+    newest_first = sorted(cluster, key=lambda a: a.acquired, reverse=True)
+    base = newest_first[0]
+    if len(newest_first) == 1:
+        return dict(base.channels), ""
+    if not all(_splices_with(base, a) for a in newest_first):  # cannot interleave: the widest coverage wins
+        base = max(newest_first, key=lambda a: a.z_top - a.z_bottom + a.z_step)
+        newest_first = [base, *[a for a in newest_first if a is not base]]
+    usable = [a for a in newest_first if _splices_with(base, a)]
+    unusable = [a for a in newest_first if a not in usable]
+    covered: list[tuple[float, float]] = []
+    parts: list[tuple[Acquisition, np.ndarray]] = []  # each acquisition and which of its slices are used
+    for index, acquisition in enumerate(usable):
+        z = _common_z(acquisition)
+        keep = np.ones(z.size, dtype=bool)
+        older = usable[index + 1:]
+        step = acquisition.z_step
+        margin = min(SPLICE_TRIM, max(0, (z.size - 2) // 2))
+        if margin and any(o.z_top > z[0] + step / 2 for o in older):  # an earlier acquisition goes on above
+            keep[:margin] = False
+        if margin and any(o.z_bottom < z[-1] - step / 2 for o in older):
+            keep[z.size - margin:] = False
+        for high, low in covered:
+            keep &= ~((z <= high + tolerance(step)) & (z >= low - tolerance(step)))
+        if keep.any():
+            parts.append((acquisition, keep))
+            used = z[keep]
+            covered.append((float(used.max()) + step / 2, float(used.min()) - step / 2))
+    dropped = [a for a in usable if all(a is not p for p, _ in parts)] + unusable
+    if len(parts) == 1:
+        note = (f"station {number} acquired more than once: kept the most recent acquisition ({base.label}), "
+                f"dropped series {'/'.join(numbers_text(s.number for s in a.channels.values()) for a in dropped)}")
+        return dict(base.channels), note
+    channels = {}
+    for channel, series in base.channels.items():
+        zs, volumes = [], []
+        for acquisition, keep in parts:
+            item = acquisition.channels[channel]
+            inside = same_positions(item.z, _common_z(acquisition)[keep], step=acquisition.z_step)
+            zs.append(item.z[inside])
+            volumes.append(item.volume[inside])
+        z = np.concatenate(zs)
+        order = np.argsort(-z, kind="stable")
+        channels[channel] = series.replace_volume(np.concatenate(volumes)[order], z[order])
+    used_text = "; ".join(
+        f"{a.label} for z {float(_common_z(a)[k].max()):.1f} to {float(_common_z(a)[k].min()):.1f} mm"
+        for a, k in parts
+    )
+    note = f"station {number} acquired more than once: used {used_text} (the most recent where it reaches)"
+    if dropped:
+        note += f"; dropped {', '.join(a.label for a in dropped)}"
+    return channels, note
+
+
+def _common_z(acquisition: Acquisition) -> np.ndarray:
+    """The slice positions all channels of an acquisition have (those of its first channel within the others')."""
+    first = min(acquisition.channels.values(), key=lambda s: s.z.size)
+    return first.z
+
+
+def _splices_with(base: Acquisition, other: Acquisition) -> bool:
+    """Whether ``other`` has every channel of ``base`` on the same in-plane grid (so slices can be interleaved)."""
+    for channel, series in base.channels.items():
+        item = other.channels.get(channel)
+        if item is None or item.volume.shape[1:] != series.volume.shape[1:]:
+            return False
+        if abs(item.x0 - series.x0) > tolerance(series.sx) or abs(item.y0 - series.y0) > tolerance(series.sy):
+            return False
+        if abs(item.sx - series.sx) > tolerance(series.sx) or abs(item.sy - series.sy) > tolerance(series.sy):
+            return False
+    return True
 
 
 def _crop_to_common_region(station: Station) -> None:
@@ -178,9 +262,9 @@ def _crop_to_common_region(station: Station) -> None:
         raise InputError(f"station {station.number}: its channels do not overlap in space")
     shapes = {channel: s.volume.shape for channel, s in station.channels.items()}
     for channel, item in station.channels.items():
-        z_keep = _inside(item.z, z_lo, z_hi, tolerance=0.1 * max(item.z_step, 1e-3))
-        y_keep = _inside(item.y0 + np.arange(item.volume.shape[1]) * item.sy, y_lo, y_hi, tolerance=0.1 * item.sy)
-        x_keep = _inside(item.x0 + np.arange(item.volume.shape[2]) * item.sx, x_lo, x_hi, tolerance=0.1 * item.sx)
+        z_keep = _inside(item.z, z_lo, z_hi, tolerance=tolerance(item.z_step))
+        y_keep = _inside(item.y0 + np.arange(item.volume.shape[1]) * item.sy, y_lo, y_hi, tolerance=tolerance(item.sy))
+        x_keep = _inside(item.x0 + np.arange(item.volume.shape[2]) * item.sx, x_lo, x_hi, tolerance=tolerance(item.sx))
         if (z_keep, y_keep, x_keep) != (slice(0, item.volume.shape[0]), slice(0, shapes[channel][1]),
                                         slice(0, shapes[channel][2])):
             station.channels[channel] = item.crop(z=z_keep, y=y_keep, x=x_keep)

@@ -16,6 +16,7 @@ import numpy as np
 from ukbb_pipeline.mri.edges import EdgeTrim
 from ukbb_pipeline.mri.grid import Grid, Placement, resample_into
 from ukbb_pipeline.mri.series import Series
+from ukbb_pipeline.mri.tolerance import tolerance
 
 WEIGHT_FLOOR = 1e-3  # a station's weight never drops below this where it covers a voxel (see the module text)
 
@@ -40,11 +41,13 @@ def trim_extents(
     Ends that a neighbour overlaps lose at least ``minimum`` slices, and any end the noisy slices ``wanted``. The
     fixed minimum is given back (the end with more trimmed first) where it would leave two neighbours less than
     ``min_overlap`` mm of overlap (or less than they had); noisy slices are given back only where they would leave
-    a gap wider than a slice. A gap of at most a slice is bridged: both neighbours reach across it.
+    a gap wider than a slice. A gap of at most a slice is bridged: both neighbours reach across it. Slabs that just
+    touch (0 mm overlap: slice centres a slice apart) are :func:`adjacent`: they keep their edge slices (no neighbour
+    covers them) and are bridged, so no empty gap is left where something was acquired.
     """
     n = len(positions)
-    overlaps_above = [i > 0 and positions[i - 1][-1] < positions[i][0] for i in range(n)]
-    overlaps_below = [i < n - 1 and positions[i + 1][0] > positions[i][-1] for i in range(n)]
+    overlaps_below = [i < n - 1 and adjacent(positions[i], positions[i + 1]) for i in range(n)]
+    overlaps_above = [i > 0 and overlaps_below[i - 1] for i in range(n)]
     noisy_top = [w.top for w in wanted]
     noisy_bottom = [w.bottom for w in wanted]
     top = [max(minimum, noisy_top[i]) if overlaps_above[i] else noisy_top[i] for i in range(n)]
@@ -90,6 +93,13 @@ def trim_extents(
     ]
 
 
+def adjacent(upper: np.ndarray, lower: np.ndarray) -> bool:
+    """Whether two stations' slabs (slice positions head first, each slice reaching half a step) overlap or touch:
+    then nothing lies between them, and trimming or bridging decides how they meet."""
+    slack = tolerance(min(_step(upper), _step(lower)))
+    return bool(lower[0] + _step(lower) / 2 >= upper[-1] - _step(upper) / 2 - slack)
+
+
 def _step(positions: np.ndarray) -> float:
     return float(np.median(-np.diff(positions))) if positions.size > 1 else 0.0
 
@@ -101,10 +111,10 @@ def feather_weights(z: np.ndarray, extents: Sequence[Extent], *, feather_mm: flo
     In an overlap the hand-over is a raised cosine ``feather_mm`` wide (at most the overlap) centred in it; across a
     bridged gap it spans the gap, so the gap is filled by interpolating the two edge slices.
     """
-    tolerance = 1e-3
+    slack = tolerance(float(np.median(np.abs(np.diff(z))))) if z.size > 1 else 0.0
     weights = np.zeros((len(extents), z.size), dtype=np.float64)
     for i, extent in enumerate(extents):
-        weights[i] = (z <= extent.reach_top + tolerance) & (z >= extent.reach_bottom - tolerance)
+        weights[i] = (z <= extent.reach_top + slack) & (z >= extent.reach_bottom - slack)
     for i in range(len(extents) - 1):
         upper, lower = extents[i], extents[i + 1]
         high, low = lower.top, upper.bottom

@@ -80,7 +80,8 @@ def find_swapped(patterns: Sequence[float], agreements: dict[tuple[int, int], fl
     n = len(patterns)
     if n > MAX_JOINT:  # not a UK Biobank layout: judge each station by its own pattern
         return [i for i, p in enumerate(patterns) if 2 * p < -SWAP_COST]
-    best_score, best = -np.inf, ()
+    best_score, best = -np.inf, (1,) * n
+    labels: tuple[int, ...]
     for labels in itertools.product((1, -1), repeat=n):
         score = sum(p * label for p, label in zip(patterns, labels, strict=True))
         score += sum(a * labels[i] * labels[j] for (i, j), a in agreements.items())

@@ -134,7 +134,8 @@ def _stage_status(name: str, records: list[dict[str, str]], *, check_outputs: bo
     left_out: dict[str, list[str]] = defaultdict(list)
     for record in records:
         if record["state"] == LEFT_OUT:
-            left_out[reason_group(record["notes"].removeprefix("left out: "))].append(visit(record))
+            reason = re.sub(r"\s*\(stage\.keep_flagged=true keeps it\)", "", record["notes"].removeprefix("left out: "))
+            left_out[reason_group(reason)].append(visit(record))
             continue
         if record["state"] == FAILED:
             failed[reason_group(record["notes"]) or "no reason"].append(visit(record))

@@ -27,7 +27,7 @@ from ukbb_pipeline.runtime.runner import RunOptions, StageJob, StageSummary, run
 from ukbb_pipeline.ukbb import DIXON_OUTPUT_NAMES, MRI_FIELD
 
 # Bump when a code change alters the outputs, so that re-runs redo them.
-VERSION = 1
+VERSION = 2  # 2: regional swaps, repeats by coverage, derived series, touching slabs (issue 13)
 OUTPUT_NAMES = DIXON_OUTPUT_NAMES
 ATTR_NAMES = {"F": "fat", "W": "water", "in": "in", "opp": "opp"}
 DEFAULT_LIMITS = ZipLimits()
@@ -90,6 +90,8 @@ def _attributes(stitched: Stitched, channels: Sequence[str]) -> dict[str, Any]:
         "origin": [float(value) for value in grid.origin],
         "axes": "x: right->left, y: anterior->posterior, z: head->feet (LPS z decreasing)",
         "swapped_stations": list(stitched.swapped),
+        "swapped_regions": list(stitched.regions),
+        "fat_water_uncertain": bool(stitched.uncertain),
         "fat_water_fixed": bool(stitched.fixed),
         "stations": list(stitched.stations),
         "station_trimmed_slices": np.array([[t.top, t.bottom] for t in stitched.trims], dtype=np.int64),
@@ -118,6 +120,8 @@ def _qc(stitched: Stitched, stations: Sequence[Station], arrays: dict[str, np.nd
     return {
         "n_stations": len(stitched.stations),
         "swapped_stations": list(stitched.swapped),
+        "swapped_regions": "; ".join(stitched.regions),
+        "fat_water_uncertain": bool(stitched.uncertain),
         "max_seam_mismatch": max(mismatches) if mismatches else math.nan,
         "min_fat_water_agreement": min(agreements) if agreements else math.nan,
         "missing_slices": sum(s.missing_slices for station in stations for s in station.channels.values()),
@@ -144,7 +148,7 @@ def _swap_notes(stitched: Stitched) -> list[str]:
         return []
     stations = ", ".join(map(str, stitched.swapped))
     action = "swapped back before stitching" if stitched.fixed else "left as acquired (stage.fix_swaps=true fixes it)"
-    return [f"fat and water swapped in station {stations}: {action}"]
+    return [f"fat and water swapped in station {stations} ({', '.join(stitched.regions)}): {action}"]
 
 
 def check_settings(config: UnzipMriConfig) -> list[str]:

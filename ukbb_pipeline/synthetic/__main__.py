@@ -9,7 +9,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from ukbb_pipeline.synthetic.cohort import make_cohort
-from ukbb_pipeline.synthetic.quirks import mixed_quirks
+from ukbb_pipeline.synthetic.quirks import DxaQuirks, MriQuirks, mixed_quirks
 from ukbb_pipeline.synthetic.stations import SIZES
 
 
@@ -32,7 +32,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _faults(quirks: object) -> str:
+def _faults(quirks: MriQuirks | DxaQuirks) -> str:
     """The quirks that differ from the defaults, as ``; name=value`` text."""
     default = type(quirks)()
     changed = [
@@ -48,7 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.subjects < 0:
         raise SystemExit("--subjects must be >= 0")
     start = time.perf_counter()
-    mri_quirks, dxa_quirks = {}, {}
+    mri_quirks: dict[int, MriQuirks] = {}
+    dxa_quirks: dict[int, DxaQuirks] = {}
     if args.quirks != "none":
         mri_quirks, dxa_quirks = mixed_quirks(args.subjects, include_failures=args.quirks == "mixed-with-failures")
     subjects = make_cohort(

@@ -128,8 +128,8 @@ def _evaluate(p: Phantom, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tuple[
     acc = _Accumulator()
     for outer, core, comp_fat, comp_water in _limbs(p, u, v, zl, zl_range):
         acc.add(outer, core, comp_fat, comp_water)
-    outer = 1.0 - acc.not_outer
-    core = 1.0 - acc.not_core
+    outer = np.asarray(1.0 - acc.not_outer)
+    core = np.asarray(1.0 - acc.not_core)
     weight = np.maximum(acc.core_weight, 1e-6)
     comp_fat = np.where(acc.core_weight > 1e-6, acc.core_fat / weight, MUSCLE.fat)
     comp_water = np.where(acc.core_weight > 1e-6, acc.core_water / weight, MUSCLE.water)
@@ -204,9 +204,9 @@ def _limbs(
         outer = inside(d) * slab(zl, NECK_CAPS[0], NECK_CAPS[1], width=CAP_WIDTH)
         core = inside(d + NECK_FAT) * slab(zl, NECK_CAPS[0], NECK_CAPS[1] - NECK_FAT, width=CAP_WIDTH)
         yield outer, core, MUSCLE.fat, MUSCLE.water
-    a, b, c = HEAD_AXES
-    if _reaches(zl_range, HEAD_ZL - c, HEAD_ZL + c):
-        d = ellipsoid_distance(u, v + b + 5.0, zl - HEAD_ZL, a, b, c)
+    head_a, head_b, head_c = HEAD_AXES
+    if _reaches(zl_range, HEAD_ZL - head_c, HEAD_ZL + head_c):
+        d = ellipsoid_distance(u, v + head_b + 5.0, zl - HEAD_ZL, head_a, head_b, head_c)
         yield inside(d), inside(d + HEAD_FAT), BRAIN.fat, BRAIN.water
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
-from pydicom.uid import MRImageStorage, RLELossless
+from pydicom.uid import UID, MRImageStorage, RLELossless
 
 from ukbb_pipeline.synthetic import csa
 from ukbb_pipeline.synthetic.identity import Visit, dicom_date, dicom_time
@@ -74,19 +74,43 @@ class Series:
     geometry: StationGeometry
     rows: int  # as written (differs from geometry.rows for a W/F size mismatch)
     columns: int
+    orientation: tuple[bool, bool, bool, bool] = (False, False, False, False)  # see MriQuirks.orientation
+    jitter: tuple[float, float, float] = (0.0, 0.0, 0.0)  # mm added to this series' IPP text (micrometres)
+    derived: bool = False  # a derived copy (description ``..._ND``, ImageType with ND)
+    acquisition_number: int = 1
 
     @property
     def description(self) -> str:
-        return series_description(self.station, self.channel)
+        return series_description(self.station, self.channel) + ("_ND" if self.derived else "")
+
+    def stored(self, image: np.ndarray) -> np.ndarray:
+        """A (rows, columns) image in the stored pixel order of this series' orientation."""
+        rows_flipped, columns_flipped = self.orientation[:2]
+        return image[:: -1 if rows_flipped else 1, :: -1 if columns_flipped else 1]
+
+    @property
+    def image_orientation(self) -> list[str]:
+        rows_flipped, columns_flipped = self.orientation[:2]
+        return ["-1" if columns_flipped else "1", "0", "0", "0", "-1" if rows_flipped else "1", "0"]
+
+    def image_position(self, index: int) -> tuple[float, float, float]:
+        """ImagePositionPatient of slice ``index`` (0 = most superior): the first stored pixel's centre."""
+        g = self.geometry
+        x0, y0, z = g.position(index)
+        if self.orientation[1]:
+            x0 += (self.columns - 1) * g.pixel_spacing
+        if self.orientation[0]:
+            y0 += (self.rows - 1) * g.pixel_spacing
+        return (x0 + self.jitter[0], y0 + self.jitter[1], z + self.jitter[2])
 
 
 def file_meta(transfer_syntax: str) -> FileMetaDataset:
     meta = FileMetaDataset()
     meta.FileMetaInformationVersion = b"\x00\x01"
     meta.MediaStorageSOPClassUID = MRImageStorage
-    meta.MediaStorageSOPInstanceUID = "1.2"  # replaced per file
-    meta.TransferSyntaxUID = transfer_syntax
-    meta.ImplementationClassUID = SIEMENS_IMPLEMENTATION_UID
+    meta.MediaStorageSOPInstanceUID = UID("1.2")  # replaced per file
+    meta.TransferSyntaxUID = UID(transfer_syntax)
+    meta.ImplementationClassUID = UID(SIEMENS_IMPLEMENTATION_UID)
     meta.ImplementationVersionName = SIEMENS_IMPLEMENTATION_VERSION
     return meta
 
@@ -97,7 +121,7 @@ def series_dataset(study: Study, series: Series) -> Dataset:
     echo_time, echo_number = ECHO[series.channel]
     ds = Dataset()
     ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.ImageType = IMAGE_TYPE[series.channel]
+    ds.ImageType = IMAGE_TYPE[series.channel] + (["ND"] if series.derived else [])
     ds.InstanceCreationDate = dicom_date(series.time)
     ds.InstanceCreationTime = dicom_time(series.time)
     ds.SOPClassUID = MRImageStorage
@@ -160,8 +184,8 @@ def series_dataset(study: Study, series: Series) -> Dataset:
     ds.SeriesInstanceUID = series.uid
     ds.StudyID = "1"
     ds.SeriesNumber = str(series.number)
-    ds.AcquisitionNumber = "1"
-    ds.ImageOrientationPatient = ["1", "0", "0", "0", "1", "0"]
+    ds.AcquisitionNumber = str(series.acquisition_number)
+    ds.ImageOrientationPatient = series.image_orientation
     ds.FrameOfReferenceUID = study.frame_of_reference_uid
     ds.PositionReferenceIndicator = ""
     ds.SamplesPerPixel = 1
@@ -204,11 +228,13 @@ def slice_elements(
 ) -> list[Element]:
     """The elements slice ``index`` (0 = most superior) of ``series`` owns, its uint16 pixels included."""
     g = series.geometry
-    x0, y0, z = g.position(index)
+    x0, y0, z = series.image_position(index)
+    image = series.stored(image)
     low, high = int(image.min()), int(image.max())
     image_csa = csa.image_header(
         size=study.size,
-        position=(x0 + g.pixel_spacing * (series.columns - 1) / 2, y0 + g.pixel_spacing * (series.rows - 1) / 2, z),
+        position=(g.x0 + g.pixel_spacing * (series.columns - 1) / 2, g.y0 + g.pixel_spacing * (series.rows - 1) / 2,
+                  g.z[index]),
         slice_number=index,
         table_position=round(z),
         echo_time=ECHO[series.channel][0],
@@ -221,9 +247,9 @@ def slice_elements(
         pixels = (PIXEL_DATA, "OW", data.tobytes())
     return [
         (0x00080018, "UI", sop_instance_uid),
-        (0x00200013, "IS", str(index + 1)),  # InstanceNumber
+        (0x00200013, "IS", str(g.n_slices - index if series.orientation[2] else index + 1)),  # InstanceNumber
         (0x00200032, "DS", [ds_text(x0), ds_text(y0), ds_text(z)]),  # ImagePositionPatient
-        (0x00201041, "DS", ds_text(z)),  # SliceLocation
+        (0x00201041, "DS", ds_text(-z if series.orientation[3] else z)),  # SliceLocation
         (0x00280106, "US", low),  # SmallestImagePixelValue
         (0x00280107, "US", high),  # LargestImagePixelValue
         (0x00281050, "DS", str((low + high) // 2)),  # WindowCenter

@@ -6,10 +6,15 @@ stations, SeriesNumbers 1-24) plus a manifest, members in random order. See ukbb
 
 from __future__ import annotations
 
+import dataclasses
+import io
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from ukbb_pipeline.synthetic import acquisition
 from ukbb_pipeline.synthetic.identity import MRI_SCANNER_SERIALS, SIEMENS_ROOT, UidFactory, visit
@@ -24,15 +29,19 @@ from ukbb_pipeline.synthetic.mr_headers import (
     series_description,
     slice_elements,
 )
-from ukbb_pipeline.synthetic.mri_truth import MriTruth, StationTruth
+from ukbb_pipeline.synthetic.mri_truth import MriTruth, StationTruth, swap_region_mask
 from ukbb_pipeline.synthetic.part10 import SeriesEncoder
 from ukbb_pipeline.synthetic.phantom import Phantom
 from ukbb_pipeline.synthetic.quirks import CHANNELS, MriQuirks
-from ukbb_pipeline.synthetic.stations import N_STATIONS, StationGeometry, station_geometries
+from ukbb_pipeline.synthetic.stations import N_STATIONS, StationGeometry, ds_value, station_geometries
 from ukbb_pipeline.synthetic.zipout import Member, shuffled, write_zip
 
 MRI_FIELD = 20201
 REPEAT_FIRST_SERIES = 25  # a repeated station's new acquisition is numbered 25-28
+REREC_FIRST_SERIES = 29  # a re-reconstruction of an acquisition is numbered 29-32
+REREC_GAIN = 1.25  # a re-reconstruction is scaled differently (so that mixing two shows)
+DERIVED_FIRST_SERIES = 100  # derived copies: 100 + the standard SeriesNumber
+ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
 STATION_INTERVAL = 55.0  # s between station acquisitions
 MISMATCH_CROP = {"full": (6, 8), "small": (2, 2)}  # rows, columns the W series lacks in a size mismatch
 
@@ -66,31 +75,46 @@ def write_mri_zip(
         start=start,
         size=size,
     )
-    geometries = station_geometries(size)
-    plan = _acquisition_plan(quirks)
+    jitter_rng = np.random.default_rng([seed, eid, instance, MRI_FIELD, 7])
+    offset = (0.0, 0.0, 0.0)
+    if quirks.position_jitter:
+        dx, dy, dz = (float(v) for v in jitter_rng.uniform([-1, -1, -2], [1, 1, 2]))
+        offset = (dx, dy, dz)
+    geometries = station_geometries(size, offset=offset, touching_seam=quirks.touching_seam)
+    plan = _acquisition_plan(quirks, geometries)
     members: list[Member] = []
     rows: list[ManifestRow] = []
     kept: dict[int, StationTruth] = {}
     discarded: list[StationTruth] = []
-    for order, (station, corrupted, first_series) in enumerate(plan):
-        acquired = start + timedelta(seconds=90.0 + order * STATION_INTERVAL + float(rng.uniform(0.0, 8.0)))
+    times: dict[int, datetime] = {}
+    for order, step in enumerate(plan):
+        if step.reconstruct_of is None:
+            acquired = start + timedelta(seconds=90.0 + order * STATION_INTERVAL + float(rng.uniform(0.0, 8.0)))
+            series_start = acquired + timedelta(seconds=12.0)
+        else:  # the same acquisition reconstructed again later
+            acquired = times[step.reconstruct_of]
+            series_start = start + timedelta(seconds=90.0 + order * STATION_INTERVAL + 30.0)
+        times[order] = acquired
         truth = _write_station(
             study,
-            geometries[station - 1],
+            step,
             phantom=phantom,
             quirks=quirks,
-            corrupted=corrupted,
-            first_series=first_series,
             acquired=acquired,
+            series_start=series_start,
             uids=uids,
             rng=rng,
+            jitter_rng=jitter_rng,
             members=members,
             rows=rows,
         )
-        if corrupted:
-            discarded.append(truth)
+        if step.kept:
+            kept[step.geometry.station] = truth
         else:
-            kept[station] = truth
+            discarded.append(truth)
+    if quirks.non_image_member:
+        members.append(Member(f"{uids.siemens_instance(start)}.dcm", report_member(study_uid=study.study_uid,
+                                                                           patient_id=study.visit.patient_id)))
     if quirks.manifest_name is not None:
         text = manifest_text(rows, malformed=quirks.manifest_malformed, rng=rng)
         members.append(Member(quirks.manifest_name, text.encode("ascii")))
@@ -113,51 +137,98 @@ def write_mri_zip(
     )
 
 
-def _acquisition_plan(quirks: MriQuirks) -> list[tuple[int, bool, int]]:
-    """(station, corrupted, first SeriesNumber) in acquisition order."""
-    plan = []
+@dataclass(frozen=True)
+class _Step:
+    """One acquisition (or reconstruction) to write."""
+
+    geometry: StationGeometry
+    first_series: int
+    corrupted: bool = False
+    kept: bool = True  # what a correct reader uses as the station's truth
+    n_slices: int | None = None  # an aborted acquisition writes only the first slices
+    reconstruct_of: int | None = None  # plan index of the acquisition reconstructed again
+    channels: tuple[str, ...] = CHANNELS
+    gain_factor: float = 1.0
+
+
+def _acquisition_plan(quirks: MriQuirks, geometries: tuple[StationGeometry, ...]) -> list[_Step]:
+    """What is written, in acquisition order."""
+    plan: list[_Step] = []
+    index_of: dict[int, int] = {}
     for station in range(1, N_STATIONS + 1):
         if station == quirks.missing_station:
             continue
-        plan.append((station, station == quirks.repeated_station, 4 * (station - 1) + 1))
+        index_of[station] = len(plan)
+        plan.append(_Step(geometries[station - 1], 4 * (station - 1) + 1, corrupted=station == quirks.repeated_station,
+                          kept=station != quirks.repeated_station))
     if quirks.repeated_station is not None:
-        plan.append((quirks.repeated_station, False, REPEAT_FIRST_SERIES))
+        plan.append(_Step(geometries[quirks.repeated_station - 1], REPEAT_FIRST_SERIES))
+    if quirks.partial_repeat is not None:
+        station, fraction = quirks.partial_repeat
+        geometry = geometries[station - 1]
+        plan.append(_Step(geometry, REPEAT_FIRST_SERIES, kept=False,
+                          n_slices=max(2, int(np.ceil(fraction * geometry.n_slices)))))
+    if quirks.shifted_repeat is not None:
+        station, shift = quirks.shifted_repeat
+        geometry = geometries[station - 1]
+        moved = dataclasses.replace(geometry, z=tuple(ds_value(z - shift) for z in geometry.z))
+        plan.append(_Step(moved, REPEAT_FIRST_SERIES, kept=False))
+    if quirks.rereconstructed_station is not None:
+        station = quirks.rereconstructed_station
+        complete = set(quirks.rereconstruction_channels) == set(CHANNELS)
+        plan.append(_Step(geometries[station - 1], REREC_FIRST_SERIES, kept=complete,
+                          reconstruct_of=index_of[station], channels=quirks.rereconstruction_channels,
+                          gain_factor=REREC_GAIN))
+        if complete:  # the newer reconstruction is the one a reader uses
+            plan[index_of[station]] = dataclasses.replace(plan[index_of[station]], kept=False)
     return plan
 
 
 def _write_station(
     study: Study,
-    geometry: StationGeometry,
+    step: _Step,
     *,
     phantom: Phantom,
     quirks: MriQuirks,
-    corrupted: bool,
-    first_series: int,
     acquired: datetime,
+    series_start: datetime,
     uids: UidFactory,
     rng: np.random.Generator,
+    jitter_rng: np.random.Generator,
     members: list[Member],
     rows: list[ManifestRow],
 ) -> StationTruth:
+    geometry, corrupted, first_series = step.geometry, step.corrupted, step.first_series
     station = geometry.station
     factors = acquisition.edge_factors(geometry, rng=rng) if quirks.slab_edge_loss else None
-    gain = quirks.gain(station)
+    gain = quirks.gain(station) * step.gain_factor
     clean = acquisition.clean_channels(phantom, geometry, gain=gain, factors=factors, corrupted=corrupted)
     images = acquisition.acquire(clean, noise_sigma=quirks.noise_sigma, factors=factors, corrupted=corrupted, rng=rng)
     swapped = station == quirks.swapped_station and not corrupted
     if swapped:
         images["F"], images["W"] = images["W"], images["F"]
+    region = None
+    if quirks.swapped_region is not None and quirks.swapped_region[0] == station and not corrupted:
+        _, side, top, bottom = quirks.swapped_region
+        region = (side, int(np.floor(top * geometry.n_slices)), int(np.ceil(bottom * geometry.n_slices)))
+        mask = swap_region_mask(geometry, region, midline=phantom.x_shift)
+        images["F"], images["W"] = np.where(mask, images["W"], images["F"]), np.where(mask, images["F"], images["W"])
     shapes, dropped, numbers, times = {}, {}, {}, {}
+    written = range(step.n_slices or geometry.n_slices)
     for offset, channel in enumerate(CHANNELS):
+        if channel not in step.channels:
+            continue
         image = images[channel]
         if station == quirks.size_mismatch_station and channel == "W" and not corrupted:
             lost_rows, lost_columns = MISMATCH_CROP[study.size]
             image = image[:, : geometry.rows - lost_rows, : geometry.columns - lost_columns]
-        skip: tuple[int, ...] = ()
+        skip = tuple(k for k in range(geometry.n_slices) if k not in written)
         dropping = quirks.dropped_slice is not None and quirks.dropped_slice[0] == station and not corrupted
-        if dropping and channel in quirks.dropped_slice_channels:
-            skip = (quirks.dropped_slice[1] % geometry.n_slices,)
-        series_time = acquired + timedelta(seconds=12.0 + 0.35 * offset)
+        if dropping and quirks.dropped_slice is not None and channel in quirks.dropped_slice_channels:
+            skip = (*skip, quirks.dropped_slice[1] % geometry.n_slices)
+        series_time = series_start + timedelta(seconds=0.35 * offset)
+        jitter = (tuple(float(v) for v in jitter_rng.uniform(-0.004, 0.004, 3)) if quirks.position_jitter
+                  else (0.0, 0.0, 0.0))
         series = Series(
             station=station,
             channel=channel,
@@ -168,8 +239,16 @@ def _write_station(
             geometry=geometry,
             rows=image.shape[1],
             columns=image.shape[2],
+            orientation=quirks.orientation,
+            jitter=(jitter[0], jitter[1], jitter[2]),
         )
         _write_series(study, series, image, skip=skip, quirks=quirks, uids=uids, members=members, rows=rows)
+        if channel in quirks.derived_series and step.first_series <= 24 and not corrupted:
+            derived_time = series_time + timedelta(seconds=2.0)
+            derived = dataclasses.replace(series, number=DERIVED_FIRST_SERIES + series.number, derived=True,
+                                          uid=uids.siemens_series(derived_time), time=derived_time)
+            distorted = np.roll(image, image.shape[1] // 3, axis=1)  # not the body where it is: never to be used
+            _write_series(study, derived, distorted, skip=skip, quirks=quirks, uids=uids, members=members, rows=rows)
         shapes[channel] = image.shape
         dropped[channel] = skip
         numbers[channel] = series.number
@@ -186,7 +265,29 @@ def _write_station(
         shapes=shapes,
         dropped=dropped,
         phantom=phantom,
+        swapped_region=region,
+        kept_slices=step.n_slices,
     )
+
+
+def report_member(*, study_uid: str, patient_id: str) -> bytes:
+    """A non-image DICOM object as scanners add to an exam: an encapsulated PDF report, no PixelData."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UID(ENCAPSULATED_PDF)
+    meta.MediaStorageSOPInstanceUID = UID(f"{study_uid}.99")
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.preamble = b"\0" * 128
+    ds.SOPClassUID, ds.SOPInstanceUID = ENCAPSULATED_PDF, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.SeriesDescription, ds.SeriesNumber = "DOC", "Patient Protocol", "99"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, f"{study_uid}.98"
+    ds.PatientID = patient_id
+    ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
+    ds.EncapsulatedDocument = b"%PDF-1.4\n% synthetic report\n%%EOF\n"
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
 
 
 def _write_series(

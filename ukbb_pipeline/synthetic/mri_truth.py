@@ -35,6 +35,14 @@ class StationTruth:
     shapes: dict[str, tuple[int, int, int]]
     dropped: dict[str, tuple[int, ...]]
     phantom: Phantom = field(repr=False)
+    swapped_region: tuple[str, int, int] | None = None  # (left|right|both, first slice, end slice) F/W exchanged
+    kept_slices: int | None = None  # an aborted acquisition: only the first (most superior) slices were written
+
+    def region_mask(self) -> np.ndarray | None:
+        """(slices, Rows, Columns) True where F and W are exchanged by ``swapped_region`` (None without one)."""
+        if self.swapped_region is None:
+            return None
+        return swap_region_mask(self.geometry, self.swapped_region, midline=self.phantom.x_shift)
 
     @property
     def origin(self) -> tuple[float, float, float]:
@@ -65,7 +73,25 @@ class StationTruth:
             self.phantom, self.geometry, gain=self.gain, factors=factors, corrupted=self.corrupted
         )
         _, rows, columns = self.shapes[channel]
-        return images[source][:, :rows, :columns]
+        image = images[source]
+        mask = self.region_mask()
+        if mask is not None and channel in ("F", "W"):
+            image = np.where(mask, images["W" if source == "F" else "F"], image)
+        return image[:, :rows, :columns]
+
+
+def swap_region_mask(geometry: StationGeometry, region: tuple[str, int, int], *, midline: float) -> np.ndarray:
+    """Where a regional swap (side, first slice, end slice) lies on a station's voxel grid: the slices, and the
+    columns on that side of the body's midline (LPS x above it is the patient's left)."""
+    side, first, end = region
+    columns = np.ones(geometry.columns, dtype=bool)
+    if side == "left":
+        columns = geometry.xs > midline
+    elif side == "right":
+        columns = geometry.xs <= midline
+    mask = np.zeros((geometry.n_slices, geometry.rows, geometry.columns), dtype=bool)
+    mask[first:end, :, :] = columns[None, None, :]
+    return mask
 
 
 @dataclass(frozen=True)
@@ -95,7 +121,7 @@ class MriTruth:
 
     @property
     def swapped_stations(self) -> tuple[int, ...]:
-        return tuple(s.station for s in self.stations if s.swapped)
+        return tuple(s.station for s in self.stations if s.swapped or s.swapped_region is not None)
 
     @property
     def station_numbers(self) -> tuple[int, ...]:

@@ -13,6 +13,7 @@ import struct
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
@@ -35,7 +36,7 @@ class Encapsulated:
 Element = tuple[int, str, object]  # (tag, VR, value): value is str, list[str], int (US), bytes or Encapsulated
 
 
-def encode_element(tag: int, vr: str, value: object, *, implicit_vr: bool) -> bytes:
+def encode_element(tag: int, vr: str, value: Any, *, implicit_vr: bool) -> bytes:
     """One little-endian data element of a simple VR, padded to even length as the standard requires."""
     undefined = isinstance(value, Encapsulated)
     if undefined:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
@@ -38,6 +40,24 @@ class MriQuirks:
     - ``station_gains``: one multiplicative intensity per station (e.g. 0.8-1.25); None for 1.0 everywhere.
     - ``noise_sigma``: standard deviation of the Gaussian noise added before taking the magnitude.
     - ``transfer_syntax``: Explicit VR LE (default), Implicit VR LE, Deflated Explicit VR LE or RLE Lossless.
+    - ``swapped_region``: (station, side, top, bottom): F and W exchanged in part of a station only. ``side`` is
+      "left" (patient's left: LPS x above the body's midline), "right" or "both"; ``top`` and ``bottom`` are
+      fractions of the slab from its superior edge (0, 1 for the whole slab), e.g. (5, "left", 0, 1) = one thigh.
+    - ``partial_repeat``: (station, fraction): that station acquired again later, aborted after the first
+      ``fraction`` of its slices (from the head); the first acquisition is good, the repeat too where it reaches.
+    - ``shifted_repeat``: (station, mm): that station acquired again later with the table moved ``mm`` towards the
+      feet (new SeriesNumbers 25-28); the first acquisition stays good.
+    - ``rereconstructed_station``: that station's acquisition reconstructed again later (same AcquisitionTime,
+      SeriesNumbers 29-32, a later SeriesTime); with ``rereconstruction_channels`` only those channels.
+    - ``derived_series``: per station, derived copies beside the standard series (``<description>_ND``, ImageType
+      with ND) of these channels, holding distorted images (a reader must not use them).
+    - ``touching_seam``: that seam (k = stations k|k+1) has slabs that just touch (0 mm overlap); the stations above
+      it move up.
+    - ``non_image_member``: an encapsulated-PDF DICOM report (no PixelData) in the zip.
+    - ``orientation``: how slices are stored: (rows run posterior->anterior, columns run left->right, InstanceNumber
+      counted from the feet, SliceLocation with the opposite sign); all False is the usual storage.
+    - ``position_jitter``: per-subject slice positions (a random z offset up to 2 mm, x/y up to 1 mm) and
+      per-channel differences of a few micrometres in the DS text of ImagePositionPatient.
     """
 
     shuffle_members: bool = True
@@ -53,6 +73,16 @@ class MriQuirks:
     station_gains: tuple[float, ...] | None = None
     noise_sigma: float = 6.0
     transfer_syntax: str = ExplicitVRLittleEndian
+    swapped_region: tuple[int, str, float, float] | None = None
+    partial_repeat: tuple[int, float] | None = None
+    shifted_repeat: tuple[int, float] | None = None
+    rereconstructed_station: int | None = None
+    rereconstruction_channels: tuple[str, ...] = CHANNELS
+    derived_series: tuple[str, ...] = ()
+    touching_seam: int | None = None
+    non_image_member: bool = False
+    orientation: tuple[bool, bool, bool, bool] = (False, False, False, False)
+    position_jitter: bool = False
 
     def __post_init__(self) -> None:
         for name in ("repeated_station", "missing_station", "swapped_station", "size_mismatch_station"):
@@ -69,6 +99,16 @@ class MriQuirks:
             raise ValueError(f"manifest_name must be one of {MANIFEST_NAMES}, got {self.manifest_name!r}")
         if self.transfer_syntax not in MRI_TRANSFER_SYNTAXES:
             raise ValueError(f"transfer_syntax must be one of {MRI_TRANSFER_SYNTAXES}, got {self.transfer_syntax}")
+        if self.swapped_region is not None:
+            station, side, top, bottom = self.swapped_region
+            if not 1 <= station <= N_STATIONS or side not in ("left", "right", "both") or not 0 <= top < bottom <= 1:
+                raise ValueError(f"swapped_region must be (station, left|right|both, top, bottom), got "
+                                 f"{self.swapped_region}")
+        repeats = [r for r in (self.partial_repeat, self.shifted_repeat) if r is not None]
+        if len(repeats) > 1 or (repeats and self.repeated_station is not None):
+            raise ValueError("one kind of repeat per subject")
+        if self.touching_seam is not None and not 1 <= self.touching_seam < N_STATIONS:
+            raise ValueError(f"touching_seam must be 1-{N_STATIONS - 1}, got {self.touching_seam}")
         if self.noise_sigma < 0:
             raise ValueError(f"noise_sigma must be >= 0, got {self.noise_sigma}")
         if self.missing_station is not None and self.missing_station in (
@@ -78,6 +118,12 @@ class MriQuirks:
             self.dropped_slice[0] if self.dropped_slice else None,
         ):
             raise ValueError("missing_station cannot also carry another station fault")
+
+    @classmethod
+    def varied(cls, rng: np.random.Generator, **faults: Any) -> MriQuirks:
+        """The conventions real exams vary in, drawn at random (orientation, position jitter), with ``faults``."""
+        orientation = tuple(bool(flag) for flag in rng.random(4) < 0.5)
+        return cls(orientation=orientation, position_jitter=True, **faults)  # type: ignore[arg-type]
 
     def gain(self, station: int) -> float:
         return 1.0 if self.station_gains is None else float(self.station_gains[station - 1])
@@ -143,12 +189,13 @@ class DxaQuirks:
 _MRI_CATALOGUE = (
     MriQuirks(),
     MriQuirks(swapped_station=3),
-    MriQuirks(repeated_station=2),
-    MriQuirks(dropped_slice=(3, 10)),
-    MriQuirks(size_mismatch_station=5, manifest_name="manifest.csv"),
-    MriQuirks(slab_edge_loss=True, station_gains=(0.85, 1.0, 1.2, 0.9, 1.1, 0.95)),
-    MriQuirks(manifest_malformed=True, transfer_syntax=ImplicitVRLittleEndian),
-    MriQuirks(manifest_name=None, noise_sigma=15.0),
+    MriQuirks(repeated_station=2, position_jitter=True),
+    MriQuirks(dropped_slice=(3, 10), swapped_region=(5, "left", 0.0, 1.0), orientation=(True, False, True, True)),
+    MriQuirks(size_mismatch_station=5, manifest_name="manifest.csv", derived_series=("W",), non_image_member=True),
+    MriQuirks(slab_edge_loss=True, station_gains=(0.85, 1.0, 1.2, 0.9, 1.1, 0.95), touching_seam=4),
+    MriQuirks(manifest_malformed=True, transfer_syntax=ImplicitVRLittleEndian, partial_repeat=(3, 0.5)),
+    MriQuirks(manifest_name=None, noise_sigma=15.0, shifted_repeat=(2, 60.0), rereconstructed_station=5,
+              orientation=(False, True, False, False), position_jitter=True),
 )
 _DXA_CATALOGUE = (
     DxaQuirks(),

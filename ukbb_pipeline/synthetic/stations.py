@@ -88,8 +88,12 @@ class StationGeometry:
         return (self.x0, self.y0, self.z[k])
 
 
-def station_geometries(size: str) -> tuple[StationGeometry, ...]:
-    """The six stations, head to knee, for ``size`` "full" or "small"."""
+def station_geometries(
+    size: str, *, offset: tuple[float, float, float] = (0.0, 0.0, 0.0), touching_seam: int | None = None
+) -> tuple[StationGeometry, ...]:
+    """The six stations, head to knee, for ``size`` "full" or "small"; every position moved by ``offset`` (LPS mm,
+    a subject's own table position), and with ``touching_seam`` k the slabs of stations k and k+1 just touching (the
+    stations above the seam move up by its overlap)."""
     if size not in SIZES:
         raise ValueError(f"size must be one of {SIZES}, got {size!r}")
     full = size == "full"
@@ -99,11 +103,14 @@ def station_geometries(size: str) -> tuple[StationGeometry, ...]:
     thicknesses = THICKNESS_FULL if full else THICKNESS_SMALL
     spacing = ds_value(PIXEL_SPACING_FULL * factor)
     columns = COLUMNS_FULL // factor
-    top_edges = _top_edges()
+    top_edges = list(_top_edges())
+    if touching_seam is not None:
+        for index in range(touching_seam):
+            top_edges[index] += SEAM_OVERLAPS[touching_seam - 1]
     stations = []
     for index in range(N_STATIONS):
         rows, n, thickness = rows_per_station[index], slices_per_station[index], thicknesses[index]
-        z = tuple(ds_value(top_edges[index] - (k + 0.5) * thickness) for k in range(n))
+        z = tuple(ds_value(offset[2] + top_edges[index] - (k + 0.5) * thickness) for k in range(n))
         stations.append(
             StationGeometry(
                 station=index + 1,
@@ -112,8 +119,8 @@ def station_geometries(size: str) -> tuple[StationGeometry, ...]:
                 n_slices=n,
                 pixel_spacing=spacing,
                 thickness=thickness,
-                x0=ds_value(-FOV_WIDTH / 2 + spacing / 2),
-                y0=ds_value(-(rows - 1) / 2 * spacing),
+                x0=ds_value(offset[0] - FOV_WIDTH / 2 + spacing / 2),
+                y0=ds_value(offset[1] - (rows - 1) / 2 * spacing),
                 z=z,
             )
         )
