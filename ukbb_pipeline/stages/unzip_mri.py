@@ -8,19 +8,17 @@ checked for fat/water swaps, harmonised and feathered onto the union grid (``mri
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ukbb_pipeline.config import UnzipMriConfig, ZipLimits
 from ukbb_pipeline.formats.base import Output, Writer
-from ukbb_pipeline.mri.assemble import Stitched, stitch_stations
+from ukbb_pipeline.mri.assemble import stitch_stations
 from ukbb_pipeline.mri.header import CHANNELS
 from ukbb_pipeline.mri.read import read_dixon_zip
-from ukbb_pipeline.mri.stations import Station, group_stations
+from ukbb_pipeline.mri.stations import group_stations
+from ukbb_pipeline.mri.summary import qc_figures, slice_notes, swap_notes, volume_attributes
 from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.inputs import InputFile, discover_inputs, require_ukbb_name, search_description
 from ukbb_pipeline.runtime.runner import RunOptions, StageJob, StageSummary, run_stage
@@ -29,7 +27,6 @@ from ukbb_pipeline.ukbb import DIXON_OUTPUT_NAMES, MRI_FIELD
 # Bump when a code change alters the outputs, so that re-runs redo them.
 VERSION = 2  # 2: regional swaps, repeats by coverage, derived series, touching slabs (issue 13)
 OUTPUT_NAMES = DIXON_OUTPUT_NAMES
-ATTR_NAMES = {"F": "fat", "W": "water", "in": "in", "opp": "opp"}
 DEFAULT_LIMITS = ZipLimits()
 
 
@@ -72,83 +69,14 @@ def process_mri_zip(
         dtype=dtype,
     )
     arrays = {OUTPUT_NAMES[channel]: stitched.volumes.pop(channel) for channel in channels}
-    notes = [*scan.notes, *found.notes, *_slice_notes(found.stations), *stitched.notes, *_swap_notes(stitched)]
+    notes = [*scan.notes, *found.notes, *slice_notes(found.stations), *stitched.notes, *swap_notes(stitched)]
     return Output(
         arrays=arrays,
-        attrs=_attributes(stitched, channels),
+        attrs=volume_attributes(stitched, channels=channels),
         spacing_attr="spacing",
-        qc=_qc(stitched, found.stations, arrays),
+        qc=qc_figures(stitched, stations=found.stations, shape=next(iter(arrays.values())).shape),
         notes=notes,
     )
-
-
-def _attributes(stitched: Stitched, channels: Sequence[str]) -> dict[str, Any]:
-    grid = stitched.grid
-    seams = stitched.seams
-    attrs: dict[str, Any] = {
-        "spacing": [float(value) for value in grid.spacing],
-        "origin": [float(value) for value in grid.origin],
-        "axes": "x: right->left, y: anterior->posterior, z: head->feet (LPS z decreasing)",
-        "swapped_stations": list(stitched.swapped),
-        "swapped_regions": list(stitched.regions),
-        "fat_water_uncertain": bool(stitched.uncertain),
-        "fat_water_fixed": bool(stitched.fixed),
-        "stations": list(stitched.stations),
-        "station_trimmed_slices": np.array([[t.top, t.bottom] for t in stitched.trims], dtype=np.int64),
-        "station_fat_pattern": np.array(stitched.patterns, dtype=np.float64),
-        "seam_stations": np.array([[s.upper, s.lower] for s in seams], dtype=np.int64).reshape(-1, 2),
-        "seam_z_mm": np.array([s.z_mm for s in seams], dtype=np.float64),
-        "seam_overlap_mm": np.array([s.overlap_mm for s in seams], dtype=np.float64),
-        "seam_fat_water_agreement": np.array([s.agreement for s in seams], dtype=np.float64),
-    }
-    for channel in channels:
-        name = ATTR_NAMES[channel]
-        scales = stitched.scales[channel]
-        index = {number: i for i, number in enumerate(stitched.stations)}
-        attrs[f"station_scale_{name}"] = np.array(scales, dtype=np.float64)
-        attrs[f"seam_scale_{name}"] = np.array(
-            [scales[index[s.lower]] / scales[index[s.upper]] for s in seams], dtype=np.float64
-        )
-        attrs[f"seam_mismatch_{name}"] = np.array([s.mismatch.get(channel, math.nan) for s in seams], dtype=np.float64)
-    return attrs
-
-
-def _qc(stitched: Stitched, stations: Sequence[Station], arrays: dict[str, np.ndarray]) -> dict[str, Any]:
-    mismatches = [value for seam in stitched.seams for value in seam.mismatch.values() if not math.isnan(value)]
-    agreements = [seam.agreement for seam in stitched.seams if not math.isnan(seam.agreement)]
-    shape = next(iter(arrays.values())).shape
-    return {
-        "n_stations": len(stitched.stations),
-        "swapped_stations": list(stitched.swapped),
-        "swapped_regions": "; ".join(stitched.regions),
-        "fat_water_uncertain": bool(stitched.uncertain),
-        "max_seam_mismatch": max(mismatches) if mismatches else math.nan,
-        "min_fat_water_agreement": min(agreements) if agreements else math.nan,
-        "missing_slices": sum(s.missing_slices for station in stations for s in station.channels.values()),
-        "shape": "x".join(map(str, shape)),
-    }
-
-
-def _slice_notes(stations: Sequence[Station]) -> list[str]:
-    """One note per station about the slices its chosen series lacked or repeated."""
-    notes = []
-    for station in stations:
-        missing = {s.number: s.missing_slices for s in station.channels.values() if s.missing_slices}
-        if missing:
-            count = max(missing.values())
-            notes.append(f"station {station.number}: {count} missing slice(s) bridged from the real slice positions "
-                         f"(series {'/'.join(map(str, sorted(k for k in missing if k is not None)))})")
-        for series in station.channels.values():
-            notes.extend(note for note in series.notes if "duplicate" in note)
-    return notes
-
-
-def _swap_notes(stitched: Stitched) -> list[str]:
-    if not stitched.swapped:
-        return []
-    stations = ", ".join(map(str, stitched.swapped))
-    action = "swapped back before stitching" if stitched.fixed else "left as acquired (stage.fix_swaps=true fixes it)"
-    return [f"fat and water swapped in station {stations} ({', '.join(stitched.regions)}): {action}"]
 
 
 def check_settings(config: UnzipMriConfig) -> list[str]:
