@@ -23,13 +23,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 from PIL import Image
 
 from ukbb_pipeline.errors import InputError
-from ukbb_pipeline.formats.pickle import safe_load
-from ukbb_pipeline.formats.sidecar import read_sidecar
+from ukbb_pipeline.formats.outputs import open_volume
 from ukbb_pipeline.formats.volumes import REQUIRED_CHANNEL, VolumeInfo
 from ukbb_pipeline.qc import pictures
 from ukbb_pipeline.runtime.folders import StageFolders
@@ -141,30 +139,15 @@ class CentreSlices:
 
 
 def read_centre_slices(path: Path) -> CentreSlices:
-    """The slice of a written slab that the paper's loader takes (index ``shape[1] // 2``), fat and water."""
-    if path.suffix == ".h5":
-        with h5py.File(path, "r") as handle:
-            middle = handle[REQUIRED_CHANNEL].shape[1] // 2
-            fat = handle[REQUIRED_CHANNEL][:, middle, :]
-            water = handle["water_scan"][:, middle, :] if "water_scan" in handle else None
-            spacing = [float(value) for value in handle.attrs["spacing"]]
-            shift = int(handle.attrs.get("window_shift", 0))
-        return CentreSlices(fat=fat, water=water, spacing_xz=(spacing[0], spacing[2]), window_shift=shift)
-    payload = safe_load(path)
-    middle = payload[REQUIRED_CHANNEL].shape[1] // 2
-    water = payload.get("water_scan")
-    spacing = [float(value) for value in payload["pixel_spacing"]]
-    folders = StageFolders(output=path.parent, stage=STAGE)
-    try:
-        shift = int(read_sidecar(folders, path.name.split(".", 1)[0])["attrs"].get("window_shift", 0))
-    except (OSError, ValueError, KeyError):
-        shift = 0
-    return CentreSlices(
-        fat=payload[REQUIRED_CHANNEL][:, middle, :],
-        water=None if water is None else water[:, middle, :],
-        spacing_xz=(spacing[0], spacing[2]),
-        window_shift=shift,
-    )
+    """The slice of a written slab that the paper's loader takes (index ``shape[1] // 2``), fat and water, in
+    whichever format the slab was written."""
+    with open_volume(path) as volume:
+        info = volume.info
+        middle = np.array([info.shape[1] // 2])
+        fat = volume.rows(REQUIRED_CHANNEL, middle)[:, 0, :]
+        water = volume.rows("water_scan", middle)[:, 0, :] if "water_scan" in info.channels else None
+        shift = int(info.attrs.get("window_shift", 0) or 0)
+    return CentreSlices(fat=fat, water=water, spacing_xz=(info.spacing[0], info.spacing[2]), window_shift=shift)
 
 
 def upstream_flags(record: Mapping[str, str] | None, *, seam_mismatch_limit: float | None) -> list[str]:
