@@ -125,22 +125,26 @@ def slice_evidence(fat: np.ndarray, water: np.ndarray, *, columns: np.ndarray, r
 def pair_agreements(fat_a: np.ndarray, water_a: np.ndarray, fat_b: np.ndarray, water_b: np.ndarray,
                     mask: np.ndarray) -> np.ndarray:
     """swaps.seam_agreement of each pair of planes (axis 0) on ``mask``: (same - cross channel correlation) / 2;
-    0 where fewer than 50 voxels are shared."""
-    same = _correlations(fat_a, fat_b, mask) + _correlations(water_a, water_b, mask)
-    cross = _correlations(fat_a, water_b, mask) + _correlations(water_a, fat_b, mask)
+    0 where fewer than 50 voxels are shared. Each of the four images is centred once and serves two correlations."""
+    weight = mask.astype(np.float64)
+    n = np.maximum(weight.sum(axis=(1, 2)), 1.0)[:, None, None]
+    fa, wa, fb, wb = (_centred(image, weight, n) for image in (fat_a, water_a, fat_b, water_b))
+    same = _correlation(fa, fb) + _correlation(wa, wb)
+    cross = _correlation(fa, wb) + _correlation(wa, fb)
     return np.where(mask.sum(axis=(1, 2)) >= 50, (same - cross) / 2, 0.0)
 
 
-def _correlations(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Pearson correlation of ``a`` and ``b`` on ``mask``, per plane (axis 0); 0 where either is constant."""
-    weight = mask.astype(np.float64)
-    n = np.maximum(weight.sum(axis=(1, 2)), 1.0)[:, None, None]
-    a = a.astype(np.float64)
-    b = b.astype(np.float64)
+def _centred(image: np.ndarray, weight: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``image`` minus its weighted mean per plane, times the weight; and its sum of squares per plane."""
+    a = image.astype(np.float64)
     da = (a - (a * weight).sum(axis=(1, 2))[:, None, None] / n) * weight
-    db = (b - (b * weight).sum(axis=(1, 2))[:, None, None] / n) * weight
-    norm = np.sqrt((da * da).sum(axis=(1, 2)) * (db * db).sum(axis=(1, 2)))
-    return np.where(norm > 0, (da * db).sum(axis=(1, 2)) / np.maximum(norm, 1e-300), 0.0)
+    return da, (da * da).sum(axis=(1, 2))
+
+
+def _correlation(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Pearson correlation per plane of two centred images; 0 where either is constant."""
+    norm = np.sqrt(a[1] * b[1])
+    return np.where(norm > 0, (a[0] * b[0]).sum(axis=(1, 2)) / np.maximum(norm, 1e-300), 0.0)
 
 
 def midline_and_legs(fat: np.ndarray, water: np.ndarray, *, x: np.ndarray) -> tuple[float, bool]:
