@@ -61,3 +61,13 @@ def test_a_shard_sweep_processes_every_input_once_in_one_job_per_shard(local_slu
             capture_output=True, text=True, timeout=30, check=True,
         ).stdout.split()
     assert sorted(accounted) == job_ids, "SLURM accounted exactly those jobs"
+    states = dict(
+        line.split("|")[:2]
+        for line in subprocess.run(
+            ["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", ",".join(job_ids)],
+            capture_output=True, text=True, timeout=30, check=True,
+        ).stdout.split()
+    )
+    failing = f"{job_ids[0].split('_')[0]}_{shard_of('1000006_20158_2_0', count=3)}"
+    assert states[failing].startswith("FAILED"), f"the shard with a failed input fails visibly in sacct: {states}"
+    assert all(state == "COMPLETED" for job, state in states.items() if job != failing), states

@@ -141,11 +141,21 @@ def task(cfg: Any) -> None:
         if code == EXIT_CONFIG:
             _remove_run_dir()
         if _launching_pid != os.getpid():
+            if "SLURM_JOB_ID" in os.environ:
+                _exit_with_at_end(code)  # so that sacct shows the shard FAILED, once submitit has saved the result
             raise  # a job on a cluster: Hydra returns the error to the launching command
         _exit_codes.append(code)
         _messages.append(f"{_one_line(error)} [exit {code}]")
         return
     _exit_codes.append(EXIT_OK)
+
+
+def _exit_with_at_end(code: int) -> None:
+    """End this process with ``code`` after everything else (submitit writes the job's result pickle before the
+    interpreter exits): Hydra's launcher returns a failed job as a value, which would leave the job COMPLETED."""
+    import atexit
+
+    atexit.register(os._exit, code)
 
 
 def _composition_message(error: BaseException) -> str:
