@@ -55,6 +55,7 @@ def run(config: DemoConfig, *, options: RunOptions, writer: Writer, qc: bool = T
         )
     if reports:
         lines.append(f"  report: {reports[-1]}")
-    lines.append("Your own data: python main.py stage=<stage> paths.root=/data/ukbb (see the README).")
+    lines.append("Your own data: ukbb-pipeline stage=<stage> paths.root=/data/ukbb (python main.py ... in a checkout; "
+                 "ukbb-pipeline --help lists the stages).")
     log.info("\n".join(lines))
     return summaries
