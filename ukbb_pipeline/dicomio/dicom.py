@@ -53,6 +53,15 @@ def has_pixels(dataset: Dataset) -> bool:
     return "PixelData" in dataset
 
 
+def sop_class_name(dataset: Dataset) -> str:
+    """The name of the object's SOP class (e.g. ``Encapsulated PDF Storage``), its UID when unnamed, "" when absent."""
+    uid = dataset.get("SOPClassUID") or getattr(getattr(dataset, "file_meta", None), "MediaStorageSOPClassUID", None)
+    if not uid:
+        return ""
+    name = UID(str(uid)).name
+    return name if name != str(uid) else f"SOP class {uid}"
+
+
 def check_values(dataset: Dataset, keywords: Sequence[str], *, name: str) -> None:
     """Convert the values of ``keywords`` now, so that one damaged past the header's structure fails naming the member.
 

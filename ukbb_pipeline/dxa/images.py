@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset
-from pydicom.uid import UID
 
 from ukbb_pipeline.dicomio import dicom
 from ukbb_pipeline.dicomio.zipread import _label
@@ -81,7 +80,7 @@ def classify(dataset: Dataset, *, name: str) -> DxaImage | Passed:
     """
     total_body = is_total_body(dataset)
     if not dicom.has_pixels(dataset):
-        kind = _sop_name(dataset)
+        kind = dicom.sop_class_name(dataset)
         if not kind:
             raise InputError(f"member {_label(name)} has no pixel data and no SOP class: a damaged DICOM file")
         return Passed(name, f"no pixel data ({kind})", total_body)
@@ -147,11 +146,3 @@ def _integer(value: Any, *, default: int | None) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return default
-
-
-def _sop_name(dataset: Dataset) -> str:
-    uid = dataset.get("SOPClassUID") or getattr(getattr(dataset, "file_meta", None), "MediaStorageSOPClassUID", None)
-    if not uid:
-        return ""
-    name = UID(str(uid)).name
-    return name if name != str(uid) else f"SOP class {uid}"

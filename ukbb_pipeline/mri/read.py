@@ -20,11 +20,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from io import BytesIO
 from pathlib import Path
 
 import numpy as np
-import pydicom
+from pydicom.dataset import Dataset
 
 from ukbb_pipeline.dicomio import dicom
 from ukbb_pipeline.dicomio.walk import walk
@@ -78,19 +77,21 @@ def read_dixon_zip(
                 if channel is not None and channel not in wanted:
                     continue
                 if channel is None:  # rare: read whole, to tell a non-image object from a non-Dixon image
-                    what = _non_image(members.read(info))
+                    try:
+                        what = _non_image(dicom.parse(Member(info.filename, members.read(info)), require_pixels=False))
+                    except InputError:
+                        what = None
                     if what is not None:
                         non_image.append(f"{_label(info.filename)} ({what})")
                     else:
                         not_dixon[description or "(no SeriesDescription)"] += 1
                     continue
             member = Member(name=info.filename, data=members.read(info))
-            try:
-                dataset = _parse(member)
-            except InputError:
-                what = _non_image(member.data)
-                if what is None:  # not DICOM, damaged, or an image lacking its pixels: the zip fails
-                    raise
+            dataset = _parse(member)
+            if isinstance(dataset, Dataset) and not dicom.has_pixels(dataset):
+                what = _non_image(dataset)
+                if what is None:  # an image lacking its pixels: the zip fails
+                    raise InputError(f"member {_label(member.name)} has no pixel data")
                 non_image.append(f"{_label(member.name)} ({what})")
                 continue
             _add_slice(member, dataset, wanted, slices, not_dixon)
@@ -114,7 +115,7 @@ def _parse(member: Member) -> Parsed:
     elements = walk(member.data)
     if elements is not None and has_native_pixels(elements):
         return elements
-    return dicom.parse(member)
+    return dicom.parse(member, require_pixels=False)  # the caller judges a dataset without pixels
 
 
 def _add_slice(
@@ -148,16 +149,11 @@ def _add_slice(
 _IMAGE_STORAGE = ("1.2.840.10008.5.1.4.1.1.4", "1.2.840.10008.5.1.4.1.1.4.1")  # MR Image, Enhanced MR Image Storage
 
 
-def _non_image(data: bytes) -> str | None:
-    """What a member without pixel data is (its SOP class and description) when it is a sound DICOM object that is
-    not an MR image (an encapsulated PDF, a structured report); None otherwise (MR images must have their pixels)."""
-    try:
-        dataset = pydicom.dcmread(BytesIO(data), stop_before_pixels=True)
-        sop_class = str(dataset.get("SOPClassUID", ""))
-        description = str(dataset.get("SeriesDescription", "")).strip()
-    except Exception:
+def _non_image(dataset: Dataset) -> str | None:
+    """What a DICOM object without pixel data is (its SOP class and description) when it is not an MR image (an
+    encapsulated PDF, a structured report); None otherwise (MR images must have their pixels)."""
+    sop_class = str(dataset.get("SOPClassUID", ""))
+    if dicom.has_pixels(dataset) or not sop_class or sop_class in _IMAGE_STORAGE:
         return None
-    if "PixelData" in dataset or not sop_class or sop_class in _IMAGE_STORAGE:
-        return None
-    name = getattr(pydicom.uid.UID(sop_class), "name", sop_class)
-    return f"{name}{', ' + repr(description) if description else ''}"
+    description = str(dataset.get("SeriesDescription", "")).strip()
+    return f"{dicom.sop_class_name(dataset)}{', ' + repr(description) if description else ''}"
