@@ -46,26 +46,6 @@ def applet_name(source: Path, version: str) -> str:
     return f"ukbb-pipeline-{version}-{digest.hexdigest()[:10]}"
 
 
-def field_folders(dx: Any, project: str, fields: Sequence[str], given: dict[str, str]) -> dict[str, str]:
-    """Each field's folder: as given, or found from the files whose ``field_id`` property is the field (the common
-    folder above their ``<NN>/`` sub-folders); never a guess."""
-    folders = {}
-    for field in fields:
-        if field in given:
-            folders[field] = given[field]
-            continue
-        found = {obj["folder"] for obj in dx.find_files(project, properties={"field_id": field})}
-        parents = {folder.rsplit("/", 1)[0] if folder.rsplit("/", 1)[-1].isdigit() else folder for folder in found}
-        if len(parents) != 1:
-            raise ValueError(f"field {field}: " + (f"its files lie in {len(parents)} folders ({sorted(parents)[:3]})"
-                             if parents else f"no file in {project} has the property field_id={field}") +
-                             f"; set hydra.launcher.inputs.{field}=<folder>")
-        folders[field] = parents.pop()
-        log.info("field %s: %d folders of zips under %s (found by their field_id property)", field, len(found),
-                 folders[field])
-    return folders
-
-
 def option(overrides: Sequence[str], key: str, default: str = "") -> str:
     return next((item.split("=", 1)[1] for item in overrides if item.split("=", 1)[0] == key), default)
 
@@ -83,6 +63,7 @@ class RapLauncher(Launcher):
         from ukbb_pipeline.errors import ConfigError, StageFailed
         from ukbb_pipeline.rap import estimate
         from ukbb_pipeline.rap.dx import Dx
+        from ukbb_pipeline.rap.inputs import field_folders
 
         assert self.config is not None
         s = self.settings
@@ -92,7 +73,10 @@ class RapLauncher(Launcher):
         dx = Dx(s["dx"])
         stage = option(job_overrides[0], "stage")
         given = {str(k): str(v) for k, v in (s.get("inputs") or {}).items()}
-        inputs = field_folders(dx, project, FIELD_STAGES.get(stage, ()), given)
+        try:
+            inputs = field_folders(dx, project, FIELD_STAGES.get(stage, ()), given)
+        except ValueError as error:
+            raise ConfigError(f"{error} with hydra.launcher.inputs.<field>=<folder>") from None
         source = applet_source()
         applet = s.get("applet") or f"{project}:{folder}/.ukbb-pipeline/{applet_name(source, __version__)}"
         commands = [self._command(list(overrides), applet=applet, project=project, folder=folder, inputs=inputs)

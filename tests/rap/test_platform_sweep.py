@@ -5,6 +5,8 @@ synthetic subjects dispensed as UK Biobank dispenses bulk files, one MRI zip tru
 from __future__ import annotations
 
 import collections
+import csv
+import io
 import json
 import os
 import subprocess
@@ -74,13 +76,37 @@ def test_the_chain_runs_as_platform_jobs_and_uploads_every_good_output_once(plat
     assert any(name.startswith("report-") for name in names)
     assert sum(name.startswith("collection-shard") for name in names) == 3
     [status] = list(platform.files(f"{FOLDER}/pipeline-status"))
-    assert BAD.removesuffix(".zip") in platform.read(status).decode()
+    rows = list(csv.DictReader(io.StringIO(platform.read(status).decode())))
+    [failed] = [row for row in rows if row["stage"] == "unzip_mri" and row["what"] == "failed" and row["detail"]]
+    assert failed["count"] == "1" and failed["examples"] == "1000005 visit 2" and "not a zip" in failed["detail"]
 
-    # a re-run uploads nothing twice
+    # a re-run uploads nothing twice; submitted without waiting, its jobs' states are in stage=status
     before = len(platform.files(FOLDER))
-    assert sweep(platform, tmp_path, "stage=unzip_dxa", *shards).returncode == 0
+    assert sweep(platform, tmp_path, "stage=unzip_dxa", *shards, "hydra.launcher.wait=false").returncode == 0
+    ids = [job["id"] for job in json.loads((tmp_path / "sweeps" / "stage-unzip_dxa" / "rap-jobs.json").read_text())
+           ["jobs"]]
+    subprocess.run(["dx", "wait", *ids], env={**os.environ, **platform.env()}, check=True, capture_output=True)
     new = list(platform.files(FOLDER))[before:]
-    assert new and all("manifest" in f["name"] for f in new), [f["name"] for f in new]
+    assert len(new) == 3 and all("manifest" in f["name"] for f in new), [f["name"] for f in new]
+    shown = subprocess.run([sys.executable, str(REPO / "main.py"), "stage=status",
+                            f"stage.jobs={tmp_path / 'sweeps' / 'stage-unzip_dxa'}", f"paths.root={tmp_path / 'none'}",
+                            f"hydra.run.dir={tmp_path / 'status-run'}"],
+                           env={**os.environ, **platform.env(), "PYTHONPATH": str(REPO)}, capture_output=True,
+                           text=True, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "platform jobs: 3: 3 done" in shown.stdout + shown.stderr
+    assert all(job_id in shown.stdout + shown.stderr for job_id in ids)
+
+    # withdrawal, as a platform job: the participant's outputs leave the project, the rest stays
+    (tmp_path / "withdrawals").mkdir()
+    (tmp_path / "withdrawals" / "w12345.csv").write_text("1000001\n")
+    platform.seed(tmp_path / "withdrawals", "/withdrawals")
+    assert sweep(platform, tmp_path, "stage=withdraw", "exclude_eids_file=/mnt/project/withdrawals/w12345.csv"
+                 ).returncode == 0
+    left = [f"{f['folder']}/{f['name']}" for f in platform.files(FOLDER)]
+    assert not [path for path in left if "/1000001_" in path]
+    assert sum("/1000002_" in path for path in left) >= 4
+    assert not [f for f in platform.files(FOLDER) if "manifest" in f["name"] and b"1000001_" in platform.read(f)]
 
 
 def test_the_dry_run_prints_one_dx_run_line_per_shard_and_an_estimate(platform, tmp_path):

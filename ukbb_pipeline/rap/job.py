@@ -33,6 +33,14 @@ def stage_overrides(*, local: Path, mount: Path, inputs: dict[int, str]) -> list
     return [f"paths.root={local}", *found]
 
 
+def in_mount(override: str, mount: Path) -> str:
+    """``key=/mnt/project/...`` (a file in the project, e.g. a withdrawal list) read through this job's mount."""
+    key, _, value = override.partition("=")
+    if value == CANONICAL_MOUNT or value.startswith(CANONICAL_MOUNT + "/"):
+        return f"{key}={mount}{value[len(CANONICAL_MOUNT):]}"
+    return override
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ukbb_pipeline.rap.job")
     parser.add_argument("--folder", required=True, help="the destination folder in the project (paths.root)")
@@ -48,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     versions = mirror(dx.find_files(project, folder=args.folder), folder=args.folder, mount=mount, local=local)
     uploader = Uploader(dx, project=project, folder=args.folder, local=local, mount=mount, versions=versions)
     inputs = {int(field): folder for field, folder in (item.split("=", 1) for item in args.input)}
-    command = [sys.executable, "-m", "ukbb_pipeline", *args.overrides,
+    overrides = [in_mount(item, mount) for item in args.overrides]
+    command = [sys.executable, "-m", "ukbb_pipeline", *overrides,
                *stage_overrides(local=local, mount=mount, inputs=inputs),
                f"hydra.run.dir={Path.home() / 'runs' / 'run'}"]
     log.info("running: %s", " ".join(command))
