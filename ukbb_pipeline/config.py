@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 from omegaconf import MISSING
 
+from ukbb_pipeline import registry
 from ukbb_pipeline.ukbb import DIXON_CHANNELS
 
 # OmegaConf validates these annotations at runtime, so they use typing's spelling (Optional), not PEP 604.
@@ -157,13 +158,10 @@ class ReportConfig(StageConfig):
     input_dir: str = "${paths.root}"
     output_dir: str = "${paths.root}/pipeline-report"
     stage_dirs: dict[str, str] = field(  # the stage folders whose manifests the report reads
-        default_factory=lambda: {
-            "download": "${paths.root}/raw",
-            "unzip_dxa": "${paths.dxa}",
-            "unzip_mri": "${paths.mri}",
-            "extract_slices": "${paths.slices}",
-            "collect": "${paths.collected}",
-        }
+        default_factory=lambda: registry.tracked_folders()
+    )
+    raw_inputs: dict[str, str] = field(  # the input zips of the stages that read them (for "missing")
+        default_factory=lambda: registry.zip_folders()
     )
     max_pictures: int = 24  # QC pictures embedded per stage (the rest are listed)
     max_rows: int = 1000  # rows per table
@@ -177,7 +175,7 @@ class StatusConfig(StageConfig):
     input_dir: str = "${paths.root}"
     output_dir: str = "${paths.root}/pipeline-status"  # status-<time>.csv goes here
     raw_inputs: dict[str, str] = field(  # the input zips of the stages that read them (for "missing")
-        default_factory=lambda: {"unzip_dxa": "${paths.raw_dxa}", "unzip_mri": "${paths.raw_mri}"}
+        default_factory=lambda: registry.zip_folders()
     )
     seam_mismatch_limit: Optional[float] = 0.2  # unzip_mri's max_seam_mismatch above this is a flag
     examples: int = 5  # visits listed per line
@@ -284,24 +282,6 @@ class PipelineConfig:
     qc: bool = True  # QC pictures where a stage makes them
 
 
-STAGE_SCHEMAS: dict[str, type[StageConfig]] = {
-    "unzip_dxa": UnzipDxaConfig,
-    "unzip_mri": UnzipMriConfig,
-    "extract_slices": ExtractSlicesConfig,
-    "download": DownloadConfig,
-    "demo": DemoConfig,
-    "withdraw": WithdrawConfig,
-    "collect": CollectConfig,
-    "report": ReportConfig,
-    "status": StatusConfig,
-}
-WRITER_SCHEMAS: dict[str, type[WriterConfig]] = {
-    "hdf5": Hdf5WriterConfig,
-    "pickle": PickleWriterConfig,
-    "nifti": NiftiWriterConfig,
-}
-
-
 def register_configs() -> None:
     """Put the schemas in Hydra's ConfigStore, where ``conf/stage/<name>.yaml`` extends ``/schema/stage/<name>``.
 
@@ -311,10 +291,10 @@ def register_configs() -> None:
 
     store = ConfigStore.instance()
     store.store(name="pipeline_schema", node=PipelineConfig)
-    for name, stage in STAGE_SCHEMAS.items():
-        store.store(group="schema/stage", name=name, node=stage)
-    for name, writer in WRITER_SCHEMAS.items():
-        store.store(group="schema/writer", name=name, node=writer)
+    for stage in registry.STAGES:
+        store.store(group="schema/stage", name=stage.name, node=stage.schema)
+    for writer in registry.WRITERS:
+        store.store(group="schema/writer", name=writer.name, node=writer.schema)
 
 
 # ---- start-up checks: every refused value is refused here, naming its key, before any work ----
@@ -372,6 +352,8 @@ def _validate_stage(stage: StageConfig, prefix: str, *, shard_count: int, exclud
     elif isinstance(stage, ReportConfig):
         _at_least(f"{prefix}.max_pictures", stage.max_pictures, 0)
         _at_least(f"{prefix}.max_rows", stage.max_rows, 1)
+    elif isinstance(stage, StatusConfig):
+        _at_least(f"{prefix}.examples", stage.examples, 0)
     elif isinstance(stage, DownloadConfig):
         if shard_count > 1:
             from ukbb_pipeline.errors import ConfigError
@@ -391,9 +373,10 @@ def _validate_stage(stage: StageConfig, prefix: str, *, shard_count: int, exclud
             _refuse("exclude_eids_file", None, "stage=withdraw needs exclude_eids_file=<the withdrawal list>")
     elif isinstance(stage, DemoConfig):
         _at_least(f"{prefix}.subjects", stage.subjects, 1)
-        for name in ("unzip_dxa", "unzip_mri", "extract_slices", "collect", "report"):
-            _validate_stage(getattr(stage, name), f"{prefix}.{name}", shard_count=shard_count,
-                            exclude_eids_file=exclude_eids_file)
+        for name, sub_stage in vars(stage).items():  # the demo's sub-stages: stage.unzip_mri.*, ...
+            if isinstance(sub_stage, StageConfig):
+                _validate_stage(sub_stage, f"{prefix}.{name}", shard_count=shard_count,
+                                exclude_eids_file=exclude_eids_file)
 
 
 def validate(config: PipelineConfig) -> None:
@@ -463,7 +446,7 @@ def check_known_keys(cfg: Any, prefix: str = "") -> None:
 PATH_FIELDS = frozenset({
     "root", "raw_dxa", "raw_mri", "dxa", "mri", "slices", "collected",  # PathsConfig
     "input_dir", "output_dir", "dxa_dir", "eids_file", "exclude_eids_file", "key_file",
-    "train_eids", "val_eids", "test_eids", "ukbfetch", "dx", "stage_dirs", "log_dirs",
+    "train_eids", "val_eids", "test_eids", "ukbfetch", "dx", "stage_dirs", "raw_inputs", "log_dirs",
 })
 
 

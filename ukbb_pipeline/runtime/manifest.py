@@ -28,6 +28,7 @@ BASE_COLUMNS = (
     "seconds",
     "settings_fingerprint",
     "version",
+    "output_version",
     "finished_at",
 )
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
@@ -46,6 +47,7 @@ class ManifestRow:
     seconds: float = 0.0
     settings_fingerprint: str = ""
     version: str = __version__  # the package version that wrote the row (and, for an ok row, the output)
+    output_version: str = ""  # the stage's output version (ukbb_pipeline.registry), part of the settings fingerprint
     finished_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S"))
     qc: dict[str, Any] = field(default_factory=dict)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from ukbb_pipeline import registry
 from ukbb_pipeline.config import PipelineConfig, StageConfig, pipeline_config
 from ukbb_pipeline.formats import Writer, make_writer
 from ukbb_pipeline.runtime.inputs import read_eid_list
@@ -17,32 +18,6 @@ from ukbb_pipeline.runtime.runner import RunOptions, StageSummary, raise_on_fail
 log = logging.getLogger(__name__)
 
 StageRun = Callable[..., list[StageSummary]]
-
-
-def _registry() -> dict[str, StageRun]:
-    from ukbb_pipeline.stages import (
-        collect,
-        demo,
-        download,
-        extract_slices,
-        report,
-        status,
-        unzip_dxa,
-        unzip_mri,
-        withdraw,
-    )
-
-    return {
-        "demo": demo.run,
-        "download": download.run,
-        "unzip_dxa": unzip_dxa.run,
-        "unzip_mri": unzip_mri.run,
-        "extract_slices": extract_slices.run,
-        "withdraw": withdraw.run,
-        "collect": collect.run,
-        "report": report.run,
-        "status": status.run,
-    }
 
 
 def run_options(config: PipelineConfig) -> RunOptions:
@@ -72,7 +47,7 @@ def run_configured(config: PipelineConfig) -> list[StageSummary]:
 
     remember_log_folder(config.paths.root)  # logs name subjects: a withdrawal must find every run's
     try:
-        summaries = _registry()[stage.name](stage, options=options, writer=writer, qc=config.qc)
+        summaries = registry.stage(stage.name).run()(stage, options=options, writer=writer, qc=config.qc)
     finally:
         remember_log_folder(config.paths.root)  # the demo makes its root
     raise_on_failures(summaries, allow_failures=options.allow_failures)
