@@ -127,7 +127,9 @@ def _remove_run_dir() -> None:
 def task(cfg: Any) -> None:
     """Hydra's task: run the stage; an expected failure is logged as one line and recorded, never an exit."""
     from ukbb_pipeline.config import pipeline_config
+    from ukbb_pipeline.runtime.cells import escape_log_records
 
+    escape_log_records()  # text from files (names, DICOM strings) never starts a log line of its own
     try:
         config = pipeline_config(cfg)  # refused settings end here, before the science is imported
         from ukbb_pipeline.stages import run_configured

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ukbb_pipeline import registry
 from ukbb_pipeline.runtime.atomic import atomic_file
+from ukbb_pipeline.runtime.cells import csv_cell
 from ukbb_pipeline.runtime.inputs import discover_inputs
 from ukbb_pipeline.runtime.state import (
     DONE,
@@ -207,5 +208,6 @@ def write_status_csv(statuses: list[StageStatus], *, output_dir: Path, examples:
             writer = csv.DictWriter(handle, fieldnames=COLUMNS)
             writer.writeheader()
             for status in statuses:
-                writer.writerows(status.lines(examples=examples))
+                writer.writerows({key: csv_cell(str(value)) for key, value in line.items()}
+                                 for line in status.lines(examples=examples))  # no cell a spreadsheet runs
     return path

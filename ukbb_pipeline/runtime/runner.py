@@ -29,6 +29,7 @@ from typing import Any
 from ukbb_pipeline.errors import InputError, OutputError, StageFailed
 from ukbb_pipeline.formats.base import Output, Writer
 from ukbb_pipeline.runtime.atomic import remove_stale_scratch
+from ukbb_pipeline.runtime.cells import escape_controls
 from ukbb_pipeline.runtime.fingerprint import input_signature, settings_fingerprint
 from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.inputs import InputFile
@@ -301,7 +302,7 @@ def format_summary(summary: StageSummary) -> str:
     if summary.manifest is not None:
         lines.append(f"  manifest: {summary.manifest}")
     for row in summary.failed[:10]:
-        lines.append(f"  failed:   {Path(row.input).name}: {row.reason}")
+        lines.append(f"  failed:   {escape_controls(Path(row.input).name)}: {escape_controls(row.reason)}")
     if len(summary.failed) > 10:
         lines.append(f"  ... and {len(summary.failed) - 10} more failures (see the manifest)")
     return "\n".join(lines)

@@ -26,7 +26,9 @@ from pathlib import Path
 
 from ukbb_pipeline import registry
 from ukbb_pipeline.runtime.atomic import atomic_file
+from ukbb_pipeline.runtime.cells import csv_cell, csv_values
 from ukbb_pipeline.runtime.manifest import BASE_COLUMNS, FAILED, OK, SKIPPED
+from ukbb_pipeline.runtime.timestamps import instant
 
 DONE = "done"
 LEFT_OUT = "left out"  # collect: a pair it did not put in the collection (an unfixed swap, a failed seam check)
@@ -126,17 +128,17 @@ class _Fold:
     stage: str
     records: dict[str, dict[str, str]] = field(default_factory=dict)
     aside: dict[str, dict[str, str]] = field(default_factory=dict)  # the ok row behind a failed record
-    latest: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
-    made: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
+    latest: dict[str, tuple[float, dict[str, str]]] = field(default_factory=dict)  # (instant, row)
+    made: dict[str, tuple[float, dict[str, str]]] = field(default_factory=dict)
 
     def _touch(self, stem: str) -> None:
         record = self.records.pop(stem, None)
         if record is None:
             return
         latest, made = _rows_of_record(record, self.aside.pop(stem, None))
-        self.latest[stem] = (latest["finished_at"], latest)
+        self.latest[stem] = (instant(latest["finished_at"]), latest)
         if made is not None:
-            self.made[stem] = (made["finished_at"], made)
+            self.made[stem] = (instant(made["finished_at"]), made)
 
     def add_file(self, path: Path) -> None:
         with open(path, newline="", encoding="utf-8") as handle:
@@ -151,12 +153,13 @@ class _Fold:
             for values in reader:
                 if len(values) < width:
                     values += [""] * (width - len(values))
+                values = csv_values(values)
                 stem = stem_of(values[at_input])
                 if not stem:
                     continue
                 if stem in records:
                     self._touch(stem)
-                when = "" if at_when is None else values[at_when]
+                when = instant("" if at_when is None else values[at_when])  # as a time: zones and DST differ
                 current = latest.get(stem)
                 ok = values[at_status] == OK
                 if current is None or when >= current[0]:
@@ -227,6 +230,7 @@ def _read_cache(meta: Path, stage: str) -> tuple[dict[str, list[int]], _Fold] | 
             header = next(reader)
             at_role, at_stem = header.index(_ROLE), header.index("stem")
             for values in reader:
+                values = csv_values(values)
                 row = dict(zip(header, values, strict=False))
                 del row[_ROLE]
                 if values[at_role] == "aside":
@@ -250,7 +254,7 @@ def _write_cache(meta: Path, folded: dict[str, list[int]], fold: _Fold) -> None:
             handle.write(_CACHE_MAGIC + json.dumps({"manifests": folded}, separators=(",", ":")) + "\n")
             writer = csv.writer(handle)
             writer.writerow(columns)
-            writer.writerows([row.get(column, "") for column in columns] for row in rows)
+            writer.writerows([csv_cell(row.get(column, "")) for column in columns] for row in rows)
 
 
 def _fold_stage(meta: Path, *, stage: str, cache: bool, seam_mismatch_limit: float | None) -> list[dict[str, str]]:

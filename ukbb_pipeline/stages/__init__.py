@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 from ukbb_pipeline import registry
 from ukbb_pipeline.config import PipelineConfig, StageConfig, pipeline_config
 from ukbb_pipeline.formats import Writer, make_writer
+from ukbb_pipeline.runtime.folders import refuse_output_among_inputs
 from ukbb_pipeline.runtime.inputs import read_eid_list
 from ukbb_pipeline.runtime.parallel import default_n_jobs
 from ukbb_pipeline.runtime.runner import RunOptions, StageSummary, raise_on_failures
@@ -33,6 +34,25 @@ def run_options(config: PipelineConfig) -> RunOptions:
     )
 
 
+# The folder each processing stage makes (its default output), and every stage's input folder.
+_MAKES = {"unzip_dxa": "dxa", "unzip_mri": "mri", "extract_slices": "slices", "collect": "collected"}
+_READ_BY = {"raw_dxa": "unzip_dxa", "raw_mri": "unzip_mri", "mri": "extract_slices", "dxa": "collect",
+            "slices": "collect"}
+
+
+def check_output_folder(config: PipelineConfig) -> None:
+    """Refuse a processing stage whose output folder is, or is inside, its own or any stage's input folder."""
+    stage = config.stage
+    if stage.name not in _MAKES:
+        return
+    inputs = {f"paths.{key} ({reader}'s input)": Path(getattr(config.paths, key))
+              for key, reader in _READ_BY.items() if key != _MAKES[stage.name]}
+    inputs["stage.input_dir"] = Path(stage.input_dir)
+    if getattr(stage, "dxa_dir", None):
+        inputs["stage.dxa_dir"] = Path(stage.dxa_dir)
+    refuse_output_among_inputs(stage.name, Path(stage.output_dir), inputs)
+
+
 def run_stage_from_config(cfg: DictConfig) -> list[StageSummary]:
     """Run the stage ``cfg.stage`` selects; raise after the manifests are written when an input failed."""
     return run_configured(pipeline_config(cfg))
@@ -40,6 +60,7 @@ def run_stage_from_config(cfg: DictConfig) -> list[StageSummary]:
 
 def run_configured(config: PipelineConfig) -> list[StageSummary]:
     """Run the stage of a checked config (:func:`~ukbb_pipeline.config.pipeline_config`)."""
+    check_output_folder(config)
     options = run_options(config)
     writer = make_writer(config.writer)
     stage: StageConfig = config.stage
