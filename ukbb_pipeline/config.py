@@ -191,7 +191,7 @@ class DownloadConfig(StageConfig):
     eids_file: Optional[str] = None  # an EID list or a ukbconv .bulk file; None = the top-level eids_file
     key_file: str = ".ukbkey"  # ukbfetch's key file; only its path is ever passed, logged or saved
     backend: DownloadBackend = DownloadBackend.ukbfetch  # ukbfetch, or dx on the Research Analysis Platform
-    parallel: int = 10  # simultaneous downloads; UK Biobank allows at most 10 per application
+    parallel: int = 10  # simultaneous downloads; with ukbfetch at most 10 (UK Biobank's limit per application)
     fields: list[int] = field(default_factory=lambda: [20158, 20201])  # UK Biobank fields to fetch
     instances: list[int] = field(default_factory=lambda: [2])  # visits: 2 = first imaging visit, 3 = repeat
     ukbfetch: str = "ukbfetch"  # a name looked up on PATH, or a path
@@ -200,8 +200,8 @@ class DownloadConfig(StageConfig):
     retry_backoff_s: float = 30.0  # wait before the first retry; doubles with each further one
     timeout_per_file_s: float = 900.0  # a call is stopped after this many seconds per file it fetches
     dx_project: Optional[str] = None  # e.g. project-XXXX; None = the project selected with `dx select`
-    dx_folders: dict[str, str] = field(  # Research Analysis Platform folder per field (20158's is a guess)
-        default_factory=lambda: {"20201": "/Bulk/Whole Body MRI/Dixon", "20158": "/Bulk/Whole Body DXA/DXA"}
+    dx_folders: dict[str, str] = field(  # platform folder per field; a field without one is found by field_id
+        default_factory=lambda: {"20201": "/Bulk/Whole Body MRI/Dixon"}
     )
 
 
@@ -355,13 +355,15 @@ def _validate_stage(stage: StageConfig, prefix: str, *, shard_count: int, exclud
     elif isinstance(stage, StatusConfig):
         _at_least(f"{prefix}.examples", stage.examples, 0)
     elif isinstance(stage, DownloadConfig):
-        if shard_count > 1:
+        ukbfetch = stage.backend == DownloadBackend.ukbfetch  # UK Biobank's limits are ukbfetch's, not dx's
+        if shard_count > 1 and ukbfetch:
             from ukbb_pipeline.errors import ConfigError
 
             raise ConfigError(f"download refuses shard.count={shard_count}: UK Biobank's limit of {MAX_DOWNLOADS} "
                               "simultaneous downloads is per application; run one download with stage.parallel")
-        if not 1 <= stage.parallel <= MAX_DOWNLOADS:
+        if ukbfetch and not 1 <= stage.parallel <= MAX_DOWNLOADS:
             _refuse(f"{prefix}.parallel", stage.parallel, f"UK Biobank allows 1 to {MAX_DOWNLOADS} per application")
+        _at_least(f"{prefix}.parallel", stage.parallel, 1)
         _at_least(f"{prefix}.retries", stage.retries, 0)
         _at_least(f"{prefix}.retry_backoff_s", stage.retry_backoff_s, 0)
         if stage.timeout_per_file_s <= 0:
