@@ -127,7 +127,7 @@ class Stage:
 
     name: str
     folders: StageFolders
-    settings: dict[str, Any]
+    settings: dict[str, Any]  # what changes the outputs; its "version" is recorded in every manifest row
     source: str = ""  # where units were looked for, for messages (e.g. "*.zip in /data/raw/dxas")
     unit_name: str = "input"
 
@@ -193,8 +193,10 @@ def run_units(stage: Stage, units: list[Unit], options: RunOptions) -> StageSumm
         stage.folders.meta, stage=stage.name, shard_index=options.shard_index, shard_count=options.shard_count
     )
 
+    output_version = str(stage.settings.get("version", ""))
+
     def record(result: Result) -> None:
-        manifest.add(_row(result))
+        manifest.add(_row(result, output_version=output_version))
         if result.status == FAILED:
             log.error("%s failed: %s", Path(result.unit.input).name, result.reason)
         elif result.reason and result.status == OK:
@@ -340,9 +342,10 @@ def _worker_died(arguments: tuple[Any, ...], reason: str) -> Result:
     return Result(task.unit, FAILED, reason=reason, fingerprint=task.fingerprint)
 
 
-def _row(result: Result) -> ManifestRow:
+def _row(result: Result, *, output_version: str) -> ManifestRow:
     unit = result.unit
     return ManifestRow(
+        output_version=output_version,
         input=unit.input,
         status=result.status,
         eid=unit.eid,

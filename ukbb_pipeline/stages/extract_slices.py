@@ -21,6 +21,7 @@ from ukbb_pipeline.formats.outputs import find_outputs, open_volume
 from ukbb_pipeline.formats.volumes import REQUIRED_CHANNEL
 from ukbb_pipeline.pairs.flags import flag_attrs, flags_from_attrs
 from ukbb_pipeline.qc import sheets
+from ukbb_pipeline.registry import output_version
 from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.inputs import InputFile
 from ukbb_pipeline.runtime.manifest import SKIPPED
@@ -34,8 +35,6 @@ from ukbb_pipeline.slices.midcoronal import (
 
 log = logging.getLogger(__name__)
 
-# Bump when a code change alters the outputs, so that re-runs redo them.
-VERSION = 2  # 2: slabs carry unzip_mri's flags (swapped_stations, fat_water_fixed, max_seam_mismatch) for collect
 METHOD = "weighted median row of body fat (noise and table removed)"
 STAGE = "extract_slices"
 
@@ -145,7 +144,7 @@ def make_job(config: ExtractSlicesConfig, *, inputs: list[InputFile], writer: Wr
         writer=writer,
         source=f"unzip_mri outputs (.h5, .pkl, NIfTI folders) in {config.input_dir}",
         settings={
-            "version": VERSION,
+            "version": output_version("extract_slices"),
             "n_neighbours": settings.n_neighbours,
             "spacing": settings.spacing,
             "profile_stride": settings.profile_stride,
