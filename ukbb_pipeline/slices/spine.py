@@ -3,11 +3,12 @@
 Per axial level (a slice of the (x, y, z) volume, y anterior to posterior), each voxel is scored as the centre of a
 vertebral body: a box the size of a small vertebral body (about 24 x 16 mm) filled with tissue of intermediate fat
 fraction F / (F + W) (red and yellow marrow mixed: 0.2-0.7; muscle and organs are below 0.15, subcutaneous and
-visceral fat above 0.8), with low-fat tissue (the spinal canal, its fluid and cord) just posterior to it, near the
-body's left-right midline. The scanner table, a plate of intermediate signal under the body, is left out (its lines
-are the same in every axial slice: see ``midcoronal.table_lines``). A chain through the levels (dynamic programming,
-Viterbi: the best-scoring path whose row and column move by a bounded, penalised step per level) joins the levels
-through the discs (water-rich, no marrow) and past organs that look like marrow in one level. The path is the spine's
+visceral fat above 0.8), with low-fat tissue (the spinal canal, its fluid and cord) just posterior to it and marrow
+again behind that (the vertebral arch), near the body's left-right midline. The scanner table, a plate of
+intermediate signal under the body, is left out (its lines are the same in every axial slice: see
+``midcoronal.table_lines``). A chain through the levels (dynamic programming, Viterbi: the best-scoring path whose
+row and column move by a bounded, penalised step per level) joins the levels through the discs (water-rich, no
+marrow) and past organs that look like marrow in one level. The path is the spine's
 anterior-posterior curve (row per z) and lateral curve (column per z).
 
 The chain runs from the top of the body down to the crotch (below it the body is two legs: no spine). Where the
@@ -34,6 +35,8 @@ CANAL_FAT_FRACTION = 0.15  # the spinal canal (fluid, cord) holds less fat than 
 BODY_BOX_MM = (24.0, 16.0)  # x, y size of the box scored as a vertebral body
 CANAL_BOX_MM = (10.0, 8.0)
 CANAL_OFFSET_MM = 16.0  # from the vertebral body's centre to the canal's, posterior
+ARCH_BOX_MM = (16.0, 8.0)  # the vertebral arch (laminae, spinous process): marrow again behind the canal
+ARCH_OFFSET_MM = 34.0
 LATERAL_REACH_MM = 45.0  # the spine lies within this of the body's left-right midline
 LEVEL_STEP_MM = 4.5  # the chain's levels are about this far apart along z
 STEP_ROWS_PER_MM = 0.5  # the path moves by at most this many mm in y (and half in x) per mm along z
@@ -80,7 +83,8 @@ def level_scores(
     the marrow-like voxels (averaged over a few mm along x, for :func:`body_centre_rows`).
 
     Marrow-likeness of a box around the voxel, plus half the canal-likeness of a box ``CANAL_OFFSET_MM`` posterior
-    to it, minus the share of pure fat in the box (fat tissue is not bone).
+    to it and half the marrow-likeness of the arch ``ARCH_OFFSET_MM`` posterior to it (so that the arch itself,
+    with muscle behind it, does not pass for a body), minus the share of pure fat in the box (fat is not bone).
     """
     fat = np.asarray(fat, dtype=np.float32)
     water = np.asarray(water, dtype=np.float32)
@@ -97,12 +101,19 @@ def level_scores(
     marrow_box = _box_mean(marrow, BODY_BOX_MM, spacing)
     fat_box = _box_mean(pure_fat, BODY_BOX_MM, spacing)
     canal_box = _box_mean(canal, CANAL_BOX_MM, spacing)
-    shift = round(CANAL_OFFSET_MM / spacing[1])
-    behind = np.zeros_like(canal_box)
-    if shift < canal_box.shape[1]:
-        behind[:, : canal_box.shape[1] - shift] = canal_box[:, shift:]
+    arch_box = _box_mean(marrow, ARCH_BOX_MM, spacing)
+    behind = _posterior(canal_box, round(CANAL_OFFSET_MM / spacing[1]))
+    arch = _posterior(arch_box, round(ARCH_OFFSET_MM / spacing[1]))
     marrow_strip = _box_mean(marrow, (CENTRE_STRIP_MM, 0.0), spacing)
-    return marrow_box + 0.5 * behind - fat_box, body, marrow_strip
+    return marrow_box + 0.5 * behind + 0.5 * arch - fat_box, body, marrow_strip
+
+
+def _posterior(image: np.ndarray, shift: int) -> np.ndarray:
+    """``image`` seen ``shift`` rows posterior: out[:, y] = image[:, y + shift] (0 beyond the last row)."""
+    out = np.zeros_like(image)
+    if shift < image.shape[1]:
+        out[:, : image.shape[1] - shift] = image[:, shift:]
+    return out
 
 
 def _midlines(body: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
