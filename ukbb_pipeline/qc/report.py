@@ -274,11 +274,11 @@ def write_report(
     max_rows: int = 1000,
     only_eids: Iterable[int] | None = None,
     exclude_eids: Iterable[int] | None = None,
+    raw_inputs: Mapping[str, str | Path] | None = None,
 ) -> Path:
-    """Write ``<output_dir>/report-<time>.html`` about the stages in ``stage_dirs`` (name -> output folder)."""
+    """Write ``<output_dir>/report-<time>.html`` about the stages in ``stage_dirs`` (name -> output folder);
+    ``raw_inputs`` (stage -> the folder of its input zips) lets the status count the inputs not yet run."""
     stages = [read_stage(name, Path(folder)) for name, folder in stage_dirs.items()]
-    raw = Path(stage_dirs["download"]) if "download" in stage_dirs else None  # the zips download leaves there
-    raw_inputs = {} if raw is None else {"unzip_dxa": raw / "dxas", "unzip_mri": raw / "mris"}
     statuses = statuses_from_records([row for stage in stages for row in stage.rows], raw_inputs=raw_inputs,
                                      only_eids=only_eids, exclude_eids=exclude_eids)
     page = render(stages, root=root, statuses=statuses, max_pictures=max_pictures, max_rows=max_rows)

@@ -21,6 +21,7 @@ from ukbb_pipeline.formats.chunks import ChunkCodec
 from ukbb_pipeline.formats.outputs import find_outputs
 from ukbb_pipeline.pairs import build, fit
 from ukbb_pipeline.qc import pair_pictures
+from ukbb_pipeline.registry import output_version
 from ukbb_pipeline.runtime.fingerprint import input_signature, settings_fingerprint
 from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.manifest import FAILED, OK, SKIPPED, read_manifests
@@ -28,7 +29,6 @@ from ukbb_pipeline.runtime.runner import Result, RunOptions, Sink, Stage, StageS
 
 log = logging.getLogger(__name__)
 
-VERSION = 2  # 2: per-pair upstream flags, flagged pairs left out by default. Bump when the collection changes.
 DONE = "done earlier with the same inputs and settings"
 
 
@@ -43,7 +43,7 @@ class CollectStage(Stage):
         self.codec = ChunkCodec(compression=self.hdf5.compression, level=self.hdf5.compression_level,
                                 shuffle=self.hdf5.shuffle)
         self.folders = StageFolders(output=Path(config.output_dir), stage="collect")
-        self.settings = {"version": VERSION, **self.params.__dict__, "split": split}
+        self.settings = {"version": output_version("collect"), **self.params.__dict__, "split": split}
         self.attrs = build.collection_attrs(self.params, split)
         self.source = f"MRI slabs in {config.input_dir} paired with DXA outputs in {config.dxa_dir}"
         self.final = self.folders.output

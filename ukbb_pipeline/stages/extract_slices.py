@@ -27,6 +27,7 @@ from ukbb_pipeline.formats.outputs import find_outputs, open_volume
 from ukbb_pipeline.formats.volumes import REQUIRED_CHANNEL
 from ukbb_pipeline.pairs.flags import flag_attrs, flags_from_attrs
 from ukbb_pipeline.qc import sheets, spine_pictures
+from ukbb_pipeline.registry import output_version
 from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.inputs import InputFile
 from ukbb_pipeline.runtime.manifest import SKIPPED
@@ -42,9 +43,6 @@ from ukbb_pipeline.slices.spine import SpineTrack, track_spine
 
 log = logging.getLogger(__name__)
 
-# Bump when a code change alters the outputs, so that re-runs redo them.
-VERSION = 3  # 2: slabs carry unzip_mri's flags (swapped_stations, fat_water_fixed, max_seam_mismatch) for collect
-# 3: centre_rows (and with method=spine the spine's centreline)
 METHOD = "weighted median row of body fat (noise and table removed)"
 SPINE_METHODS = {
     SlabShape.curved: "spine tracker (classical): curved slab along the vertebral bodies' row per z",
@@ -244,7 +242,7 @@ def make_job(config: ExtractSlicesConfig, *, inputs: list[InputFile], writer: Wr
         writer=writer,
         source=f"unzip_mri outputs (.h5, .pkl, NIfTI folders) in {config.input_dir}",
         settings={
-            "version": VERSION,
+            "version": output_version("extract_slices"),
             "n_neighbours": settings.n_neighbours,
             "spacing": settings.spacing,
             "profile_stride": settings.profile_stride,

@@ -18,8 +18,6 @@ log = logging.getLogger(__name__)
 
 
 def run(config: StatusConfig, *, options: RunOptions, writer: Writer, qc: bool = True) -> list[StageSummary]:
-    if config.examples < 0:
-        raise ValueError(f"stage.examples must be >= 0, got {config.examples}")
     root = Path(config.input_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"data root {root} does not exist")
