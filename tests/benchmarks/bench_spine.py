@@ -73,12 +73,13 @@ def main() -> None:
     if every.size:
         print("row error over the trunk, all levels (voxels): median {:.2f}, p75 {:.2f}, p90 {:.2f}, p99 {:.2f}, "
               "max {:.2f}".format(*np.percentile(every, [50, 75, 90, 99, 100])))
-        print("per-subject median row error (voxels): median {:.2f}, max {:.2f}; subjects <= 1 voxel: {}/{}".format(
-            np.median(medians), max(medians), sum(m <= 1 for m in medians), len(medians)))
+        within = sum(m <= 1 for m in medians)
+        print(f"per-subject median row error (voxels): median {np.median(medians):.2f}, max {max(medians):.2f}; "
+              f"subjects <= 1 voxel: {within}/{len(medians)}")
         print("lateral error (columns): median {:.2f}, p90 {:.2f}".format(*np.percentile(np.concatenate(lateral),
                                                                                           [50, 90])))
-    print("weighted-median row's distance from the spine (voxels, per-subject median): median {:.1f}, range "
-          "{:.1f}-{:.1f}".format(np.median(flat), min(flat), max(flat)))
+    print(f"weighted-median row's distance from the spine (voxels, per-subject median): median {np.median(flat):.1f}, "
+          f"range {min(flat):.1f}-{max(flat):.1f}")
     print(f"tracking time per subject: median {np.median(seconds):.1f} s")
 
 
