@@ -64,7 +64,7 @@ STAGES: tuple[StageEntry, ...] = (
                upstream="unzip_mri"),  # 2: slabs carry unzip_mri's flags (swapped_stations, ...) for collect
     # 3: centre_rows; stage.method=spine (curved slab, the spine's centreline)
     StageEntry("collect", "CollectConfig", "ukbb_pipeline.stages.collect", tracked=True,
-               version=2),  # 2: per-pair upstream flags, flagged pairs left out by default
+               version=3),  # 2: per-pair flags, flagged pairs left out; 3: flags in ukbb_pipeline.flags' words
     StageEntry("report", "ReportConfig", "ukbb_pipeline.stages.report"),
     StageEntry("withdraw", "WithdrawConfig", "ukbb_pipeline.stages.withdraw"),
     StageEntry("status", "StatusConfig", "ukbb_pipeline.stages.status"),

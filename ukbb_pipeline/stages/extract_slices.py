@@ -265,7 +265,7 @@ def run(config: ExtractSlicesConfig, *, options: RunOptions, writer: Writer, qc:
                 shard_count=options.shard_count,
                 processed={Path(row.input).name.split(".", 1)[0] for row in summary.rows if row.status != SKIPPED},
                 sheet_size=config.sheet_size,
-                seam_mismatch_limit=config.seam_mismatch_limit,
+                seam_mismatch_limit=options.seam_mismatch_limit,
             )
         except Exception:  # the outputs and manifest are written; a picture must not fail the run
             log.exception("%s: contact sheets failed", STAGE)
