@@ -30,6 +30,7 @@ BASE_COLUMNS = (
     "seconds",
     "settings_fingerprint",
     "version",
+    "output_version",
     "finished_at",
 )
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
@@ -48,6 +49,7 @@ class ManifestRow:
     seconds: float = 0.0
     settings_fingerprint: str = ""
     version: str = __version__  # the package version that wrote the row (and, for an ok row, the output)
+    output_version: str = ""  # the stage's output version (ukbb_pipeline.registry), part of the settings fingerprint
     finished_at: str = field(default_factory=now_utc)  # UTC, with the zone
     qc: dict[str, Any] = field(default_factory=dict)
 
