@@ -24,7 +24,8 @@ class RapLauncherConf:
     dx: str = "dx"  # dx-toolkit's client, on PATH or a path
     applet: Optional[str] = None  # an applet already in the project; default: built from launchers/rap when missing
     wheelhouse: Optional[str] = None  # a file in the project with the package's wheels (none: the image has it)
-    inputs: dict[str, str] = field(default_factory=dict)  # field -> project folder of its zips; else by field_id
+    inputs: dict[str, Optional[str]] = field(  # field -> project folder of its zips; null: found by field_id
+        default_factory=lambda: {"20158": None, "20201": None})
     subjects: int = 0  # for the dry run's estimate: the cohort size (0: 50,000)
     poll_s: float = 10.0
 

@@ -72,7 +72,7 @@ class RapLauncher(Launcher):
             raise ConfigError("hydra/launcher=rap needs hydra.launcher.project=project-XXXX")
         dx = Dx(s["dx"])
         stage = option(job_overrides[0], "stage")
-        given = {str(k): str(v) for k, v in (s.get("inputs") or {}).items()}
+        given = {str(k): str(v) for k, v in (s.get("inputs") or {}).items() if v}
         try:
             inputs = field_folders(dx, project, FIELD_STAGES.get(stage, ()), given)
         except ValueError as error:

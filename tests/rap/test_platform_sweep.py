@@ -113,12 +113,20 @@ def test_the_dry_run_prints_one_dx_run_line_per_shard_and_an_estimate(platform, 
     done = sweep(platform, tmp_path, "stage=unzip_mri", "shard.count=4", "shard.index=range(4)",
                  "hydra.launcher.dry_run=true")
     assert done.returncode == 0, done.stderr
-    lines = [line for line in done.stdout.splitlines() if line.startswith(("dx ", str(platform.bin)))]
     runs = [line for line in done.stdout.splitlines() if " run " in line and "-ioverrides=" in line]
     assert len(runs) == 4 and all(f"shard.index={i}" in runs[i] for i in range(4))
     assert all("--priority low" in line and "--instance-type mem1_ssd1_v2_x4" in line for line in runs)
     assert "machine-hours" in done.stdout and "estimate" in done.stdout
-    assert platform.jobs() == [] and lines == lines
+    assert all("'-iinputs=20201=/Bulk/Whole Body MRI/Dixon'" in line for line in runs)  # found by field_id
+    assert platform.jobs() == []
+
+    given = sweep(platform, tmp_path, "stage=unzip_dxa", "hydra.launcher.dry_run=true",
+                  "hydra.launcher.inputs.20158=/Bulk/Somewhere/Else")
+    assert given.returncode == 0 and "-iinputs=20158=/Bulk/Somewhere/Else" in given.stdout, given.stderr
+    platform.seed(tmp_path / "bulk" / "dxas", "/Bulk/Copy", properties=lambda p: {"field_id": "20158"})
+    twice = sweep(platform, tmp_path, "stage=unzip_dxa", "hydra.launcher.dry_run=true")
+    assert twice.returncode == 2 and "field 20158: its files lie in 2 folders" in twice.stderr
+    assert "hydra.launcher.inputs.<field>=<folder>" in twice.stderr
 
 
 def test_a_spot_interrupted_job_restarts_and_finishes_only_what_is_missing(platform, tmp_path):
