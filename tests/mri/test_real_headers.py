@@ -14,8 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from ukbb_pipeline.runtime.inputs import parse_input
-from ukbb_pipeline.stages.unzip_mri import process_mri_zip
+from ukbb_pipeline.api import stitch_mri_zip
 from ukbb_pipeline.synthetic import MriQuirks, MriTruth, Phantom, write_mri_zip
 from ukbb_pipeline.synthetic.header_style import HeaderStyle
 from ukbb_pipeline.synthetic.truth import output_axes
@@ -58,7 +57,7 @@ def make_zip(tmp_path_factory) -> Callable[..., MriTruth]:
 
 
 def _read(truth: MriTruth, **settings):
-    return process_mri_zip(parse_input(truth.path), channels=ALL_CHANNELS, **settings)
+    return stitch_mri_zip(truth.path, channels=ALL_CHANNELS, **settings)
 
 
 def correlation_with_truth(truth: MriTruth, output, channel: str) -> float:
