@@ -42,6 +42,16 @@ class Scaling(str, Enum):
     paper_loader = "paper_loader"  # the public loader's factors: target/spacing for MRI, none for DXA
 
 
+class SlabMethod(str, Enum):
+    median = "median"  # the original scripts' row: the weighted median of the body's fat along y (a flat slab)
+    spine = "spine"  # through the spine: a classical tracker's curve (slices/spine.py)
+
+
+class SlabShape(str, Enum):
+    curved = "curved"  # with method=spine: the slab follows the spine's anterior-posterior curve along z
+    flat = "flat"  # with method=spine: a flat slab at the curve's median row
+
+
 class DownloadBackend(str, Enum):
     ukbfetch = "ukbfetch"
     dx = "dx"
@@ -128,6 +138,8 @@ class ExtractSlicesConfig(StageConfig):
     name: str = "extract_slices"
     input_dir: str = "${paths.mri}"
     output_dir: str = "${paths.slices}"
+    method: SlabMethod = SlabMethod.median  # where the slab's centre lies (docs/methods/slab.md)
+    slab: SlabShape = SlabShape.curved  # with method=spine: curved along the spine, or flat at its median row
     n_neighbours: int = 5  # coronal rows kept each side of the mid-coronal row
     spacing: int = 2  # step between kept rows, in rows (not mm)
     profile_stride: Optional[int] = None  # rows between coarse profile samples; None = about 14 mm; 1 = every row
