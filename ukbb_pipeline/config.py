@@ -14,6 +14,7 @@ from typing import Any, Optional
 from omegaconf import MISSING
 
 from ukbb_pipeline import registry
+from ukbb_pipeline.flags import SEAM_MISMATCH_LIMIT
 from ukbb_pipeline.ukbb import DIXON_CHANNELS
 
 # OmegaConf validates these annotations at runtime, so they use typing's spelling (Optional), not PEP 604.
@@ -32,6 +33,16 @@ class VolumeDtype(str, Enum):
 class Scaling(str, Enum):
     physical = "physical"  # both modalities resampled to the target spacing
     paper_loader = "paper_loader"  # the public loader's factors: target/spacing for MRI, none for DXA
+
+
+class SlabMethod(str, Enum):
+    median = "median"  # the original scripts' row: the weighted median of the body's fat along y (a flat slab)
+    spine = "spine"  # through the spine: a classical tracker's curve (slices/spine.py)
+
+
+class SlabShape(str, Enum):
+    curved = "curved"  # with method=spine: the slab follows the spine's anterior-posterior curve along z
+    flat = "flat"  # with method=spine: a flat slab at the curve's median row
 
 
 class DownloadBackend(str, Enum):
@@ -119,12 +130,13 @@ class ExtractSlicesConfig(StageConfig):
     name: str = "extract_slices"
     input_dir: str = "${paths.mri}"
     output_dir: str = "${paths.slices}"
+    method: SlabMethod = SlabMethod.median  # where the slab's centre lies (docs/methods/slab.md)
+    slab: SlabShape = SlabShape.curved  # with method=spine: curved along the spine, or flat at its median row
     n_neighbours: int = 5  # coronal rows kept each side of the mid-coronal row
     spacing: int = 2  # step between kept rows, in rows (not mm)
     profile_stride: Optional[int] = None  # rows between coarse profile samples; None = about 14 mm; 1 = every row
     sheet_size: int = 100  # subjects per QC contact sheet
     subject_pictures: bool = True  # a QC picture per subject (~60 KB each); false keeps only the contact sheets
-    seam_mismatch_limit: Optional[float] = 0.2  # contact sheets flag unzip_mri's max_seam_mismatch above this
 
 
 @dataclass
@@ -147,7 +159,6 @@ class CollectConfig(StageConfig):
     val_eids: Optional[str] = None  # EID list of the validation split
     test_eids: Optional[str] = None  # EID list of the test split
     keep_flagged: bool = False  # keep pairs whose MRI has an unfixed fat/water swap or a seam mismatch above the limit
-    seam_mismatch_limit: Optional[float] = 0.2  # a pair's max_seam_mismatch above this is a failed seam check
 
 
 @dataclass
@@ -177,7 +188,6 @@ class StatusConfig(StageConfig):
     raw_inputs: dict[str, str] = field(  # the input zips of the stages that read them (for "missing")
         default_factory=lambda: registry.zip_folders()
     )
-    seam_mismatch_limit: Optional[float] = 0.2  # unzip_mri's max_seam_mismatch above this is a flag
     examples: int = 5  # visits listed per line
 
 
@@ -280,6 +290,7 @@ class PipelineConfig:
     overwrite: bool = False  # redo outputs that exist with the same settings
     allow_failures: bool = False  # exit 0 even when some inputs failed
     qc: bool = True  # QC pictures where a stage makes them
+    seam_mismatch_limit: Optional[float] = SEAM_MISMATCH_LIMIT  # a seam mismatch above this is a flag (null: never)
 
 
 def register_configs() -> None:
@@ -384,6 +395,7 @@ def _validate_stage(stage: StageConfig, prefix: str, *, shard_count: int, exclud
 def validate(config: PipelineConfig) -> None:
     """Refuse any value out of its range with :class:`~ukbb_pipeline.errors.ConfigError` naming the key."""
     _at_least("n_jobs", config.n_jobs, 1, allow_none=True)
+    _at_least("seam_mismatch_limit", config.seam_mismatch_limit, 0, allow_none=True)
     _at_least("shard.count", config.shard.count, 1)
     if not 0 <= config.shard.index < config.shard.count:
         _refuse("shard.index", config.shard.index, f"must be in [0, shard.count={config.shard.count})")

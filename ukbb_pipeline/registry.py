@@ -57,12 +57,14 @@ STAGES: tuple[StageEntry, ...] = (
     StageEntry("download", "DownloadConfig", "ukbb_pipeline.stages.download", tracked=True),
     StageEntry("unzip_dxa", "UnzipDxaConfig", "ukbb_pipeline.stages.unzip_dxa", tracked=True, version=2,
                reads_zips=True),  # 2: the participant's one consistent Total Body pair, checked against content
-    StageEntry("unzip_mri", "UnzipMriConfig", "ukbb_pipeline.stages.unzip_mri", tracked=True, version=2,
+    StageEntry("unzip_mri", "UnzipMriConfig", "ukbb_pipeline.stages.unzip_mri", tracked=True, version=3,
                reads_zips=True),  # 2: regional swaps, repeats by coverage, derived series, touching slabs
-    StageEntry("extract_slices", "ExtractSlicesConfig", "ukbb_pipeline.stages.extract_slices", tracked=True, version=2,
+    # 3: one gain per station for every channel (F/(F+W) as acquired), seam_ratio_* and seam_fat_fraction_step
+    StageEntry("extract_slices", "ExtractSlicesConfig", "ukbb_pipeline.stages.extract_slices", tracked=True, version=3,
                upstream="unzip_mri"),  # 2: slabs carry unzip_mri's flags (swapped_stations, ...) for collect
+    # 3: centre_rows; stage.method=spine (curved slab, the spine's centreline)
     StageEntry("collect", "CollectConfig", "ukbb_pipeline.stages.collect", tracked=True,
-               version=2),  # 2: per-pair upstream flags, flagged pairs left out by default
+               version=3),  # 2: per-pair flags, flagged pairs left out; 3: flags in ukbb_pipeline.flags' words
     StageEntry("report", "ReportConfig", "ukbb_pipeline.stages.report"),
     StageEntry("withdraw", "WithdrawConfig", "ukbb_pipeline.stages.withdraw"),
     StageEntry("status", "StatusConfig", "ukbb_pipeline.stages.status"),

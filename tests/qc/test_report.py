@@ -106,7 +106,7 @@ def test_the_page_shows_counts_failures_flags_swaps_and_seams(root, tmp_path):
     assert "station 4 missing (stations 1, 2, 3, 5, 6 found)" in text
     # flagged: notes and swaps, not a mere redo
     assert "4 Total Body images: used the most recent pair" in text
-    assert "fat/water swapped in station(s) 3" in text
+    assert "swapped station 3" in text  # the flag, in the words of ukbb_pipeline.flags
     assert "settings changed" not in text
     # the swap table and the seam table, worst seam first
     assert "1 of 3 checked input(s) have swapped stations" in text

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ukbb_pipeline import registry
+from ukbb_pipeline.flags import SEAM_MISMATCH_LIMIT
 from ukbb_pipeline.runtime.atomic import atomic_file
 from ukbb_pipeline.runtime.cells import csv_cell
 from ukbb_pipeline.runtime.inputs import discover_inputs
@@ -91,7 +92,7 @@ def cohort_status(
     raw_inputs: Mapping[str, str | Path] | None = None,
     only_eids: Iterable[int] | None = None,
     exclude_eids: Iterable[int] | None = None,
-    seam_mismatch_limit: float | None = 0.2,
+    seam_mismatch_limit: float | None = SEAM_MISMATCH_LIMIT,
     check_outputs: bool = True,
 ) -> list[StageStatus]:
     """Every stage's status under ``root``. ``raw_inputs`` maps a stage to the folder of its input zips."""

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ukbb_pipeline.errors import InputError, OutputError, StageFailed
+from ukbb_pipeline.flags import SEAM_MISMATCH_LIMIT
 from ukbb_pipeline.formats.base import Output, Writer
 from ukbb_pipeline.runtime.atomic import remove_stale_scratch
 from ukbb_pipeline.runtime.cells import escape_controls
@@ -55,6 +56,7 @@ class RunOptions:
     shard_count: int = 1
     only_eids: frozenset[int] | None = None
     exclude_eids: frozenset[int] | None = None
+    seam_mismatch_limit: float | None = SEAM_MISMATCH_LIMIT  # a seam mismatch above this is a flag (None: never)
 
 
 @dataclass(frozen=True)

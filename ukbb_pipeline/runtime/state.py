@@ -17,7 +17,6 @@ import contextlib
 import csv
 import json
 import logging
-import math
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -25,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ukbb_pipeline import registry
+from ukbb_pipeline.flags import SEAM_MISMATCH_LIMIT, flags_of
 from ukbb_pipeline.runtime.atomic import atomic_file
 from ukbb_pipeline.runtime.cells import csv_cell, csv_values
 from ukbb_pipeline.runtime.manifest import BASE_COLUMNS, FAILED, OK, SKIPPED
@@ -35,7 +35,6 @@ LEFT_OUT = "left out"  # collect: a pair it did not put in the collection (an un
 CACHE_NAME = "state.csv"
 _CACHE_MAGIC = "# ukbb-pipeline state 2 "
 _ROLE = "_role"  # in the cache: which of an input's two rows this is (latest | made)
-SEAM_MISMATCH_LIMIT = 0.2  # a seam whose harmonised stations differ by more than this is flagged (see the README)
 
 # The columns of a state record, before the stage's QC columns.
 STATE_COLUMNS = (
@@ -323,38 +322,6 @@ def _record(stage: str, stem: str, latest: dict[str, str], made: dict[str, str] 
     record.update(qc)
     record["flags"] = "; ".join(flags_of(record, seam_mismatch_limit=seam_mismatch_limit))
     return record
-
-
-def flags_of(record: dict[str, str], *, seam_mismatch_limit: float | None = SEAM_MISMATCH_LIMIT) -> list[str]:
-    """What a record's QC figures say is worth a look (the subject's status stays ok).
-
-    ``swapped_stations`` (unzip_mri: stations whose fat and water were swapped, fixed or not), ``max_seam_mismatch``
-    above ``seam_mismatch_limit``, ``window_shift`` (extract_slices: the slab moved in from the volume's edge),
-    ``left_out`` (collect: a pair it left out and why).
-    """
-    flags = []
-    swapped = [token.strip("[]") for token in record.get("swapped_stations", "").replace(",", " ").split()]
-    swapped = [token for token in swapped if token.isdigit() and token != "0"]
-    if swapped:
-        fixed = record.get("fat_water_fixed", "").strip().lower() in ("true", "1", "yes")
-        flags.append("swapped station " + " ".join(swapped) + (" (fixed)" if fixed else ""))
-    mismatch = _number(record.get("max_seam_mismatch"))
-    if seam_mismatch_limit is not None and mismatch is not None and mismatch > seam_mismatch_limit:
-        flags.append(f"seam mismatch {mismatch:.2g}")
-    shift = _number(record.get("window_shift"))
-    if shift:
-        flags.append(f"window moved {int(shift):+d}")
-    if record.get("left_out"):
-        flags.append(f"left out: {record['left_out']}")
-    return flags
-
-
-def _number(value: str | None) -> float | None:
-    try:
-        number = float(value) if value not in (None, "") else None
-    except ValueError:
-        return None
-    return number if number is not None and math.isfinite(number) else None
 
 
 def stage_state(

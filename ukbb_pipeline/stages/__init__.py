@@ -33,6 +33,7 @@ def run_options(config: PipelineConfig) -> RunOptions:
         shard_count=config.shard.count,
         only_eids=frozenset(read_eid_list(Path(config.eids_file))) if config.eids_file else None,
         exclude_eids=frozenset(read_eid_list(Path(config.exclude_eids_file))) if config.exclude_eids_file else None,
+        seam_mismatch_limit=config.seam_mismatch_limit,
     )
 
 

@@ -36,8 +36,8 @@ class CollectStage(Stage):
     name = "collect"
     unit_name = "pair"
 
-    def __init__(self, config: CollectConfig, *, writer: Writer):
-        self.params = build.make_params(config)
+    def __init__(self, config: CollectConfig, *, writer: Writer, seam_mismatch_limit: float | None):
+        self.params = build.make_params(config, seam_mismatch_limit=seam_mismatch_limit)
         self.split_of, split = build.split_assigner(config)
         self.hdf5 = writer if isinstance(writer, Hdf5Writer) else Hdf5Writer()
         self.codec = ChunkCodec(compression=self.hdf5.compression, level=self.hdf5.compression_level,
@@ -106,7 +106,7 @@ def _signature(path: Path) -> str:
 
 
 def run(config: CollectConfig, *, options: RunOptions, writer: Writer, qc: bool = True) -> list[StageSummary]:
-    stage = CollectStage(config, writer=writer)
+    stage = CollectStage(config, writer=writer, seam_mismatch_limit=options.seam_mismatch_limit)
     if not isinstance(writer, Hdf5Writer):
         log.info("collect: the collection is always HDF5 (writer=%s only applies to the other stages)", writer.name)
     pairing = fit.pair_by_visit(find_outputs(Path(config.input_dir)), find_outputs(Path(config.dxa_dir)))

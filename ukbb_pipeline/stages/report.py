@@ -33,6 +33,7 @@ def run(config: ReportConfig, *, options: RunOptions, writer: Writer, qc: bool =
         only_eids=options.only_eids,
         exclude_eids=options.exclude_eids,
         raw_inputs=config.raw_inputs,
+        seam_mismatch_limit=options.seam_mismatch_limit,
     )
     log.info("report: %s", path)
     return []
