@@ -3,7 +3,7 @@
 types."""
 
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Optional
 
 from hydra.core.config_store import ConfigStore
@@ -30,4 +30,8 @@ class RapLauncherConf:
     poll_s: float = 10.0
 
 
-ConfigStore.instance().store(group="hydra/launcher", name="rap", node=RapLauncherConf, provider="ukbb-pipeline")
+# Stored as plain data, not as the dataclass: the ConfigStore travels pickled into every SLURM job of other sweeps
+# (hydra-submitit-launcher), where a reference to this module would need it importable. Keys are still checked:
+# the pipeline refuses unknown keys, hydra.launcher.* included.
+ConfigStore.instance().store(group="hydra/launcher", name="rap", node=asdict(RapLauncherConf()),
+                             provider="ukbb-pipeline")

@@ -16,12 +16,11 @@ import sys
 from pathlib import Path
 
 from ukbb_pipeline.rap.dx import Dx
-from ukbb_pipeline.rap.sync import CANONICAL_MOUNT, Uploader, mirror
+from ukbb_pipeline.rap.sync import CANONICAL_MOUNT, Uploader, mirror, project_mount
 from ukbb_pipeline.ukbb import DXA_FIELD, MRI_FIELD
 
 log = logging.getLogger("ukbb_pipeline.rap.job")
 
-MOUNT_VARIABLE = "UKBB_RAP_PROJECT_MOUNT"  # set only by the tests' fake platform; real jobs see /mnt/project
 RAW_PATHS = {DXA_FIELD: "paths.raw_dxa", MRI_FIELD: "paths.raw_mri"}
 UPLOAD_EVERY_S = float(os.environ.get("UKBB_RAP_UPLOAD_EVERY_S", "30"))
 
@@ -49,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     project = os.environ["DX_PROJECT_CONTEXT_ID"]
-    mount = Path(os.environ.get(MOUNT_VARIABLE, CANONICAL_MOUNT))
+    mount = project_mount()
     local = Path.home() / "project" / args.folder.strip("/")
     local.mkdir(parents=True, exist_ok=True)
     dx = Dx()

@@ -26,10 +26,22 @@ from ukbb_pipeline.rap.dx import Dx, DxError
 log = logging.getLogger(__name__)
 
 CANONICAL_MOUNT = "/mnt/project"  # where every platform job sees the project
+MOUNT_VARIABLE = "UKBB_RAP_PROJECT_MOUNT"  # set only by the tests' fake platform; real jobs see /mnt/project
 NOT_UPLOADED = ("state.csv",)  # caches rebuilt from the manifests by whoever reads them
 LOCAL_ONLY = ("pipeline-runs",)  # the job's own log folders: its log is the platform's (dx watch)
 SCRATCH = "tmp"  # the stages' scratch folders
 COPIED = (".txt", ".csv", ".json", ".yaml", ".log")  # mirrored as copies
+
+
+def project_mount() -> Path:
+    return Path(os.environ.get(MOUNT_VARIABLE, CANONICAL_MOUNT))
+
+
+def in_project_mount(path: Path) -> bool:
+    """Whether ``path`` is a file of the project seen through its read-only mount: in a platform job, a mirrored
+    file is a link to one; removing the link is how the job removes the file from the project (:class:`Uploader`),
+    and the file itself is never touched."""
+    return path.is_relative_to(project_mount())
 
 
 def relative(obj: dict[str, Any], folder: str) -> str | None:
