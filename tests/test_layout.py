@@ -94,3 +94,9 @@ def test_no_module_writes_into_another_objects_dict():
                     if isinstance(item, ast.Attribute) and item.attr == "__dict__" and not mine:
                         found.append(f"{name}:{node.lineno}")
     assert found == []
+
+
+def test_pairs_holds_science_and_the_users_reader_not_the_collect_stage():
+    """The collect stage's orchestration (settings, the shard's sink) lives in stages.collect, not in pairs."""
+    assert _violations(("ukbb_pipeline.pairs",), ("ukbb_pipeline.runtime.runner", "ukbb_pipeline.config",
+                                                  "ukbb_pipeline.stages", "hydra", "omegaconf")) == []
