@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import zip_edits as edits
 
+from ukbb_pipeline.api import stitch_mri_zip
 from ukbb_pipeline.errors import InputError
 from ukbb_pipeline.mri.header import Echo, SliceHeader, channel_of
 from ukbb_pipeline.mri.series import build_series
@@ -64,7 +65,7 @@ def make_zip(tmp_path_factory) -> Callable[..., MriTruth]:
 
 
 def _read(truth: MriTruth, **settings):
-    return process_mri_zip(parse_input(truth.path), channels=ALL_CHANNELS, **settings)
+    return stitch_mri_zip(truth.path, channels=ALL_CHANNELS, **settings)
 
 
 def correlation_with_truth(truth: MriTruth, output, channel: str) -> float:

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
@@ -38,6 +39,7 @@ from ukbb_pipeline.runtime.inputs import InputFile
 from ukbb_pipeline.runtime.manifest import FAILED, OK, SKIPPED, ManifestRow, ManifestWriter, read_manifests
 from ukbb_pipeline.runtime.parallel import WORKER_DIED, imap_unordered
 from ukbb_pipeline.runtime.progress import progress
+from ukbb_pipeline.runtime.register import Withdrawals
 from ukbb_pipeline.runtime.sharding import in_shard
 from ukbb_pipeline.runtime.state import coverage_messages
 
@@ -45,6 +47,7 @@ log = logging.getLogger(__name__)
 
 DONE_EARLIER = "done earlier from the same input with the same settings"
 NOT_RETRIED = "(not retried: it killed its worker last time; overwrite=true, or more memory, tries it again)"
+WITHDRAWN = "its participant was withdrawn during the run"
 QC_ATTR = "qc_figures"  # every output's own copy of its manifest QC figures (JSON), for a run killed before its row
 
 
@@ -60,6 +63,9 @@ class RunOptions:
     only_eids: frozenset[int] | None = None
     exclude_eids: frozenset[int] | None = None
     seam_mismatch_limit: float | None = SEAM_MISMATCH_LIMIT  # a seam mismatch above this is a flag (None: never)
+    withdrawals: Withdrawals | None = None  # the root's withdrawal register, honoured whatever the EID lists say
+    eids_file: str | None = None  # where only_eids came from
+    exclude_eids_file: str | None = None  # where exclude_eids came from (stage=withdraw records it)
 
 
 @dataclass(frozen=True)
@@ -132,6 +138,7 @@ class Stage:
     settings: dict[str, Any]  # what changes the outputs; its "version" is recorded in every manifest row
     source: str = ""  # where units were looked for, for messages (e.g. "*.zip in /data/raw/dxas")
     unit_name: str = "input"
+    withdrawals: Withdrawals | None = None  # set by the run: the register checked before each output is written
 
     def fingerprint(self) -> str:
         return settings_fingerprint({"stage": self.name, **self.settings})
@@ -174,10 +181,11 @@ class StageSummary:
 
 def select_units(units: Iterable[Unit], options: RunOptions) -> list[Unit]:
     """The units this run is responsible for: EID filters, then this shard."""
-    only, exclude = options.only_eids, options.exclude_eids
+    only, exclude, withdrawn = options.only_eids, options.exclude_eids, options.withdrawals
     return [
         unit for unit in units
         if not (exclude and unit.eid in exclude)
+        and not (withdrawn and unit.eid in withdrawn)
         and (only is None or unit.eid in only)
         and in_shard(unit.key, index=options.shard_index, count=options.shard_count)
     ]
@@ -190,14 +198,25 @@ def run_units(stage: Stage, units: list[Unit], options: RunOptions) -> StageSumm
     for level, message in coverage_messages(stage.name, (unit.eid for unit in units), only=options.only_eids,
                                             exclude=options.exclude_eids, where=stage.source):
         log.log(level, "%s", message)
+    if options.withdrawals:
+        withdrawn = sum(1 for unit in units if unit.eid in options.withdrawals)
+        if withdrawn:
+            log.info("%s: %d input(s) of withdrawn participants left out (%s)", stage.name, withdrawn,
+                     options.withdrawals.path)
     prepare_folders(stage.name, stage.folders)
+    withdrawals = options.withdrawals
+    stage.withdrawals = withdrawals  # checked again before each output is written (in the workers)
     manifest = ManifestWriter(
-        stage.folders.meta, stage=stage.name, shard_index=options.shard_index, shard_count=options.shard_count
+        stage.folders.meta, stage=stage.name, shard_index=options.shard_index, shard_count=options.shard_count,
+        keep=None if withdrawals is None else (lambda row: row.eid not in withdrawals),
     )
 
     output_version = str(stage.settings.get("version", ""))
 
     def record(result: Result) -> None:
+        if withdrawals is not None and result.unit.eid in withdrawals:  # withdrawn while this run was going
+            log.info("%s: left out: its participant was withdrawn during this run", Path(result.unit.input).name)
+            return
         manifest.add(_row(result, output_version=output_version))
         if result.status == FAILED:
             log.error("%s failed: %s", Path(result.unit.input).name, result.reason)
@@ -454,10 +473,30 @@ class FileStage(Stage):
             return {}
         return figures if isinstance(figures, dict) else {}
 
+    def _withdrawn(self, unit: Unit) -> Result | None:
+        """When ``unit``'s participant was withdrawn during the run: remove what this unit left (its output, sidecar
+        and picture) and return the result the run drops; else None."""
+        if self.withdrawals is None or unit.eid not in self.withdrawals:
+            return None
+        stem = unit.key
+        for path in (self.output_path(unit), self.folders.sidecars / stem[:2] / f"{stem}.json",
+                     *self.folders.qc.glob(f"subjects/{stem[:2]}/{stem}.*")):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        return Result(unit, FAILED, reason=WITHDRAWN)
+
     def process(self, task: Task) -> Result:
         output = self.make_output(task.unit.item)
+        withdrawn = self._withdrawn(task.unit)  # checked before the output is written ...
+        if withdrawn is not None:
+            return withdrawn
         output.attrs = {**output.attrs, QC_ATTR: json.dumps(output.qc, default=str)}
         path = self._write(task.unit, output, task.fingerprint)
+        withdrawn = self._withdrawn(task.unit)  # ... and after, for a withdrawal that came while it was written
+        if withdrawn is not None:
+            return withdrawn
         reason = "; ".join(part for part in (task.redo, *output.notes) if part)
         return Result(task.unit, OK, reason=reason, output=str(path), fingerprint=task.fingerprint,
                       qc={**output.qc, **_stat_qc(os.stat(path))})
