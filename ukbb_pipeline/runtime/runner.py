@@ -33,6 +33,7 @@ from ukbb_pipeline.flags import SEAM_MISMATCH_LIMIT
 from ukbb_pipeline.formats.base import Output, Writer
 from ukbb_pipeline.runtime.atomic import remove_stale_scratch
 from ukbb_pipeline.runtime.cells import escape_controls
+from ukbb_pipeline.runtime.coverage import coverage_messages
 from ukbb_pipeline.runtime.fingerprint import input_signature, settings_fingerprint
 from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.inputs import InputFile
@@ -41,7 +42,6 @@ from ukbb_pipeline.runtime.parallel import WORKER_DIED, imap_unordered
 from ukbb_pipeline.runtime.progress import progress
 from ukbb_pipeline.runtime.register import Withdrawals
 from ukbb_pipeline.runtime.sharding import in_shard
-from ukbb_pipeline.runtime.state import coverage_messages
 
 log = logging.getLogger(__name__)
 
