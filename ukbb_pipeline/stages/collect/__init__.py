@@ -20,7 +20,7 @@ from ukbb_pipeline.config import CollectConfig
 from ukbb_pipeline.formats import Hdf5Writer, Writer, collection
 from ukbb_pipeline.formats.chunks import ChunkCodec
 from ukbb_pipeline.formats.outputs import find_outputs
-from ukbb_pipeline.pairs import build, fit
+from ukbb_pipeline.pairs import fit
 from ukbb_pipeline.qc import pair_pictures
 from ukbb_pipeline.registry import output_version
 from ukbb_pipeline.runtime.fingerprint import input_signature, settings_fingerprint
@@ -38,6 +38,7 @@ from ukbb_pipeline.runtime.runner import (
     select_units,
     stop_if_disk_refuses,
 )
+from ukbb_pipeline.stages.collect import shard
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +61,14 @@ class CollectStage(Stage):
     unit_name = "pair"
 
     def __init__(self, config: CollectConfig, *, writer: Writer, options: RunOptions, pairs: list[fit.Pair]):
-        self.params = build.make_params(config, seam_mismatch_limit=options.seam_mismatch_limit)
-        self.split_of, split = build.split_assigner(config)
+        self.params = shard.make_params(config, seam_mismatch_limit=options.seam_mismatch_limit)
+        self.split_of, split = shard.split_assigner(config)
         self.hdf5 = writer if isinstance(writer, Hdf5Writer) else Hdf5Writer()
         self.codec = ChunkCodec(compression=self.hdf5.compression, level=self.hdf5.compression_level,
                                 shuffle=self.hdf5.shuffle)
         self.folders = StageFolders(output=Path(config.output_dir), stage="collect")
         self.settings = {"version": output_version("collect"), **self.params.__dict__, "split": split}
-        self.attrs = build.collection_attrs(self.params, split)
+        self.attrs = shard.collection_attrs(self.params, split)
         self.source = f"MRI slabs in {config.input_dir} paired with DXA outputs in {config.dxa_dir}"
         # Each pair's split is decided here, in the main process, so that the split lists never travel to workers.
         self.all_units = [Unit(key=p.mri.stem, input=str(p.mri.path), eid=p.eid, instance=p.instance,
@@ -106,14 +107,14 @@ class CollectStage(Stage):
             if (unit.eid, unit.instance) in held:
                 yield Result(unit, SKIPPED, reason=DONE, fingerprint=fingerprint, output=str(self.final), qc=qc)
             else:  # left out for its flags when the shard was built
-                reason = earlier.get(unit.input, build.left_out_reason(["flagged when the shard was built"]))
+                reason = earlier.get(unit.input, shard.left_out_reason(["flagged when the shard was built"]))
                 yield Result(unit, SKIPPED, reason=reason, fingerprint=fingerprint, qc=qc)
 
     def process(self, task: Task) -> Result:
         pair, split = task.unit.item
-        record, qc, problems = build.fit_pair(pair, split, params=self.params, codec=self.codec)
+        record, qc, problems = shard.fit_pair(pair, split, params=self.params, codec=self.codec)
         if record is None:
-            return Result(task.unit, SKIPPED, reason=build.left_out_reason(problems), fingerprint=task.fingerprint,
+            return Result(task.unit, SKIPPED, reason=shard.left_out_reason(problems), fingerprint=task.fingerprint,
                           qc=qc)
         return Result(task.unit, OK, output=str(self.final), fingerprint=task.fingerprint, qc=qc, payload=record)
 
@@ -123,7 +124,7 @@ class CollectStage(Stage):
         attrs = {**self.attrs, "shard_index": options.shard_index, "shard_count": options.shard_count,
                  "settings_fingerprint": self.fingerprint(), "content_fingerprint": self.plan.content,
                  "pipeline_version": __version__}
-        return build.CollectSink(self.final, tasks, params=self.params, codec=self.codec,
+        return shard.CollectSink(self.final, tasks, params=self.params, codec=self.codec,
                                  scratch_dir=self.folders.scratch, attrs=attrs, locking=self.hdf5.file_locking)
 
 
@@ -139,9 +140,9 @@ def run(config: CollectConfig, *, options: RunOptions, writer: Writer, qc: bool 
     if not isinstance(writer, Hdf5Writer):
         log.info("collect: the collection is always HDF5 (writer=%s only applies to the other stages)", writer.name)
     pairing = fit.pair_by_visit(find_outputs(Path(config.input_dir)), find_outputs(Path(config.dxa_dir)))
-    build.log_unpaired(pairing)
+    shard.log_unpaired(pairing)
     stage = CollectStage(config, writer=writer, options=options, pairs=pairing.pairs)
-    build.warn_other_shard_counts(stage.folders.output, options.shard_count)
+    shard.warn_other_shard_counts(stage.folders.output, options.shard_count)
     summary = run_units(stage, stage.all_units, options)
     log.info("collect: %d pairs collected, %d left out for their flags, %d failed; collection: %s",
              summary.counts.get(OK, 0), sum(1 for r in summary.rows if r.reason.startswith("left out")),
