@@ -92,6 +92,9 @@ class RapLauncher(Launcher):
                                                      name=applet.rsplit("/", 1)[1], classname="applet"):
             log.info("building the applet %s", applet)
             dx.build(source, applet)
+        if not s.get("wheelhouse"):
+            log.warning("no hydra.launcher.wheelhouse: the jobs need ukbb-pipeline %s installed in their image "
+                        "(docs/how-to/platform.md says how to upload a wheelhouse once per version)", __version__)
         sweep = Path(self.config.hydra.sweep.dir)
         sweep.mkdir(parents=True, exist_ok=True)
         jobs = []

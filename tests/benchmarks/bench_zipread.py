@@ -96,7 +96,7 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, default=REPO / "outputs" / "bench" / "mri-full")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    paths = make_subjects(args.folder, args.subjects)
+    paths = make_subjects(args.folder, args.subjects, "slice")  # the benchmark of unzip_mri's default headers
     readers = {"positional": positional_reader(), "sequential": zipread.ZipMembers}
     for path in paths:
         print(f"{path.name}: {path.stat().st_size / 2**20:.0f} MB", flush=True)
