@@ -37,6 +37,7 @@ class StageEntry:
     version: int | None = None  # the version of its outputs (None: outputs it does not make, e.g. downloaded zips)
     reads_zips: bool = False  # its inputs are bulk zips in its input folder (status lists those not yet run)
     upstream: str | None = None  # the stage whose outputs are its inputs (status lists those not yet run)
+    seconds_per_subject: float | None = None  # in the worker, full-size synthetic subjects (platform estimates)
 
     @property
     def schema(self) -> Any:
@@ -56,15 +57,19 @@ STAGES: tuple[StageEntry, ...] = (
     StageEntry("demo", "DemoConfig", "ukbb_pipeline.stages.demo"),
     StageEntry("download", "DownloadConfig", "ukbb_pipeline.stages.download", tracked=True),
     StageEntry("unzip_dxa", "UnzipDxaConfig", "ukbb_pipeline.stages.unzip_dxa", tracked=True, version=2,
-               reads_zips=True),  # 2: the participant's one consistent Total Body pair, checked against content
+               reads_zips=True,  # 2: the participant's one consistent Total Body pair, checked against content
+               seconds_per_subject=0.04),
     StageEntry("unzip_mri", "UnzipMriConfig", "ukbb_pipeline.stages.unzip_mri", tracked=True, version=3,
-               reads_zips=True),  # 2: regional swaps, repeats by coverage, derived series, touching slabs
+               reads_zips=True,  # 2: regional swaps, repeats by coverage, derived series, touching slabs
+               seconds_per_subject=1.84),
     # 3: one gain per station for every channel (F/(F+W) as acquired), seam_ratio_* and seam_fat_fraction_step
     StageEntry("extract_slices", "ExtractSlicesConfig", "ukbb_pipeline.stages.extract_slices", tracked=True, version=3,
-               upstream="unzip_mri"),  # 2: slabs carry unzip_mri's flags (swapped_stations, ...) for collect
+               upstream="unzip_mri",  # 2: slabs carry unzip_mri's flags (swapped_stations, ...) for collect
+               seconds_per_subject=0.15),
     # 3: centre_rows; stage.method=spine (curved slab, the spine's centreline)
     StageEntry("collect", "CollectConfig", "ukbb_pipeline.stages.collect", tracked=True,
-               version=3),  # 2: per-pair flags, flagged pairs left out; 3: flags in ukbb_pipeline.flags' words
+               version=3,  # 2: per-pair flags, flagged pairs left out; 3: flags in ukbb_pipeline.flags' words
+               seconds_per_subject=0.1),
     StageEntry("report", "ReportConfig", "ukbb_pipeline.stages.report"),
     StageEntry("withdraw", "WithdrawConfig", "ukbb_pipeline.stages.withdraw"),
     StageEntry("status", "StatusConfig", "ukbb_pipeline.stages.status"),
