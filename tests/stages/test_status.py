@@ -16,7 +16,7 @@ from ukbb_pipeline.config import UnzipMriConfig
 from ukbb_pipeline.formats import Hdf5Writer
 from ukbb_pipeline.qc.sheets import sheet_files, sheet_visits
 from ukbb_pipeline.qc.status import cohort_status, flag_kind
-from ukbb_pipeline.runtime import state
+from ukbb_pipeline.runtime import provenance
 from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.manifest import FAILED, OK, ManifestRow, ManifestWriter
 from ukbb_pipeline.runtime.runner import FileStage
@@ -101,11 +101,11 @@ def test_flag_kinds():
 
 def test_out_of_date_means_made_with_an_older_output_version_than_the_stage_table_says():
     current = registry.output_version("unzip_mri")
-    assert state.out_of_date("unzip_mri", "")  # recorded before output versions were
-    assert state.out_of_date("unzip_mri", str(current - 1))
-    assert not state.out_of_date("unzip_mri", str(current))
-    assert not state.out_of_date("download", "")  # downloaded zips have no output version
-    assert not state.out_of_date("a_stage_of_another_version", "")
+    assert provenance.out_of_date("unzip_mri", "")  # recorded before output versions were
+    assert provenance.out_of_date("unzip_mri", str(current - 1))
+    assert not provenance.out_of_date("unzip_mri", str(current))
+    assert not provenance.out_of_date("download", "")  # downloaded zips have no output version
+    assert not provenance.out_of_date("a_stage_of_another_version", "")
 
 
 def test_the_output_version_in_the_fingerprint_is_the_one_the_manifest_records(tmp_path, monkeypatch):
@@ -120,7 +120,7 @@ def test_the_output_version_in_the_fingerprint_is_the_one_the_manifest_records(t
                    for entry in registry.STAGES)
     monkeypatch.setattr(registry, "STAGES", bumped)
     assert FileStage(unzip_mri.make_job(config, inputs=[], writer=Hdf5Writer())).fingerprint() != before
-    assert state.out_of_date("unzip_mri", str(registry.output_version("unzip_mri") - 1))
+    assert provenance.out_of_date("unzip_mri", str(registry.output_version("unzip_mri") - 1))
 
 
 def test_the_changelog_names_no_second_table_of_versions():

@@ -76,8 +76,6 @@ class NiftiWriter(Writer):
     suffix = ".nii.gz"
 
     def __init__(self, *, compression_level: int = 1):
-        if not 1 <= compression_level <= 9:
-            raise ValueError(f"writer.compression_level must be 1-9, got {compression_level}")
         require_nibabel()  # fail at start-up, with the install line, when it is missing
         self.compression_level = compression_level
 

@@ -25,18 +25,20 @@ from ukbb_pipeline.flags import SEAM_MISMATCH_LIMIT
 from ukbb_pipeline.runtime.atomic import atomic_file
 from ukbb_pipeline.runtime.cells import csv_cell
 from ukbb_pipeline.runtime.inputs import discover_inputs
-from ukbb_pipeline.runtime.state import (
-    DONE,
-    FAILED,
-    LEFT_OUT,
-    cohort_state,
-    out_of_date,
-    reason_group,
-)
+from ukbb_pipeline.runtime.provenance import out_of_date
+from ukbb_pipeline.runtime.state import DONE, FAILED, LEFT_OUT, cohort_state
 
 log = logging.getLogger(__name__)
 
 RAW_SUFFIX = ".zip"
+_NAMES_IN_REASON = re.compile(r"'[^']*'|\"[^\"]*\"|\d+(\.\d+)?")
+
+
+def reason_group(reason: str) -> str:
+    """A failure reason with its particulars (member names, numbers) blanked, to count failures by kind."""
+    first = reason.split("; ")[0]
+    return _NAMES_IN_REASON.sub(lambda match: "'...'" if match.group(0)[:1] in "'\"" else "N", first).strip()
+
 COLUMNS = ("stage", "what", "detail", "count", "examples")
 
 

@@ -16,9 +16,11 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
+import json
 import logging
 import os
 import re
+import shutil
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
@@ -31,18 +33,22 @@ from ukbb_pipeline.flags import SEAM_MISMATCH_LIMIT
 from ukbb_pipeline.formats.base import Output, Writer
 from ukbb_pipeline.runtime.atomic import remove_stale_scratch
 from ukbb_pipeline.runtime.cells import escape_controls
+from ukbb_pipeline.runtime.coverage import coverage_messages
 from ukbb_pipeline.runtime.fingerprint import input_signature, settings_fingerprint
 from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.inputs import InputFile
 from ukbb_pipeline.runtime.manifest import FAILED, OK, SKIPPED, ManifestRow, ManifestWriter, read_manifests
-from ukbb_pipeline.runtime.parallel import imap_unordered
+from ukbb_pipeline.runtime.parallel import WORKER_DIED, imap_unordered
 from ukbb_pipeline.runtime.progress import progress
+from ukbb_pipeline.runtime.register import Withdrawals
 from ukbb_pipeline.runtime.sharding import in_shard
-from ukbb_pipeline.runtime.state import coverage_messages
 
 log = logging.getLogger(__name__)
 
 DONE_EARLIER = "done earlier from the same input with the same settings"
+NOT_RETRIED = "(not retried: it killed its worker last time; overwrite=true, or more memory, tries it again)"
+WITHDRAWN = "its participant was withdrawn during the run"
+QC_ATTR = "qc_figures"  # every output's own copy of its manifest QC figures (JSON), for a run killed before its row
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,9 @@ class RunOptions:
     only_eids: frozenset[int] | None = None
     exclude_eids: frozenset[int] | None = None
     seam_mismatch_limit: float | None = SEAM_MISMATCH_LIMIT  # a seam mismatch above this is a flag (None: never)
+    withdrawals: Withdrawals | None = None  # the root's withdrawal register, honoured whatever the EID lists say
+    eids_file: str | None = None  # where only_eids came from
+    exclude_eids_file: str | None = None  # where exclude_eids came from (stage=withdraw records it)
 
 
 @dataclass(frozen=True)
@@ -129,6 +138,7 @@ class Stage:
     settings: dict[str, Any]  # what changes the outputs; its "version" is recorded in every manifest row
     source: str = ""  # where units were looked for, for messages (e.g. "*.zip in /data/raw/dxas")
     unit_name: str = "input"
+    withdrawals: Withdrawals | None = None  # set by the run: the register checked before each output is written
 
     def fingerprint(self) -> str:
         return settings_fingerprint({"stage": self.name, **self.settings})
@@ -151,7 +161,7 @@ class Stage:
         tasks sent a few at a time on long runs (at most 16, keeping about 50 chunks per worker for the balance)."""
         chunk = max(1, min(16, len(tasks) // (50 * n_jobs)))
         for result in imap_unordered(_process_task, [(task,) for task in tasks], n_jobs=n_jobs, shared=self,
-                                     chunk_size=chunk):
+                                     chunk_size=chunk, on_death=_worker_died):
             emit(result)
 
 
@@ -171,10 +181,11 @@ class StageSummary:
 
 def select_units(units: Iterable[Unit], options: RunOptions) -> list[Unit]:
     """The units this run is responsible for: EID filters, then this shard."""
-    only, exclude = options.only_eids, options.exclude_eids
+    only, exclude, withdrawn = options.only_eids, options.exclude_eids, options.withdrawals
     return [
         unit for unit in units
         if not (exclude and unit.eid in exclude)
+        and not (withdrawn and unit.eid in withdrawn)
         and (only is None or unit.eid in only)
         and in_shard(unit.key, index=options.shard_index, count=options.shard_count)
     ]
@@ -187,14 +198,25 @@ def run_units(stage: Stage, units: list[Unit], options: RunOptions) -> StageSumm
     for level, message in coverage_messages(stage.name, (unit.eid for unit in units), only=options.only_eids,
                                             exclude=options.exclude_eids, where=stage.source):
         log.log(level, "%s", message)
+    if options.withdrawals:
+        withdrawn = sum(1 for unit in units if unit.eid in options.withdrawals)
+        if withdrawn:
+            log.info("%s: %d input(s) of withdrawn participants left out (%s)", stage.name, withdrawn,
+                     options.withdrawals.path)
     prepare_folders(stage.name, stage.folders)
+    withdrawals = options.withdrawals
+    stage.withdrawals = withdrawals  # checked again before each output is written (in the workers)
     manifest = ManifestWriter(
-        stage.folders.meta, stage=stage.name, shard_index=options.shard_index, shard_count=options.shard_count
+        stage.folders.meta, stage=stage.name, shard_index=options.shard_index, shard_count=options.shard_count,
+        keep=None if withdrawals is None else (lambda row: row.eid not in withdrawals),
     )
 
     output_version = str(stage.settings.get("version", ""))
 
     def record(result: Result) -> None:
+        if withdrawals is not None and result.unit.eid in withdrawals:  # withdrawn while this run was going
+            log.info("%s: left out: its participant was withdrawn during this run", Path(result.unit.input).name)
+            return
         manifest.add(_row(result, output_version=output_version))
         if result.status == FAILED:
             log.error("%s failed: %s", Path(result.unit.input).name, result.reason)
@@ -335,6 +357,12 @@ def _process_task(stage: Stage, task: Task) -> Result:
     return result
 
 
+def _worker_died(arguments: tuple[Any, ...], reason: str) -> Result:
+    """The result of a task whose worker process died (killed, out of memory, a crash in native code)."""
+    task: Task = arguments[0]
+    return Result(task.unit, FAILED, reason=reason, fingerprint=task.fingerprint)
+
+
 def _row(result: Result, *, output_version: str) -> ManifestRow:
     unit = result.unit
     return ManifestRow(
@@ -390,9 +418,14 @@ class FileStage(Stage):
         return self.writer.output_path(self.folders, unit.key, nested=self.nested)
 
     def check_done(self, units: list[Unit], *, fingerprint: str, overwrite: bool) -> Iterator[Task | Result]:
-        ledger = read_ledger(self.folders.meta) if units and not overwrite else {}
+        ledger, deaths = read_ledger(self.folders.meta) if units and not overwrite else ({}, {})
         for unit in units:
             output_fingerprint = content_fingerprint(fingerprint, unit.item.path)
+            died = deaths.get(unit.input)
+            if died is not None and died[0] == output_fingerprint:  # it would kill its worker again
+                yield Result(unit, FAILED, reason=f"{died[1].split(' (not retried')[0]} {NOT_RETRIED}",
+                             fingerprint=output_fingerprint)
+                continue
             path = self.output_path(unit)
             try:
                 stat = os.stat(path)
@@ -402,8 +435,9 @@ class FileStage(Stage):
             redo = self._redo_reason(unit, output_fingerprint, overwrite=overwrite, stat=stat,
                                      recorded=ledger.get(unit.input))
             if redo is None:
+                recovered = {} if unit.input in ledger else self._stored_qc(unit)
                 yield Result(unit, SKIPPED, reason=DONE_EARLIER, output=str(path), fingerprint=output_fingerprint,
-                             qc=_stat_qc(stat))
+                             qc={**recovered, **_stat_qc(stat)})
             else:
                 yield Task(unit, redo, output_fingerprint)
 
@@ -429,9 +463,40 @@ class FileStage(Stage):
             return "redone: the input changed since the previous output"
         return None
 
+    def _stored_qc(self, unit: Unit) -> dict[str, Any]:
+        """The QC figures an output carries (:data:`QC_ATTR`): a run killed before its manifest row was written
+        left them nowhere else, and a skip must not lose its flags (a fat/water swap)."""
+        try:
+            text = self.writer.stored_attrs(self.folders, unit.key, nested=self.nested).get(QC_ATTR)
+            figures = json.loads(text) if isinstance(text, str) else None
+        except (OSError, ValueError, InputError):
+            return {}
+        return figures if isinstance(figures, dict) else {}
+
+    def _withdrawn(self, unit: Unit) -> Result | None:
+        """When ``unit``'s participant was withdrawn during the run: remove what this unit left (its output, sidecar
+        and picture) and return the result the run drops; else None."""
+        if self.withdrawals is None or unit.eid not in self.withdrawals:
+            return None
+        stem = unit.key
+        for path in (self.output_path(unit), self.folders.sidecars / stem[:2] / f"{stem}.json",
+                     *self.folders.qc.glob(f"subjects/{stem[:2]}/{stem}.*")):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        return Result(unit, FAILED, reason=WITHDRAWN)
+
     def process(self, task: Task) -> Result:
         output = self.make_output(task.unit.item)
+        withdrawn = self._withdrawn(task.unit)  # checked before the output is written ...
+        if withdrawn is not None:
+            return withdrawn
+        output.attrs = {**output.attrs, QC_ATTR: json.dumps(output.qc, default=str)}
         path = self._write(task.unit, output, task.fingerprint)
+        withdrawn = self._withdrawn(task.unit)  # ... and after, for a withdrawal that came while it was written
+        if withdrawn is not None:
+            return withdrawn
         reason = "; ".join(part for part in (task.redo, *output.notes) if part)
         return Result(task.unit, OK, reason=reason, output=str(path), fingerprint=task.fingerprint,
                       qc={**output.qc, **_stat_qc(os.stat(path))})
@@ -457,20 +522,24 @@ def _stat_qc(stat: os.stat_result) -> dict[str, Any]:
     return {"output_bytes": stat.st_size, "output_mtime_ns": stat.st_mtime_ns}
 
 
-def read_ledger(meta: Path) -> dict[str, tuple[str, str, int, int]]:
-    """input -> (fingerprint, output, bytes, mtime_ns) of the latest manifest rows that made or kept an output."""
+def read_ledger(meta: Path) -> tuple[dict[str, tuple[str, str, int, int]], dict[str, tuple[str, str]]]:
+    """From the latest manifest row of each input: input -> (fingerprint, output, bytes, mtime_ns) for those that
+    made or kept an output, and input -> (fingerprint, reason) for those whose worker process died."""
     ledger: dict[str, tuple[str, str, int, int]] = {}
+    deaths: dict[str, tuple[str, str]] = {}
     if not meta.is_dir():
-        return ledger
+        return ledger, deaths
     try:
         rows = read_manifests(meta)
     except (OSError, ValueError, KeyError, csv.Error):
-        return ledger
+        return ledger, deaths
     for row in rows:
         size, mtime = row.get("output_bytes", ""), row.get("output_mtime_ns", "")
         if row.get("status") in (OK, SKIPPED) and size.isdigit() and mtime.isdigit():
             ledger[row["input"]] = (row.get("settings_fingerprint", ""), row.get("output", ""), int(size), int(mtime))
-    return ledger
+        elif row.get("status") == FAILED and row.get("reason", "").startswith(WORKER_DIED):
+            deaths[row["input"]] = (row.get("settings_fingerprint", ""), row["reason"])
+    return ledger, deaths
 
 
 def content_fingerprint(settings: str, path: Path) -> str:
