@@ -10,7 +10,8 @@ shape from ``synthetic/swap_shapes.py`` (blobs, lateral strips of 10-30 % of the
 stations 1-6) exchanged in F and W; the shape generator knows nothing of the detector. Per shape:
 
 - detected: the station is in ``swapped_stations`` and one of its regions overlaps the shape;
-- fixed share: of the shape's body voxels, those the detector's regions mark (and ``fix_swaps`` exchanges back);
+- fixed share: of the shape's body voxels (the phantom's body, not the table), those the detector's regions mark
+  (and ``fix_swaps`` exchanges back);
 - spoiled share: of the station's other body voxels, those marked (a fix would spoil them).
 
 The fat-fraction step at seams (issue 21.3) is measured on the normal subjects: at each seam, the median fat fraction
@@ -28,7 +29,7 @@ import numpy as np
 
 from ukbb_pipeline.mri import assemble
 from ukbb_pipeline.mri.assemble import stitch_stations
-from ukbb_pipeline.mri.harmonise import body_mask, chain_scales
+from ukbb_pipeline.mri.harmonise import chain_scales
 from ukbb_pipeline.mri.series import Series
 from ukbb_pipeline.mri.stations import Station, group_stations
 from ukbb_pipeline.synthetic import Phantom, acquisition
@@ -139,7 +140,9 @@ def main() -> None:
                                rng=rng)
             swapped, mask = with_swap(stations, number, shape.mask)
             fat = swapped[number - 1].channels["F"]
-            body = body_mask(fat.volume.astype(np.float32) + swapped[number - 1].channels["W"].volume)
+            x = fat.x0 + np.arange(fat.volume.shape[2]) * fat.sx
+            y = fat.y0 + np.arange(fat.volume.shape[1]) * fat.sy
+            body = phantom.body_mask(x[None, None, :], y[None, :, None], fat.z[:, None, None])  # not the table
             if not (mask & body).sum():
                 continue
             found = stitch_stations(swapped, channels=["F", "W"], dtype="float32")
