@@ -30,6 +30,7 @@ import numpy as np
 from ukbb_pipeline.mri import assemble
 from ukbb_pipeline.mri.assemble import stitch_stations
 from ukbb_pipeline.mri.harmonise import chain_scales
+from ukbb_pipeline.mri.parameters import StitchParameters
 from ukbb_pipeline.mri.series import Series
 from ukbb_pipeline.mri.stations import Station, group_stations
 from ukbb_pipeline.synthetic import Phantom, acquisition
@@ -37,6 +38,7 @@ from ukbb_pipeline.synthetic.stations import station_geometries
 from ukbb_pipeline.synthetic.swap_shapes import KINDS, draw_shape
 from ukbb_pipeline.synthetic.truth import output_axes
 
+FLOAT = StitchParameters(dtype="float32")
 PREFIX = {1: "Dixon_noBH", 2: "Dixon_BH_17s", 3: "Dixon_BH_17s", 4: "Dixon_BH_17s", 5: "Dixon_noBH", 6: "Dixon_noBH"}
 
 
@@ -127,7 +129,7 @@ def main() -> None:
     for seed in range(args.normals):
         phantom = Phantom.random(5000 + seed)
         stations = acquire(phantom, size=args.size, seed=seed, edges=bool(seed % 2))
-        stitched = stitch_stations(stations, channels=["F", "W"], dtype="float32")
+        stitched = stitch_stations(stations, channels=["F", "W"], params=FLOAT)
         if stitched.swapped or stitched.uncertain:
             flagged.append((seed, stitched.regions, [n for n in stitched.notes if "uncertain" in n]))
         steps += seam_steps(stitched, phantom)
@@ -145,7 +147,7 @@ def main() -> None:
             body = phantom.body_mask(x[None, None, :], y[None, :, None], fat.z[:, None, None])  # not the table
             if not (mask & body).sum():
                 continue
-            found = stitch_stations(swapped, channels=["F", "W"], dtype="float32")
+            found = stitch_stations(swapped, channels=["F", "W"], params=FLOAT)
             marks = marked(swapped[number - 1], number - 1)
             hit = number in found.swapped and bool((marks & mask).any())
             fixed = float((marks & mask & body).sum() / (mask & body).sum())
