@@ -100,3 +100,9 @@ def test_pairs_holds_science_and_the_users_reader_not_the_collect_stage():
     """The collect stage's orchestration (settings, the shard's sink) lives in stages.collect, not in pairs."""
     assert _violations(("ukbb_pipeline.pairs",), ("ukbb_pipeline.runtime.runner", "ukbb_pipeline.config",
                                                   "ukbb_pipeline.stages", "hydra", "omegaconf")) == []
+
+
+def test_the_runtime_never_imports_the_formats_the_stages_or_the_config():
+    """The run loop knows units, results and sinks; a per-file stage's writer is joined to it in stages.file_stage."""
+    upward = ("ukbb_pipeline.formats", "ukbb_pipeline.stages", "ukbb_pipeline.config", "hydra", "omegaconf")
+    assert _violations(("ukbb_pipeline.runtime",), upward) == []

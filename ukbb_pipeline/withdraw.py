@@ -31,6 +31,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ukbb_pipeline.rap.sync import in_project_mount  # a platform job's links: the job removes those files
 from ukbb_pipeline.runtime.atomic import atomic_file
 from ukbb_pipeline.runtime.cells import csv_values
 from ukbb_pipeline.runtime.register import RUNS_FOLDER
@@ -269,7 +270,7 @@ def _remove(path: Path, who: _Withdrawn, report: WithdrawalReport) -> None:
         target = path.resolve()
         path.unlink()
         report.removed.append(path)
-        if who.named(target.name) and target not in who.keep and target.exists():
+        if who.named(target.name) and target not in who.keep and target.exists() and not in_project_mount(target):
             _remove(target, who, report)
         return
     if path.is_dir():
