@@ -17,7 +17,9 @@ layer may read it, and ``--help`` and the config checks never import the science
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
@@ -47,6 +49,17 @@ class StageEntry:
     def run(self) -> Callable[..., Any]:
         """The entry point (the module is imported on first use: ``--help`` imports none)."""
         return importlib.import_module(self.module).run
+
+    def paths_keys(self) -> tuple[str | None, tuple[str, ...]]:
+        """The ``paths`` keys its schema's folders default to: (its output's, those it reads), e.g. collect ->
+        (``collected``, (``slices``, ``dxa``)); None and () where a folder is not one of ``paths``."""
+        schema = self.schema()
+        keys = {}
+        for item in dataclasses.fields(schema):
+            match = re.fullmatch(r"\$\{paths\.(\w+)\}", str(getattr(schema, item.name)))
+            if item.name.endswith("_dir") and match:
+                keys[item.name] = match.group(1)
+        return keys.pop("output_dir", None), tuple(keys.values())
 
     def default(self, key: str) -> str:
         """A folder the schema names by default (``output_dir``, ``input_dir``), as an interpolation of ``paths``."""
