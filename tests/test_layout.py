@@ -100,3 +100,32 @@ def test_pairs_holds_science_and_the_users_reader_not_the_collect_stage():
     """The collect stage's orchestration (settings, the shard's sink) lives in stages.collect, not in pairs."""
     assert _violations(("ukbb_pipeline.pairs",), ("ukbb_pipeline.runtime.runner", "ukbb_pipeline.config",
                                                   "ukbb_pipeline.stages", "hydra", "omegaconf")) == []
+
+
+def test_the_runtime_never_imports_the_formats_the_stages_or_the_config():
+    """The run loop knows units, results and sinks; a per-file stage's writer is joined to it in stages.file_stage."""
+    upward = ("ukbb_pipeline.formats", "ukbb_pipeline.stages", "ukbb_pipeline.config", "hydra", "omegaconf")
+    assert _violations(("ukbb_pipeline.runtime",), upward) == []
+
+
+def test_no_test_skips_on_an_import_of_the_project_or_of_a_test_dependency():
+    """An import error must fail, not read as a skip: importorskip only for what the test extra leaves out (torch)."""
+    tests = Path(__file__).parent
+    found = []
+    for path in sorted(tests.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and ast.unparse(node.func).endswith("importorskip") and node.args:
+                name = ast.unparse(node.args[0]).strip("'\"")
+                if name != "torch":
+                    found.append(f"{path.relative_to(tests)}:{node.lineno} importorskip({name})")
+    assert found == []
+
+
+def test_the_formats_and_the_io_around_the_science_never_import_the_stages_or_hydra():
+    io = ("ukbb_pipeline.formats", "ukbb_pipeline.dicomio", "ukbb_pipeline.download", "ukbb_pipeline.qc",
+          "ukbb_pipeline.pairs", "ukbb_pipeline.rap")
+    assert _violations(io, ("ukbb_pipeline.stages", "hydra")) == []
+
+
+def test_the_flag_vocabulary_is_a_leaf_every_layer_may_read():
+    assert [name for name in imports(MODULES["ukbb_pipeline.flags"]) if name.startswith("ukbb_pipeline")] == []

@@ -31,6 +31,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ukbb_pipeline.rap.sync import in_project_mount  # a platform job's links: the job removes those files
 from ukbb_pipeline.runtime.atomic import atomic_file
 from ukbb_pipeline.runtime.cells import csv_values
 from ukbb_pipeline.runtime.register import RUNS_FOLDER
@@ -76,14 +77,6 @@ def recorded_folders(root: Path, *, kind: str = LOG_FOLDERS, existing_only: bool
         return []
     folders = [Path(line) for line in dict.fromkeys(line.strip() for line in lines) if line]
     return [folder for folder in folders if not existing_only or folder.is_dir()]
-
-
-def record_log_folder(root: Path, folder: Path) -> None:
-    record_folder(root, folder, kind=LOG_FOLDERS)
-
-
-def recorded_log_folders(root: Path, *, existing_only: bool = True) -> list[Path]:
-    return recorded_folders(root, kind=LOG_FOLDERS, existing_only=existing_only)
 
 
 def holds_pipeline_folders(root: Path) -> bool:
@@ -269,7 +262,7 @@ def _remove(path: Path, who: _Withdrawn, report: WithdrawalReport) -> None:
         target = path.resolve()
         path.unlink()
         report.removed.append(path)
-        if who.named(target.name) and target not in who.keep and target.exists():
+        if who.named(target.name) and target not in who.keep and target.exists() and not in_project_mount(target):
             _remove(target, who, report)
         return
     if path.is_dir():

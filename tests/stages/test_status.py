@@ -19,7 +19,7 @@ from ukbb_pipeline.qc.status import cohort_status, flag_kind
 from ukbb_pipeline.runtime import provenance
 from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.manifest import FAILED, OK, ManifestRow, ManifestWriter
-from ukbb_pipeline.runtime.runner import FileStage
+from ukbb_pipeline.stages.file_stage import FileStage
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -116,16 +116,19 @@ class Echo:
 
 def channel_of(description: str, image_type: str = "", echo: Echo | None = None) -> str | None:
     """The Dixon channel of a slice: the last ``_`` token of its SeriesDescription, else its ImageType values, else
-    (an original image of a Dixon series) its echo; None when nothing says."""
+    (an original image of a Dixon series) its echo; None when nothing says, and for phase, real or imaginary
+    images whatever their description."""
+    tokens = {token.strip().upper() for token in image_type.split("\\")}
+    if tokens & NOT_MAGNITUDE:
+        return None
     suffix = description.strip().rsplit("_", 1)[-1].strip().lower() if "_" in description else ""
     if suffix in _SUFFIXES:
         return _SUFFIXES[suffix]
-    tokens = {token.strip().upper() for token in image_type.split("\\")}
     found = {channel for token, channel in _IMAGE_TYPES.items() if token in tokens}
     if found:
         return found.pop() if len(found) == 1 else None
     dixon = "DIXON" in tokens or "dixon" in description.lower()
-    if echo is None or not dixon or "DERIVED" in tokens or tokens & NOT_MAGNITUDE:  # F and W are derived
+    if echo is None or not dixon or "DERIVED" in tokens:  # F and W are derived: their echo says nothing
         return None
     return echo_channel(echo)
 
@@ -161,17 +164,29 @@ def needs_echo(dataset: Parsed) -> bool:
     """Whether a slice whose description and ImageType name no channel may be an echo of a Dixon series (its
     echo tags, after :data:`CHANNEL_TAGS_END`, then decide)."""
     description, image_type = _text(dataset, _SERIES_DESCRIPTION), _text(dataset, _IMAGE_TYPE)
+    return channel_of(description, image_type) is None and _may_be_echo(description, image_type)
+
+
+def _may_be_echo(description: str, image_type: str) -> bool:
     tokens = {token.strip() for token in image_type.upper().split("\\")}
-    if channel_of(description, image_type) is not None or "DERIVED" in tokens or tokens & NOT_MAGNITUDE:
+    if "DERIVED" in tokens or tokens & NOT_MAGNITUDE:
         return False
-    return "dixon" in description.lower() or "DIXON" in image_type.upper()
+    return "dixon" in description.lower() or "DIXON" in tokens
+
+
+def other_image(dataset: Parsed) -> bool:
+    """Whether a slice's ImageType marks an image that is no Dixon channel: phase, real or imaginary."""
+    return bool({token.strip() for token in _text(dataset, _IMAGE_TYPE).upper().split("\\")} & NOT_MAGNITUDE)
 
 
 def slice_channel(dataset: Parsed) -> tuple[str | None, str]:
     """(channel, SeriesDescription) of a parsed slice, or of its header's start up to the SeriesDescription
     (:data:`CHANNEL_TAGS_END`), or up to the echo tags (:data:`ECHO_TAGS_END`) when :func:`needs_echo`."""
-    description = _text(dataset, _SERIES_DESCRIPTION)
-    return channel_of(description, _text(dataset, _IMAGE_TYPE), _echo(dataset)), description
+    description, image_type = _text(dataset, _SERIES_DESCRIPTION), _text(dataset, _IMAGE_TYPE)
+    channel = channel_of(description, image_type)
+    if channel is None and _may_be_echo(description, image_type):  # the echo tags are read only then
+        channel = channel_of(description, image_type, _echo(dataset))
+    return channel, description
 
 
 def multi_frame(dataset: Parsed) -> str | None:

@@ -18,7 +18,13 @@ log = logging.getLogger(__name__)
 
 
 def run(config: StatusConfig, *, options: RunOptions, writer: Writer, qc: bool = True) -> list[StageSummary]:
+    if config.jobs is not None:  # a platform sweep submitted without waiting: its jobs' states
+        from ukbb_pipeline.rap.jobs import format_job_states, job_states
+
+        log.info("%s", format_job_states(job_states(Path(config.jobs))))
     root = Path(config.input_dir)
+    if config.jobs is not None and not root.is_dir():
+        return []  # the cohort itself lives on the platform
     if not root.is_dir():
         raise FileNotFoundError(f"data root {root} does not exist")
     statuses = cohort_status(root, raw_inputs=config.raw_inputs, only_eids=options.only_eids,
