@@ -21,7 +21,7 @@ from ukbb_pipeline.errors import InputError
 from ukbb_pipeline.formats import hdf5, nifti
 from ukbb_pipeline.formats import pickle as pickle_format
 from ukbb_pipeline.formats.volumes import MriVolume
-from ukbb_pipeline.runtime.inputs import InputFile, parse_input
+from ukbb_pipeline.runtime.inputs import InputFile, log_passed_over, missing_folder, parse_input
 
 PREFERENCE = (".h5", ".pkl", "/")  # where a stem has several outputs: HDF5 (rows read alone), pickle, NIfTI
 
@@ -56,15 +56,18 @@ def read_attrs(path: Path) -> dict[str, Any]:
     return format_of(path).read_attrs(path)
 
 
-def find_outputs(folder: Path) -> list[InputFile]:
+def find_outputs(folder: Path, *, made_by: str = "", key: str = "stage.input_dir") -> list[InputFile]:
     """The per-input outputs in a stage's output folder, in any format, one per stem (see :data:`PREFERENCE`).
 
-    Names without an EID, the ``pipeline-*`` metadata folders and hidden entries are ignored. NIfTI outputs without
-    nibabel installed are refused here, before any work, with the line that installs it.
+    The ``pipeline-*`` metadata folders and hidden entries are ignored; other entries that are not outputs (names
+    without an EID, other files) are counted and named in a warning. A missing folder is an error naming the stage
+    that makes it (``made_by``) and the key that moves it. NIfTI outputs without nibabel installed are refused here,
+    before any work, with the line that installs it.
     """
     if not folder.is_dir():
-        raise FileNotFoundError(f"folder {folder} does not exist")
+        raise missing_folder(folder, made_by=made_by, key=key)
     found: dict[str, tuple[int, InputFile]] = {}
+    passed_over: list[str] = []
     with os.scandir(folder) as entries:
         for entry in entries:
             if entry.name.startswith(("pipeline-", ".")):
@@ -77,17 +80,21 @@ def find_outputs(folder: Path) -> list[InputFile]:
                 elif nifti.images_in(path):
                     kind = "/"
                 else:
+                    passed_over.append(f"{entry.name}/")
                     continue
             elif entry.name.endswith((".h5", ".pkl")):
                 kind = path.suffix
             else:
+                passed_over.append(entry.name)
                 continue
             item = parse_input(path)
             if item.eid is None:
+                passed_over.append(entry.name + ("/" if entry.is_dir() else ""))
                 continue
             rank = PREFERENCE.index(kind)
             if item.stem not in found or rank < found[item.stem][0]:
                 found[item.stem] = (rank, item)
+    log_passed_over(folder, sorted(passed_over), looked_for="outputs named <eid>_<field>_<instance>_<array>")
     if any(rank == PREFERENCE.index("/") for rank, _ in found.values()):
         nifti.require_nibabel()  # NIfTI inputs without nibabel: refused at start-up, with the install line
     return sorted(item for _, item in found.values())

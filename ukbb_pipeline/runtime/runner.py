@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ukbb_pipeline.errors import InputError, OutputError, StageFailed
+from ukbb_pipeline.errors import ConfigError, InputError, OutputError, StageFailed
 from ukbb_pipeline.formats.base import Output, Writer
 from ukbb_pipeline.runtime.atomic import remove_stale_scratch
 from ukbb_pipeline.runtime.fingerprint import input_signature, settings_fingerprint
@@ -36,11 +36,12 @@ from ukbb_pipeline.runtime.manifest import FAILED, OK, SKIPPED, ManifestRow, Man
 from ukbb_pipeline.runtime.parallel import imap_unordered
 from ukbb_pipeline.runtime.progress import progress
 from ukbb_pipeline.runtime.sharding import in_shard
-from ukbb_pipeline.runtime.state import coverage_messages
+from ukbb_pipeline.runtime.state import LEFT_OUT, coverage_messages
 
 log = logging.getLogger(__name__)
 
 DONE_EARLIER = "done earlier from the same input with the same settings"
+SETTINGS_CHANGED = "redone: settings changed since the previous output"
 
 
 @dataclass(frozen=True)
@@ -196,9 +197,11 @@ def run_units(stage: Stage, units: list[Unit], options: RunOptions) -> StageSumm
         elif result.reason and result.status == OK:
             log.info("%s: %s", Path(result.unit.input).name, result.reason)
 
+    outcomes = list(stage.check_done(selected, fingerprint=stage.fingerprint(), overwrite=options.overwrite))
+    refuse_changed_settings(stage, outcomes)
     try:
         todo: list[Task] = []
-        for outcome in stage.check_done(selected, fingerprint=stage.fingerprint(), overwrite=options.overwrite):
+        for outcome in outcomes:
             if isinstance(outcome, Task):
                 todo.append(outcome)
             else:
@@ -228,6 +231,16 @@ def run_units(stage: Stage, units: list[Unit], options: RunOptions) -> StageSumm
     )
     log.info(format_summary(summary))
     return summary
+
+
+def refuse_changed_settings(stage: Stage, outcomes: list[Task | Result]) -> None:
+    """Stop before any work when outputs here were made with other settings: redoing a cohort is never silent."""
+    changed = [o.unit for o in outcomes if isinstance(o, Task) and o.redo == SETTINGS_CHANGED]
+    if changed:
+        raise ConfigError(
+            f"{stage.name}: {len(changed)} output(s) in {stage.folders.output} were made with other settings "
+            f"(e.g. {changed[0].key}): set overwrite=true to redo them, or write to another output folder "
+            "(paths.root=... or stage.output_dir=...)")
 
 
 def _run_tasks(stage: Stage, todo: list[Task], options: RunOptions, record: Callable[[Result], None]) -> None:
@@ -291,9 +304,11 @@ def raise_on_failures(summaries: list[StageSummary], *, allow_failures: bool) ->
 
 def format_summary(summary: StageSummary) -> str:
     counts = summary.counts
+    left_out = sum(row.status == SKIPPED and row.reason.startswith(LEFT_OUT) for row in summary.rows)
     lines = [
         f"{summary.name}: {len(summary.rows)} inputs: {counts.get(OK, 0)} ok, {counts.get(FAILED, 0)} failed, "
-        f"{counts.get(SKIPPED, 0)} skipped in {summary.seconds:.1f} s",
+        f"{counts.get(SKIPPED, 0) - left_out} skipped (done earlier)"
+        + (f", {left_out} left out" if left_out else "") + f" in {summary.seconds:.1f} s",
         f"  outputs:  {summary.output_dir}",
     ]
     if summary.manifest is not None:
@@ -418,7 +433,7 @@ class FileStage(Stage):
         if stored is None:
             return "redone: the previous output did not open"
         if stored.split("-")[0] != fingerprint.split("-")[0]:
-            return "redone: settings changed since the previous output"
+            return SETTINGS_CHANGED
         if stored != fingerprint:
             return "redone: the input changed since the previous output"
         return None

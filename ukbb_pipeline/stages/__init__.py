@@ -70,11 +70,14 @@ def run_configured(config: PipelineConfig) -> list[StageSummary]:
     stage: StageConfig = config.stage
     from ukbb_pipeline.stages.withdraw import remember_log_folder
 
-    remember_log_folder(config.paths.root)  # logs name subjects: a withdrawal must find every run's
+    root = config.paths.root  # None when the stage was given its folders one by one
+    if root is not None:
+        remember_log_folder(root)  # logs name subjects: a withdrawal must find every run's
     try:
         summaries = _registry()[stage.name](stage, options=options, writer=writer, qc=config.qc)
     finally:
-        remember_log_folder(config.paths.root)  # the demo makes its root
+        if root is not None:
+            remember_log_folder(root)  # the demo makes its root
     raise_on_failures(summaries, allow_failures=options.allow_failures)
     return summaries
 

@@ -24,7 +24,17 @@ from ukbb_pipeline.qc import pair_pictures
 from ukbb_pipeline.runtime.fingerprint import input_signature, settings_fingerprint
 from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.manifest import FAILED, OK, SKIPPED, read_manifests
-from ukbb_pipeline.runtime.runner import Result, RunOptions, Sink, Stage, StageSummary, Task, Unit, run_units
+from ukbb_pipeline.runtime.runner import (
+    SETTINGS_CHANGED,
+    Result,
+    RunOptions,
+    Sink,
+    Stage,
+    StageSummary,
+    Task,
+    Unit,
+    run_units,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +76,10 @@ class CollectStage(Stage):
             int(stored.get("n_failed", 1)) == 0
         self.rebuild = not unchanged
         if self.rebuild:
-            yield from (Task(unit, "redone: overwrite=true" if overwrite else "", fingerprint) for unit in units)
+            redo = "redone: overwrite=true" if overwrite else ""
+            if stored is not None and stored.get("settings_fingerprint") not in (None, fingerprint):
+                redo = SETTINGS_CHANGED  # the runner refuses to redo it silently
+            yield from (Task(unit, redo, fingerprint) for unit in units)
             return
         held = collection.stored_visits(self.final, locking=self.hdf5.file_locking)
         earlier = {row["input"]: row["reason"] for row in read_manifests(self.folders.meta)
@@ -109,7 +122,8 @@ def run(config: CollectConfig, *, options: RunOptions, writer: Writer, qc: bool 
     stage = CollectStage(config, writer=writer)
     if not isinstance(writer, Hdf5Writer):
         log.info("collect: the collection is always HDF5 (writer=%s only applies to the other stages)", writer.name)
-    pairing = fit.pair_by_visit(find_outputs(Path(config.input_dir)), find_outputs(Path(config.dxa_dir)))
+    pairing = fit.pair_by_visit(find_outputs(Path(config.input_dir), made_by="extract_slices"),
+                                find_outputs(Path(config.dxa_dir), made_by="unzip_dxa", key="stage.dxa_dir"))
     build.log_unpaired(pairing)
     stage.final = stage.folders.output / collection.shard_file_name(options.shard_index, options.shard_count)
     build.warn_other_shard_counts(stage.folders.output, options.shard_count)
