@@ -42,7 +42,7 @@ class DownloadBackend(str, Enum):
 class PathsConfig:
     """Where the data lives: every stage folder defaults to a name under ``root``."""
 
-    root: Optional[str] = None  # the folder every stage folder is named under; null: the demo's outputs/demo only
+    root: Optional[str] = None  # the folder every stage folder is under; every stage but the demo needs one
     raw_dxa: str = "${paths.root}/raw/dxas"  # DXA bulk zips (field 20158)
     raw_mri: str = "${paths.root}/raw/mris"  # Dixon MRI bulk zips (field 20201)
     dxa: str = "${paths.root}/dxas-processed"  # unzip_dxa's output

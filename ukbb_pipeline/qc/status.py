@@ -47,6 +47,7 @@ class StageStatus:
     failed: dict[str, list[str]] = field(default_factory=dict)
     flagged: dict[str, list[str]] = field(default_factory=dict)
     missing: dict[str, list[str]] = field(default_factory=dict)
+    noted: int = 0  # done inputs with notes (a repeat chosen, an image passed over): worth knowing, not a flag
     excluded: int = 0
     out_of_date: list[str] = field(default_factory=list)
     left_out: dict[str, list[str]] = field(default_factory=dict)  # collect: reason -> visits not collected
@@ -63,6 +64,7 @@ class StageStatus:
         rows += [line("failed", kind, visits) for kind, visits in _by_size(self.failed)]
         rows.append(line("flagged", "", len({v for visits in self.flagged.values() for v in visits})))
         rows += [line("flagged", kind, visits) for kind, visits in _by_size(self.flagged)]
+        rows.append(line("with notes", "", self.noted))
         rows += [line("missing", kind, visits) for kind, visits in self.missing.items()]
         rows += [line("left out", kind, visits) for kind, visits in _by_size(self.left_out)]
         rows.append(line("excluded", "", self.excluded))  # inputs of EIDs in exclude_eids_file
@@ -73,6 +75,16 @@ class StageStatus:
 
 def _by_size(groups: Mapping[str, list[str]]) -> list[tuple[str, list[str]]]:
     return sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))
+
+
+def flags_of(record: Mapping[str, str]) -> list[str]:
+    """A done input's flags (what is worth a look): the one definition status and the report count by."""
+    return [flag for flag in record.get("flags", "").split("; ") if flag]
+
+
+def notes_of(record: Mapping[str, str]) -> list[str]:
+    """A done input's notes (what the stage did about a quirk), without a mere redo."""
+    return [note for note in record.get("notes", "").split("; ") if note and not note.startswith("redone:")]
 
 
 def visit(record: Mapping[str, str]) -> str:
@@ -149,8 +161,9 @@ def _stage_status(name: str, records: list[dict[str, str]], *, check_outputs: bo
         status.versions[record.get("version") or "unknown"] += 1
         if out_of_date(name, record.get("version", "")):
             status.out_of_date.append(visit(record))
-        for flag in filter(None, record["flags"].split("; ")):
+        for flag in flags_of(record):
             flagged[flag_kind(flag)].append(visit(record))
+        status.noted += bool(notes_of(record))
     status.failed, status.flagged, status.left_out = dict(failed), dict(flagged), dict(left_out)
     if gone:
         status.missing["output gone (recorded as done)"] = gone

@@ -388,7 +388,8 @@ def by_stem(records: Iterable[dict[str, str]]) -> dict[str, dict[str, str]]:
     return {record["stem"]: record for record in records}
 
 
-_NAMES_IN_REASON = re.compile(r"'[^']*'|\"[^\"]*\"|\d+(\.\d+)?")
+# A quoted name opens after a non-word character and closes before one: the apostrophe of "exam's" is not a quote.
+_NAMES_IN_REASON = re.compile(r"(?<!\w)'[^']*'(?!\w)|(?<!\w)\"[^\"]*\"(?!\w)|\d+(\.\d+)?")
 
 
 def reason_group(reason: str) -> str:
