@@ -121,8 +121,8 @@ def _status_csv(root: Path) -> list[dict[str, str]]:
 
 
 def _flags(root: Path) -> dict[tuple[str, str], tuple[str, str, str]]:
-    return {(r["stage"], r["stem"]): (r["state"], r["flags"], r.get("swapped_stations", ""))
-            for r in ukbb_pipeline.cohort_state(root)}
+    return {(r["stage"], r["stem"]): (r["state"], r["flags"], r.get("swapped_stations"))
+            for r in ukbb_pipeline.cohort_state(root)}  # typed: flags a list, swapped_stations a list of ints
 
 
 @pytest.mark.slow
@@ -131,8 +131,8 @@ def test_the_demo_run_twice_shows_the_same_flags_swaps_and_seams(tmp_path, run_m
     first = run_main(f"paths.root={root}", "stage.subjects=3", "n_jobs=1")
     assert first.returncode == 0, first.stderr[-3000:]
     state_first = _flags(root)
-    assert state_first[("unzip_mri", "1000002_20201_2_0")][:3:2] == ("done", "3")
-    assert state_first[("unzip_mri", "1000002_20201_2_0")][1].startswith("swapped station 3")
+    assert state_first[("unzip_mri", "1000002_20201_2_0")][:3:2] == ("done", [3])
+    assert state_first[("unzip_mri", "1000002_20201_2_0")][1][0].startswith("swapped station 3")
     (report_first,) = sorted((root / "pipeline-report").glob("report-*.html"))
     sheets_first = {path.name: sheet_visits(path) for path in sheet_files(
         StageFolders(root / "mri-mid-corr-slices", "extract_slices").qc)}

@@ -26,7 +26,7 @@ from ukbb_pipeline.runtime.state import (
     FAILED,
     LEFT_OUT,
     STAGE_ORDER,
-    cohort_state,
+    cohort_records,
     out_of_date,
     reason_group,
 )
@@ -106,7 +106,7 @@ def cohort_status(
     check_outputs: bool = True,
 ) -> list[StageStatus]:
     """Every stage's status under ``root``. ``raw_inputs`` maps a stage to the folder of its input zips."""
-    records = cohort_state(root, seam_mismatch_limit=seam_mismatch_limit)
+    records = cohort_records(root, seam_mismatch_limit=seam_mismatch_limit)
     return statuses_from_records(records, raw_inputs=raw_inputs, only_eids=only_eids, exclude_eids=exclude_eids,
                                  check_outputs=check_outputs)
 
@@ -119,7 +119,7 @@ def statuses_from_records(
     exclude_eids: Iterable[int] | None = None,
     check_outputs: bool = True,
 ) -> list[StageStatus]:
-    """The status of each stage in ``records`` (state records of one or more stages, :func:`cohort_state`)."""
+    """The status of each stage in ``records`` (state records of one or more stages, as ``cohort_records`` gives)."""
     by_stage: dict[str, list[dict[str, str]]] = defaultdict(list)
     for record in records:
         by_stage[record["stage"]].append(record)
