@@ -33,6 +33,11 @@ class Scaling(str, Enum):
     paper_loader = "paper_loader"  # the public loader's factors: target/spacing for MRI, none for DXA
 
 
+class NiftiLayout(str, Enum):
+    ras = "ras"  # the closest canonical storage, axis codes (R, A, S), as dcm2niix and nibabel.as_closest_canonical
+    pipeline = "pipeline"  # the pipeline's array axes (L, P, I), as in HDF5 and pickle outputs
+
+
 class DownloadBackend(str, Enum):
     ukbfetch = "ukbfetch"
     dx = "dx"
@@ -266,6 +271,7 @@ class NiftiWriterConfig(WriterConfig):
 
     name: str = "nifti"
     compression_level: int = 1  # gzip, 1-9
+    layout: NiftiLayout = NiftiLayout.ras  # ras: voxels stored R-A-S (as dcm2niix); pipeline: the (L, P, I) axes
 
 
 @dataclass

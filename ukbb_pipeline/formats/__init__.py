@@ -26,5 +26,5 @@ def make_writer(config: WriterConfig) -> Writer:
     if isinstance(config, NiftiWriterConfig):
         from ukbb_pipeline.formats.nifti import NiftiWriter  # needs nibabel, an optional dependency
 
-        return NiftiWriter(compression_level=config.compression_level)
+        return NiftiWriter(compression_level=config.compression_level, layout=config.layout.value)
     raise ValueError(f"unknown writer {config.name!r}")
