@@ -190,7 +190,7 @@ def test_values_out_of_range_and_appended_keys_are_refused_naming_the_key(compos
     from ukbb_pipeline.stages import pipeline_config
 
     with pytest.raises(ConfigError) as caught:
-        pipeline_config(compose(["stage=extract_slices", override]))
+        pipeline_config(compose(["stage=extract_slices", "paths.root=/data/ukbb", override]))
     assert message in str(caught.value)
 
 

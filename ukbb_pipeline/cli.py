@@ -355,7 +355,7 @@ def _options(schema: type, prefix: str, comments: dict[tuple[str, str], str], sk
             lines.extend(_options(type(value), f"{prefix}{item.name}.", comments))
             continue
         shown = f"{prefix}{item.name}" + (".*" if isinstance(value, StageConfig) else f"={_default_text(value)}")
-        lines.append(f"  {shown:<44} {meaning}".rstrip())
+        lines.append(f"  {shown:<44} {meaning}".rstrip() if len(shown) < 44 else f"  {shown}  {meaning}".rstrip())
     return lines
 
 
@@ -396,8 +396,9 @@ def help_text(prog: str = "ukbb-pipeline") -> str:
         out += [f"  {line}" for line in _options(writer, "writer.", comments, skip=("name",))]
     out += [
         "",
-        "Experiments: experiment=paper (the paper's settings for every stage it touches). Machine settings:",
-        "conf/local/default.yaml in a checkout. Paths take ~ and $VARS. --cfg job prints the composed config;",
+        "Experiments: experiment=paper (the paper's settings for every stage it touches). Your settings:",
+        "~/.config/ukbb-pipeline/local/default.yaml (conf/local/default.yaml in a checkout). Paths take ~ and $VARS.",
+        "--cfg job prints the composed config;",
         "--hydra-help shows Hydra's own options. HYDRA_FULL_ERROR=1 prints a traceback with any error.",
         "--version prints the package's version.",
         "",

@@ -320,7 +320,7 @@ def test_qc_false_draws_nothing(tmp_path, cohort):
     assert not list((tmp_path / "mri-mid-corr-slices").rglob("*.png"))
 
 
-def test_rerun_skips_and_a_changed_setting_redoes(tmp_path, cohort):
+def test_rerun_skips_and_a_changed_setting_is_refused_unless_overwrite(tmp_path, cohort):
     write_volume(tmp_path / "mris-processed", cohort[0], writer=Hdf5Writer())
     assert run_stage(tmp_path, qc=False).counts[OK] == 1
     assert run_stage(tmp_path, qc=False).counts[SKIPPED] == 1
