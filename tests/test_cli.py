@@ -134,14 +134,14 @@ def test_a_bug_still_shows_its_traceback_and_full_error_shows_every_one(tmp_path
 
 
 def test_help_lists_every_stage_and_its_options_and_hides_the_schemas(tmp_path):
-    from ukbb_pipeline import config
+    from ukbb_pipeline import registry
 
     started = time.perf_counter()
     result = _main("--help", cwd=tmp_path)
     took = time.perf_counter() - started
     assert result.returncode == 0
     text = result.stdout
-    for name in config.STAGE_SCHEMAS:
+    for name in registry.STAGE_NAMES:
         assert f"Options of stage={name}:" in text
         assert f"\n  {name} " in text
     assert "_schema" not in text and "schema/" not in text

@@ -496,3 +496,52 @@ def test_a_run_writes_nothing_outside_its_folders_and_the_hydra_run_folder(tmp_p
     for folder in stage_folders - {"raw", "pipeline-report", "pipeline-runs"}:
         for name in os.listdir(tmp_path / "data" / folder):
             assert name.startswith(("pipeline-", "1000001_", "1000002_", "collection-shard")), (folder, name)
+
+
+# --- issue 20: an output folder among the inputs ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("stage", "output"), [
+    ("extract_slices", "mris-processed"),  # its own input: every stitched volume would become its slab
+    ("unzip_mri", "raw/mris/stitched"),  # inside its own input
+    ("extract_slices", "dxas-processed"),  # collect's input
+])
+def test_an_output_folder_that_is_or_is_inside_an_input_folder_is_refused_at_start_up(tmp_path, run_main, stage,
+                                                                                       output):
+    volume = tmp_path / "mris-processed" / "1000001_20201_2_0.h5"
+    volume.parent.mkdir(parents=True)
+    volume.write_bytes(b"a stitched volume")
+    for folder in ("raw/mris", "dxas-processed"):
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+    result = run_main(f"stage={stage}", f"paths.root={tmp_path}", f"stage.output_dir={tmp_path / output}")
+    assert result.returncode == 2, result.stderr[-2000:]
+    (line,) = result.stderr.strip().splitlines()
+    assert f"stage.output_dir={tmp_path / output} is" in line and "input" in line, line
+    assert volume.read_bytes() == b"a stitched volume"
+    assert not (tmp_path / output / "pipeline-extract-slices").exists()
+    assert not (tmp_path / "hydra-run").exists(), "a refused run leaves no run folder"
+
+
+# --- issue 20: text from a file cannot forge a log line ---------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_newline_in_a_dicom_string_cannot_forge_a_log_line(tmp_path, dxa, run_main):
+    """Another participant's image (passed over with a note naming its ProtocolName) whose ProtocolName holds a
+    newline and a terminal escape: the note is logged on one line, with the controls written as escapes."""
+    forged = "Arm\n2026-12-06 00:00:00,000][ukbb_pipeline][ERROR] - forged\x1b[2J"
+
+    def foreign(dataset):
+        dataset.PatientID, dataset.ProtocolName = "someone else", forged
+
+    path = _dxa_variant(dxa, tmp_path / "raw" / "dxas", lambda members, slices: edits.edit(
+        members, [_member(slices, 1)], foreign))
+    assert path.name == "1000200_20158_2_0.zip"
+    result = run_main("stage=unzip_dxa", f"paths.root={tmp_path}", "qc=false", "n_jobs=1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    log = (tmp_path / "hydra-run" / "ukbb-pipeline.log").read_text()
+    assert "forged" in log
+    assert not [line for line in log.splitlines() if line.startswith("2026-12-06")], "no forged line"
+    assert "\x1b" not in log
+    (line,) = [line for line in log.splitlines() if "forged" in line]
+    assert "ignored 1 image(s) of another participant" in line and "Arm\\n2026-12-06" in line and "\\x1b[2J" in line

@@ -74,3 +74,7 @@ def test_a_violation_would_be_seen_also_through_a_relative_or_nested_import(tmp_
     found = imports(probe, "ukbb_pipeline.mri.probe")
     assert {"ukbb_pipeline.runtime.inputs", "hydra.utils"} <= found
     assert [name for name in found if within(name, NOT_FOR_SCIENCE)] != []
+
+
+def test_the_table_of_stages_and_writers_is_a_leaf_every_layer_may_read():
+    assert [name for name in imports(MODULES["ukbb_pipeline.registry"]) if name.startswith("ukbb_pipeline")] == []

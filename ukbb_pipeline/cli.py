@@ -161,7 +161,9 @@ def _remove_run_dir() -> None:
 def task(cfg: Any) -> None:
     """Hydra's task: run the stage; an expected failure is logged as one line and recorded, never an exit."""
     from ukbb_pipeline.config import pipeline_config
+    from ukbb_pipeline.runtime.cells import escape_log_records
 
+    escape_log_records()  # text from files (names, DICOM strings) never starts a log line of its own
     try:
         config = pipeline_config(cfg)  # refused settings end here, before the science is imported
         from ukbb_pipeline.stages import run_configured
@@ -359,16 +361,13 @@ def _options(schema: type, prefix: str, comments: dict[tuple[str, str], str], sk
     return lines
 
 
-HELP_ORDER = ("demo", "download", "unzip_dxa", "unzip_mri", "extract_slices", "collect", "report", "withdraw")
-
-
 def _first_line(schema: type) -> str:
     return (schema.__doc__ or "").strip().splitlines()[0].replace("``", "")
 
 
 def help_text(prog: str = "ukbb-pipeline") -> str:
     """The ``--help`` page: usage, the stages and each one's options, the writers, the exit codes."""
-    from ukbb_pipeline import config
+    from ukbb_pipeline import config, registry
 
     comments = _field_comments()
     out = [
@@ -380,8 +379,7 @@ def help_text(prog: str = "ukbb-pipeline") -> str:
         "",
         "Stages (stage=NAME):",
     ]
-    stages = sorted(config.STAGE_SCHEMAS.items(), key=lambda item: HELP_ORDER.index(item[0])
-                    if item[0] in HELP_ORDER else len(HELP_ORDER))
+    stages = [(entry.name, entry.schema) for entry in registry.STAGES]
     for name, schema in stages:
         out.append(f"  {name:<16} {_first_line(schema)}")
     out += ["", "Options of every run:"]
@@ -391,9 +389,9 @@ def help_text(prog: str = "ukbb-pipeline") -> str:
         out += ["", f"Options of stage={name}:"]
         out += _options(schema, "stage.", comments, skip=("name",))
     out += ["", "Writers (writer=NAME):"]
-    for name, writer in config.WRITER_SCHEMAS.items():
-        out.append(f"  {name:<16} {_first_line(writer)}")
-        out += [f"  {line}" for line in _options(writer, "writer.", comments, skip=("name",))]
+    for entry in registry.WRITERS:
+        out.append(f"  {entry.name:<16} {_first_line(entry.schema)}")
+        out += [f"  {line}" for line in _options(entry.schema, "writer.", comments, skip=("name",))]
     out += [
         "",
         "Experiments: experiment=paper (the paper's settings for every stage it touches). Your settings:",

@@ -13,6 +13,8 @@ from typing import Any, Optional
 
 from omegaconf import MISSING
 
+from ukbb_pipeline import registry
+from ukbb_pipeline.flags import SEAM_MISMATCH_LIMIT
 from ukbb_pipeline.ukbb import DIXON_CHANNELS
 
 # OmegaConf validates these annotations at runtime, so they use typing's spelling (Optional), not PEP 604.
@@ -36,6 +38,16 @@ class Scaling(str, Enum):
 class NiftiLayout(str, Enum):
     ras = "ras"  # the closest canonical storage, axis codes (R, A, S), as dcm2niix and nibabel.as_closest_canonical
     pipeline = "pipeline"  # the pipeline's array axes (L, P, I), as in HDF5 and pickle outputs
+
+
+class SlabMethod(str, Enum):
+    median = "median"  # the original scripts' row: the weighted median of the body's fat along y (a flat slab)
+    spine = "spine"  # through the spine: a classical tracker's curve (slices/spine.py)
+
+
+class SlabShape(str, Enum):
+    curved = "curved"  # with method=spine: the slab follows the spine's anterior-posterior curve along z
+    flat = "flat"  # with method=spine: a flat slab at the curve's median row
 
 
 class DownloadBackend(str, Enum):
@@ -123,12 +135,13 @@ class ExtractSlicesConfig(StageConfig):
     name: str = "extract_slices"
     input_dir: str = "${paths.mri}"
     output_dir: str = "${paths.slices}"
+    method: SlabMethod = SlabMethod.median  # where the slab's centre lies (docs/methods/slab.md)
+    slab: SlabShape = SlabShape.curved  # with method=spine: curved along the spine, or flat at its median row
     n_neighbours: int = 5  # coronal rows kept each side of the mid-coronal row
     spacing: int = 2  # step between kept rows, in rows (not mm)
     profile_stride: Optional[int] = None  # rows between coarse profile samples; None = about 14 mm; 1 = every row
     sheet_size: int = 100  # subjects per QC contact sheet
     subject_pictures: bool = True  # a QC picture per subject (~60 KB each); false keeps only the contact sheets
-    seam_mismatch_limit: Optional[float] = 0.2  # contact sheets flag unzip_mri's max_seam_mismatch above this
 
 
 @dataclass
@@ -151,7 +164,6 @@ class CollectConfig(StageConfig):
     val_eids: Optional[str] = None  # EID list of the validation split
     test_eids: Optional[str] = None  # EID list of the test split
     keep_flagged: bool = False  # keep pairs whose MRI has an unfixed fat/water swap or a seam mismatch above the limit
-    seam_mismatch_limit: Optional[float] = 0.2  # a pair's max_seam_mismatch above this is a failed seam check
 
 
 @dataclass
@@ -162,13 +174,10 @@ class ReportConfig(StageConfig):
     input_dir: str = "${paths.root}"
     output_dir: str = "${paths.root}/pipeline-report"
     stage_dirs: dict[str, str] = field(  # the stage folders whose manifests the report reads
-        default_factory=lambda: {
-            "download": "${paths.root}/raw",
-            "unzip_dxa": "${paths.dxa}",
-            "unzip_mri": "${paths.mri}",
-            "extract_slices": "${paths.slices}",
-            "collect": "${paths.collected}",
-        }
+        default_factory=lambda: registry.tracked_folders()
+    )
+    raw_inputs: dict[str, str] = field(  # the input zips of the stages that read them (for "missing")
+        default_factory=lambda: registry.zip_folders()
     )
     max_pictures: int = 24  # QC pictures embedded per stage (the rest are listed)
     max_rows: int = 1000  # rows per table
@@ -182,9 +191,8 @@ class StatusConfig(StageConfig):
     input_dir: str = "${paths.root}"
     output_dir: str = "${paths.root}/pipeline-status"  # status-<time>.csv goes here
     raw_inputs: dict[str, str] = field(  # the input zips of the stages that read them (for "missing")
-        default_factory=lambda: {"unzip_dxa": "${paths.raw_dxa}", "unzip_mri": "${paths.raw_mri}"}
+        default_factory=lambda: registry.zip_folders()
     )
-    seam_mismatch_limit: Optional[float] = 0.2  # unzip_mri's max_seam_mismatch above this is a flag
     examples: int = 5  # visits listed per line
 
 
@@ -198,7 +206,7 @@ class DownloadConfig(StageConfig):
     eids_file: Optional[str] = None  # an EID list or a ukbconv .bulk file; None = the top-level eids_file
     key_file: str = ".ukbkey"  # ukbfetch's key file; only its path is ever passed, logged or saved
     backend: DownloadBackend = DownloadBackend.ukbfetch  # ukbfetch, or dx on the Research Analysis Platform
-    parallel: int = 10  # simultaneous downloads; UK Biobank allows at most 10 per application
+    parallel: int = 10  # simultaneous downloads; with ukbfetch at most 10 (UK Biobank's limit per application)
     fields: list[int] = field(default_factory=lambda: [20158, 20201])  # UK Biobank fields to fetch
     instances: list[int] = field(default_factory=lambda: [2])  # visits: 2 = first imaging visit, 3 = repeat
     ukbfetch: str = "ukbfetch"  # a name looked up on PATH, or a path
@@ -207,8 +215,8 @@ class DownloadConfig(StageConfig):
     retry_backoff_s: float = 30.0  # wait before the first retry; doubles with each further one
     timeout_per_file_s: float = 900.0  # a call is stopped after this many seconds per file it fetches
     dx_project: Optional[str] = None  # e.g. project-XXXX; None = the project selected with `dx select`
-    dx_folders: dict[str, str] = field(  # Research Analysis Platform folder per field (20158's is a guess)
-        default_factory=lambda: {"20201": "/Bulk/Whole Body MRI/Dixon", "20158": "/Bulk/Whole Body DXA/DXA"}
+    dx_folders: dict[str, str] = field(  # platform folder per field; a field without one is found by field_id
+        default_factory=lambda: {"20201": "/Bulk/Whole Body MRI/Dixon"}
     )
 
 
@@ -288,24 +296,7 @@ class PipelineConfig:
     overwrite: bool = False  # redo outputs that exist with the same settings
     allow_failures: bool = False  # exit 0 even when some inputs failed
     qc: bool = True  # QC pictures where a stage makes them
-
-
-STAGE_SCHEMAS: dict[str, type[StageConfig]] = {
-    "unzip_dxa": UnzipDxaConfig,
-    "unzip_mri": UnzipMriConfig,
-    "extract_slices": ExtractSlicesConfig,
-    "download": DownloadConfig,
-    "demo": DemoConfig,
-    "withdraw": WithdrawConfig,
-    "collect": CollectConfig,
-    "report": ReportConfig,
-    "status": StatusConfig,
-}
-WRITER_SCHEMAS: dict[str, type[WriterConfig]] = {
-    "hdf5": Hdf5WriterConfig,
-    "pickle": PickleWriterConfig,
-    "nifti": NiftiWriterConfig,
-}
+    seam_mismatch_limit: Optional[float] = SEAM_MISMATCH_LIMIT  # a seam mismatch above this is a flag (null: never)
 
 
 def register_configs() -> None:
@@ -317,10 +308,10 @@ def register_configs() -> None:
 
     store = ConfigStore.instance()
     store.store(name="pipeline_schema", node=PipelineConfig)
-    for name, stage in STAGE_SCHEMAS.items():
-        store.store(group="schema/stage", name=name, node=stage)
-    for name, writer in WRITER_SCHEMAS.items():
-        store.store(group="schema/writer", name=name, node=writer)
+    for stage in registry.STAGES:
+        store.store(group="schema/stage", name=stage.name, node=stage.schema)
+    for writer in registry.WRITERS:
+        store.store(group="schema/writer", name=writer.name, node=writer.schema)
 
 
 # ---- start-up checks: every refused value is refused here, naming its key, before any work ----
@@ -378,14 +369,18 @@ def _validate_stage(stage: StageConfig, prefix: str, *, shard_count: int, exclud
     elif isinstance(stage, ReportConfig):
         _at_least(f"{prefix}.max_pictures", stage.max_pictures, 0)
         _at_least(f"{prefix}.max_rows", stage.max_rows, 1)
+    elif isinstance(stage, StatusConfig):
+        _at_least(f"{prefix}.examples", stage.examples, 0)
     elif isinstance(stage, DownloadConfig):
-        if shard_count > 1:
+        ukbfetch = stage.backend == DownloadBackend.ukbfetch  # UK Biobank's limits are ukbfetch's, not dx's
+        if shard_count > 1 and ukbfetch:
             from ukbb_pipeline.errors import ConfigError
 
             raise ConfigError(f"download refuses shard.count={shard_count}: UK Biobank's limit of {MAX_DOWNLOADS} "
                               "simultaneous downloads is per application; run one download with stage.parallel")
-        if not 1 <= stage.parallel <= MAX_DOWNLOADS:
+        if ukbfetch and not 1 <= stage.parallel <= MAX_DOWNLOADS:
             _refuse(f"{prefix}.parallel", stage.parallel, f"UK Biobank allows 1 to {MAX_DOWNLOADS} per application")
+        _at_least(f"{prefix}.parallel", stage.parallel, 1)
         _at_least(f"{prefix}.retries", stage.retries, 0)
         _at_least(f"{prefix}.retry_backoff_s", stage.retry_backoff_s, 0)
         if stage.timeout_per_file_s <= 0:
@@ -397,14 +392,16 @@ def _validate_stage(stage: StageConfig, prefix: str, *, shard_count: int, exclud
             _refuse("exclude_eids_file", None, "stage=withdraw needs exclude_eids_file=<the withdrawal list>")
     elif isinstance(stage, DemoConfig):
         _at_least(f"{prefix}.subjects", stage.subjects, 1)
-        for name in ("unzip_dxa", "unzip_mri", "extract_slices", "collect", "report"):
-            _validate_stage(getattr(stage, name), f"{prefix}.{name}", shard_count=shard_count,
-                            exclude_eids_file=exclude_eids_file)
+        for name, sub_stage in vars(stage).items():  # the demo's sub-stages: stage.unzip_mri.*, ...
+            if isinstance(sub_stage, StageConfig):
+                _validate_stage(sub_stage, f"{prefix}.{name}", shard_count=shard_count,
+                                exclude_eids_file=exclude_eids_file)
 
 
 def validate(config: PipelineConfig) -> None:
     """Refuse any value out of its range with :class:`~ukbb_pipeline.errors.ConfigError` naming the key."""
     _at_least("n_jobs", config.n_jobs, 1, allow_none=True)
+    _at_least("seam_mismatch_limit", config.seam_mismatch_limit, 0, allow_none=True)
     _at_least("shard.count", config.shard.count, 1)
     if not 0 <= config.shard.index < config.shard.count:
         _refuse("shard.index", config.shard.index, f"must be in [0, shard.count={config.shard.count})")
@@ -475,7 +472,7 @@ def check_known_keys(cfg: Any, prefix: str = "") -> None:
 PATH_FIELDS = frozenset({
     "root", "raw_dxa", "raw_mri", "dxa", "mri", "slices", "collected",  # PathsConfig
     "input_dir", "output_dir", "dxa_dir", "eids_file", "exclude_eids_file", "key_file",
-    "train_eids", "val_eids", "test_eids", "ukbfetch", "dx", "stage_dirs", "log_dirs",
+    "train_eids", "val_eids", "test_eids", "ukbfetch", "dx", "stage_dirs", "raw_inputs", "log_dirs",
 })
 
 

@@ -1,14 +1,20 @@
-"""Reading zips in memory within bounds: bombs, lying headers, hostile names and damage become reasons."""
+"""Reading zips in memory, front to back, within bounds: bombs, lying headers, hostile names and damage become
+reasons; at most ten files streamed at once per machine."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
+import subprocess
+import sys
+import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from ukbb_pipeline.dicomio import zipread
 from ukbb_pipeline.dicomio.zipread import ZipMembers, iter_members
 from ukbb_pipeline.errors import InputError
 
@@ -105,3 +111,52 @@ def test_a_directory_pointing_past_the_file_or_at_another_member_is_damaged(tmp_
     path.write_bytes(bytes(raw))
     with pytest.raises(InputError, match=r"two\.dcm' is damaged"):
         list(iter_members(path))
+
+
+def test_a_zip_is_read_front_to_back_in_a_few_large_reads_never_by_offset(tmp_path, monkeypatch):
+    """dxfuse prefetches only files read sequentially: every read continues where the last ended, none seeks."""
+    members = {f"{i:04d}.dcm": os.urandom(3000) + bytes(20_000) for i in range(300)}
+    path = _zip(tmp_path / "a.zip", members)
+    monkeypatch.setattr(zipread, "READ_CHUNK", 1024 * 1024)  # a 1 MB chunk, so this small zip takes a few reads
+    reads: list[tuple[int, int]] = []
+    real_readv = os.readv
+
+    def counting_readv(fd, buffers):
+        offset = os.lseek(fd, 0, os.SEEK_CUR)
+        got = real_readv(fd, buffers)
+        reads.append((offset, got))
+        return got
+
+    def refused(*args):
+        raise AssertionError("a positioned read or a seek")
+
+    monkeypatch.setattr(os, "readv", counting_readv)
+    monkeypatch.setattr(os, "pread", refused)
+    with ZipMembers(path) as opened:
+        monkeypatch.setattr(os, "lseek", refused)
+        assert {info.filename: opened.read(info) for info in opened.entries} == members
+    size = path.stat().st_size
+    assert [offset for offset, _ in reads] == list(range(0, size, 1024 * 1024))  # each read starts where one ended
+    assert sum(got for _, got in reads) == size and len(reads) == -(-size // (1024 * 1024))
+
+
+def test_a_zip_larger_than_its_bounds_allow_is_refused_before_it_is_read(tmp_path):
+    path = _zip(tmp_path / "big.zip", {"a.dcm": os.urandom(3 * 1024 * 1024)}, zipfile.ZIP_STORED)
+    with pytest.raises(InputError, match=r"the zip is 3 MB, over the \d+ MB its bounds allow"):
+        zipread.read_whole(path, max_bytes=2 * 1024 * 1024)
+
+
+def test_at_most_ten_files_are_streamed_at_once_on_a_machine(tmp_path, monkeypatch):
+    """Slots are lock files shared by every process of the machine; the eleventh reader waits for a free one."""
+    monkeypatch.setenv(zipread.STREAM_LOCKS, str(tmp_path / "locks"))
+    with contextlib.ExitStack() as held:
+        slots = {held.enter_context(zipread.stream_slot()) for _ in range(zipread.MAX_STREAMS)}
+        assert slots == set(range(zipread.MAX_STREAMS))
+        script = ("import time, ukbb_pipeline.dicomio.zipread as z\n"
+                  "start = time.monotonic()\n"
+                  "with z.stream_slot(): print(round(time.monotonic() - start, 1))")
+        waiting = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                                   env={**os.environ, "PYTHONPATH": str(Path(zipread.__file__).parents[2])})
+        time.sleep(1.5)
+        assert waiting.poll() is None  # all ten slots are taken: the other process waits
+    assert float(waiting.communicate(timeout=30)[0]) >= 0.5  # it waited, and gets one once they are freed

@@ -32,6 +32,13 @@ def test_an_eid_list_gives_every_eid_field_and_instance(tmp_path):
     ]
 
 
+def test_every_eid_on_a_line_is_requested_and_a_byte_order_mark_is_accepted(tmp_path):
+    """Issue 20, case 4: the download's EID lists read like every other EID list."""
+    path = tmp_path / "eids.csv"
+    path.write_bytes("\ufeffeid\r\n1000002,1000003,1000004\r\n1000005\t1000006\r\n".encode())
+    assert read_request_file(path).eids == (1000002, 1000003, 1000004, 1000005, 1000006)
+
+
 def test_a_bulk_file_gives_its_own_lines_of_the_configured_fields_and_instances(tmp_path):
     path = tmp_path / "ukb12345.bulk"
     path.write_text("1000001 20201_2_0\n1000001 20201_3_0\n1000002 20201_2_0\n1000003 20252_2_0\n1000004 20201_2_1\n")

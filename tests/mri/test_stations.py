@@ -124,3 +124,26 @@ def test_derived_series_beside_the_standard_ones_are_not_used():
     found = group_stations(series + derived, required=["F", "W"])
     assert all(station.channels["W"].number < 100 for station in found.stations)
     assert any("ignored 6 derived or non-standard series" in note for note in found.notes)
+
+
+def test_fat_and_water_of_two_acquisitions_are_never_paired_and_the_reason_says_so():
+    series = _all_series()
+    station2 = [s for s in series if 5 <= s.number <= 8]
+    repeat = _later(station2, 25)
+    # the first acquisition lost its W, the repeat its F: each channel exists, but never with its partner
+    mixed = [s for s in series if s.number != 8] + [s for s in repeat if s.channel != "F"]
+    with pytest.raises(InputError, match=r"^F and W of station 2 come from different acquisitions "
+                                         r"\(F in series 7; W in series 28\)$"):
+        group_stations(mixed, required=["F", "W"])
+    found = group_stations(mixed, required=["F", "W"], allow_missing=True)
+    assert [station.number for station in found.stations] == [1, 3, 4, 5, 6]
+
+
+def test_an_acquisition_lacking_a_channel_is_set_aside_beside_a_complete_one():
+    series = _all_series()
+    station2 = [s for s in series if 5 <= s.number <= 8]
+    water_only = [s for s in _later(station2, 25) if s.channel == "W"]  # a later acquisition of W alone
+    found = group_stations(series + water_only, required=["F", "W"])
+    chosen = found.stations[1].channels
+    assert (chosen["F"].number, chosen["W"].number) == (7, 8)
+    assert any("station 2: series 28 (W) not used: an acquisition without F" in note for note in found.notes)

@@ -61,7 +61,7 @@ def test_a_pair_kept_with_flags_is_framed_and_clean_pairs_are_not(tmp_path):
     with h5py.File(tmp_path / "collection" / "collection-shard0of1.h5") as handle:
         tiles = [pair_pictures.pair_tile(handle, row) for row in range(handle["eids"].shape[0])]
     assert [bool(tile.flags) for tile in tiles] == [True, True, False, False]  # both visits of 1000002
-    assert tiles[0].flags == ["fat/water swap in station 2 fixed"]
+    assert tiles[0].flags == ["swapped station 2 (fixed)"]
     (sheet,) = sheet_files(qc(tmp_path))
     assert red_pixels(sheet) > 2000  # two frames
     clean = tmp_path / "clean"

@@ -98,3 +98,25 @@ def test_exclusions_win_and_nameless_inputs_are_kept_for_their_reason(tmp_path):
     assert [item.stem for item in kept] == ["1000001_20201_2_0", "odd"]
     kept = filter_by_eid(items, only={1000001, 1000002}, exclude={1000002})
     assert [item.stem for item in kept] == ["1000001_20201_2_0"]
+
+
+def test_every_eid_on_a_line_is_read_whatever_the_separator(tmp_path):
+    """Issue 20, case 4: a withdrawal list with several EIDs on a line withdraws every one of them."""
+    listed = tmp_path / "w12345_20261126.csv"
+    listed.write_text("1000002,1000003,1000004\n1000005 1000006\t1000007\n\"1000008\";\"1000009\"\n")
+    assert read_eid_list(listed) == set(range(1000002, 1000010))
+
+
+def test_a_list_saved_with_a_byte_order_mark_is_read(tmp_path):
+    listed = tmp_path / "w12345_20261126.csv"
+    listed.write_bytes("\ufeffeid\r\n1000002\r\n1000003\r\n".encode())
+    assert read_eid_list(listed) == {1000002, 1000003}
+    listed.write_bytes("\ufeff1000002\r\n".encode())
+    assert read_eid_list(listed) == {1000002}
+
+
+def test_a_line_with_an_eid_and_junk_is_refused_not_half_read(tmp_path):
+    junk = tmp_path / "w.csv"
+    junk.write_text("1000002,hello\n")
+    with pytest.raises(InputError, match=r"lines that are not EIDs: 1 \('1000002,hello'\)"):
+        read_eid_list(junk)

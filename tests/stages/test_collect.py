@@ -21,7 +21,7 @@ from paired_inputs import (
     write_visits,
 )
 
-from ukbb_pipeline.config import CollectConfig, Scaling
+from ukbb_pipeline.config import CollectConfig, Hdf5WriterConfig, PipelineConfig, Scaling, validate
 from ukbb_pipeline.errors import ConfigError, OutputError
 from ukbb_pipeline.formats import Hdf5Writer, collection
 from ukbb_pipeline.pairs import fit as collect
@@ -284,11 +284,10 @@ def test_paper_loader_scaling_and_other_shapes(tmp_path):
 def test_missing_input_folder_and_bad_settings_fail_at_start(tmp_path):
     with pytest.raises(FileNotFoundError, match="mri-mid-corr-slices"):
         _run(tmp_path)
-    write_visits(tmp_path, VISITS[:1])
-    with pytest.raises(ValueError, match="target_spacing"):
-        _run(tmp_path, target_spacing=0.0)
-    with pytest.raises(ValueError, match="mri_shape"):
-        _run(tmp_path, mri_shape=[700])
+    for key, value in (("target_spacing", 0.0), ("mri_shape", [700])):  # refused by the config, before any work
+        config = PipelineConfig(stage=_config(tmp_path, **{key: value}), writer=Hdf5WriterConfig())
+        with pytest.raises(ConfigError, match=f"stage.{key}="):
+            validate(config)
 
 
 @pytest.mark.slow
@@ -453,16 +452,16 @@ def test_pairs_with_an_unfixed_swap_or_a_failed_seam_check_are_left_out_and_list
     assert summary.counts == {"ok": 2, "failed": 0, "skipped": 2}
     reasons = {row.eid: row.reason for row in summary.rows if row.status == "skipped"}
     assert reasons == {
-        1000001: "left out: fat/water swap in station 3 not fixed (stage.keep_flagged=true keeps it)",
-        1000003: "left out: seam mismatch 0.6 above 0.2 (stage.keep_flagged=true keeps it)",
+        1000001: "left out: swapped station 3 (stage.keep_flagged=true keeps it)",
+        1000003: "left out: seam mismatch 0.6 (stage.keep_flagged=true keeps it)",
     }
-    assert "1000001_20201_2_0.h5: left out: fat/water swap in station 3 not fixed" in caplog.text
+    assert "1000001_20201_2_0.h5: left out: swapped station 3" in caplog.text
     collection = _read(tmp_path / "collection" / "collection-shard0of1.h5")
     assert [(e, i) for e, i in zip(collection["eids"], collection["instances"], strict=True)] == [
         (1000002, 2), (1000002, 3)]
     assert list(collection["swapped_stations"]) == [b"2", b"2"]  # both visits of 1000002 carry the flags
     assert list(collection["swap_fixed"]) == [1, 1]
-    assert collection["flags"][0] == b"fat/water swap in station 2 fixed"
+    assert collection["flags"][0] == b"swapped station 2 (fixed)"
     for index, visit in enumerate(VISITS[1:3]):
         check_against_truth(collection, index, visit)
 
@@ -479,10 +478,10 @@ def test_with_keep_flagged_every_pair_is_in_with_its_flags(tmp_path):
     assert summary.counts == {"ok": 4, "failed": 0, "skipped": 0}
     with PairedDataset(tmp_path / "collection", normalise=False) as data:
         flags = {int(data.eids[i]): data.flags(i) for i in range(len(data))}
-        assert data[0]["flags"] == "fat/water swap in station 3 not fixed"
+        assert data[0]["flags"] == "swapped station 3"
     assert flags[1000001] == {"swapped_stations": [3], "swap_fixed": False, "max_seam_mismatch": pytest.approx(0.05),
-                              "flags": "fat/water swap in station 3 not fixed"}
-    assert flags[1000003]["flags"] == "seam mismatch 0.6 above 0.2"
+                              "flags": "swapped station 3"}
+    assert flags[1000003]["flags"] == "seam mismatch 0.6"
     assert flags[1000002]["swap_fixed"] is True
 
 

@@ -13,6 +13,7 @@ import h5py
 import matplotlib.image
 import numpy as np
 import pytest
+from PIL import Image
 
 from ukbb_pipeline.config import ExtractSlicesConfig
 from ukbb_pipeline.errors import ConfigError
@@ -462,3 +463,107 @@ def test_nifti_volumes_give_the_same_slab_as_hdf5_and_the_flags_travel_with_it(t
     np.testing.assert_allclose(read[0][2], read[1][2])
     source_rows = read_attrs(slabs[0])["source_rows"]
     np.testing.assert_array_equal(read[0][0], volume.fat[:, source_rows, :])  # the truth: the rows of the input
+
+
+SPINE_PIXEL = 2.232142925262451 * 2
+SPINE_GRID = {"origin": (-250.0 + SPINE_PIXEL / 2, -43.5 * SPINE_PIXEL, 645.25 - 4.0),
+              "spacing": (SPINE_PIXEL, SPINE_PIXEL, 8.0), "shape": (112, 88, 138)}
+
+
+def spine_volume(eid: int, seed: int, **spine: float) -> Volume:
+    """A volume at half the full resolution (the spine tracker needs vertebrae a few voxels wide)."""
+    import dataclasses
+
+    phantom = dataclasses.replace(Phantom.random(seed), **spine)
+    fat = magnitude(sample_truth(phantom, **SPINE_GRID, channel="fat", include_bed=True), sigma=6.0, seed=seed)
+    water = magnitude(sample_truth(phantom, **SPINE_GRID, channel="water", include_bed=True), sigma=6.0,
+                      seed=seed + 99)
+    return Volume(f"{eid}_20201_2_0", phantom, fat, water, SPINE_GRID["origin"], SPINE_GRID["spacing"])
+
+
+@pytest.fixture(scope="module")
+def spine_inputs(tmp_path_factory) -> tuple[Path, list[Volume]]:
+    """Two subjects with curved spines, and one whose water image is blank (no spine can be seen)."""
+    root = tmp_path_factory.mktemp("spine-inputs")
+    volumes = [spine_volume(1000101, 11, lordosis=28.0, kyphosis=16.0, scoliosis=12.0),
+               spine_volume(1000102, 12, lordosis=10.0, kyphosis=6.0)]
+    blank = spine_volume(1000103, 13)
+    volumes.append(Volume(blank.stem, blank.phantom, blank.fat, np.zeros_like(blank.water), blank.origin,
+                          blank.spacing))
+    for volume in volumes:
+        write_volume(root / "mris-processed", volume, writer=Hdf5Writer())
+    return root, volumes
+
+
+def spine_truth_rows(volume: Volume) -> tuple[np.ndarray, np.ndarray]:
+    _, ys, zs = output_axes(origin=volume.origin, spacing=volume.spacing, shape=volume.fat.shape)
+    _, y = volume.phantom.spine_centre(zs)
+    low, high = volume.phantom.trunk_spine_z()
+    return (y - ys[0]) / volume.spacing[1], (zs >= low) & (zs <= high)
+
+
+def test_method_spine_curves_the_slab_along_the_spine_and_writes_its_centreline(spine_inputs, tmp_path):
+    source, volumes = spine_inputs
+    root = tmp_path
+    summary = run_spine(source, root, method="spine")
+    assert summary.counts[OK] == 3
+    for volume in volumes[:2]:
+        arrays, attrs = read_slab(root / "mri-mid-corr-slices" / f"{volume.stem}.h5")
+        centres = np.asarray(attrs["centre_rows"])
+        truth, trunk = spine_truth_rows(volume)
+        assert attrs["method"].startswith("spine tracker")
+        assert np.median(np.abs(centres - truth)[trunk]) <= 1.0  # the slab's centre is on the spine, per z
+        assert np.ptp(centres[trunk]) >= 3  # and it bends with it
+        for z in (20, 60, 100):  # each z takes its own rows, the same in every channel
+            rows = centres[z] + 2 * np.arange(-5, 6)
+            np.testing.assert_array_equal(arrays["fat_scan"][:, :, z], volume.fat[:, rows, z])
+            np.testing.assert_array_equal(arrays["water_scan"][:, :, z], volume.water[:, rows, z])
+        centreline = np.asarray(attrs["spine_centreline_lps_mm"])
+        assert centreline.shape == (138, 3)
+        x, y = volume.phantom.spine_centre(centreline[:, 2])
+        assert np.median(np.abs(centreline[trunk, 1] - y[trunk])) <= SPINE_PIXEL
+        assert np.median(np.abs(centreline[trunk, 0] - x[trunk])) <= SPINE_PIXEL
+        assert np.asarray(attrs["spine_tracked"])[trunk].all()
+        picture = sheets_path(root, volume.stem)
+        with Image.open(picture) as image:
+            assert image.height >= 500 and image.width > 100
+    arrays, attrs = read_slab(root / "mri-mid-corr-slices" / f"{volumes[2].stem}.h5")
+    assert attrs["method"] == extract_slices.SPINE_FALLBACK
+    assert "spine_rows" not in attrs
+    assert len(set(np.asarray(attrs["centre_rows"]).tolist())) == 1  # a flat slab
+    (row,) = [r for r in summary.rows if volumes[2].stem in r.input]
+    assert "spine not tracked" in row.reason
+
+
+def test_method_spine_with_a_flat_slab_keeps_one_row_the_spines_median(spine_inputs, tmp_path):
+    source, volumes = spine_inputs
+    root = tmp_path
+    run_spine(source, root, method="spine", slab="flat", qc=False)
+    arrays, attrs = read_slab(root / "mri-mid-corr-slices" / f"{volumes[0].stem}.h5")
+    centres = np.asarray(attrs["centre_rows"])
+    rows = np.asarray(attrs["source_rows"])
+    assert set(centres.tolist()) == {rows[5]} == {attrs["centre_index"]}
+    tracked = np.asarray(attrs["spine_tracked"]).astype(bool)
+    assert attrs["centre_index"] == round(float(np.median(np.asarray(attrs["spine_rows"])[tracked])))
+    np.testing.assert_array_equal(arrays["fat_scan"], volumes[0].fat[:, rows, :])
+
+
+def test_the_default_and_the_paper_keep_the_weighted_median_row_as_a_flat_slab(hdf5_run, cohort):
+    root, _ = hdf5_run
+    _arrays, attrs = read_slab(root / "mri-mid-corr-slices" / f"{cohort[0].stem}.h5")
+    assert attrs["method"] == extract_slices.METHOD
+    assert np.asarray(attrs["centre_rows"]).tolist() == [attrs["source_rows"][5]] * 124
+    assert ExtractSlicesConfig().method.value == "median"
+
+
+def run_spine(source: Path, root: Path, *, qc: bool = True, **settings: object) -> StageSummary:
+    config = ExtractSlicesConfig(input_dir=str(source / "mris-processed"),
+                                 output_dir=str(root / "mri-mid-corr-slices"), **settings)
+    (summary,) = extract_slices.run(config, options=RunOptions(n_jobs=1), writer=Hdf5Writer(), qc=qc)
+    return summary
+
+
+def sheets_path(root: Path, stem: str) -> Path:
+    from ukbb_pipeline.qc.spine_pictures import spine_picture_path
+
+    return spine_picture_path(StageFolders(output=root / "mri-mid-corr-slices", stage="extract_slices").qc, stem)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import html
 import re
 from pathlib import Path
@@ -10,11 +11,15 @@ from pathlib import Path
 import pytest
 
 import ukbb_pipeline
+from ukbb_pipeline import registry
+from ukbb_pipeline.config import UnzipMriConfig
+from ukbb_pipeline.formats import Hdf5Writer
 from ukbb_pipeline.qc.sheets import sheet_files, sheet_visits
 from ukbb_pipeline.qc.status import cohort_status, flag_kind
 from ukbb_pipeline.runtime import state
 from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.manifest import FAILED, OK, ManifestRow, ManifestWriter
+from ukbb_pipeline.runtime.runner import FileStage
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,11 +33,15 @@ def manifest(root: Path, output: str, stage: str, rows: list[ManifestRow], *, na
     writer.flush()
 
 
+MRI_VERSION = str(registry.output_version("unzip_mri"))
+
+
 def mri(eid: int, status: str = OK, *, reason: str = "", version: str = ukbb_pipeline.__version__, output="",
-        **qc) -> ManifestRow:
+        output_version: str = MRI_VERSION, **qc) -> ManifestRow:
     stem = f"{eid}_20201_2_0"
     return ManifestRow(input=f"/raw/mris/{stem}.zip", status=status, eid=eid, instance=2, reason=reason,
-                       output=output, version=version, finished_at="2026-01-01T00:00:00", qc=qc)
+                       output=output, version=version, output_version=output_version,
+                       finished_at="2026-01-01T00:00:00", qc=qc)
 
 
 @pytest.fixture
@@ -49,7 +58,7 @@ def root(tmp_path) -> Path:
         (out / f"{eid}_20201_2_0.h5").write_bytes(b"")
     manifest(tmp_path, "mris-processed", "unzip_mri", [
         mri(1000001, output=str(out / "1000001_20201_2_0.h5"), swapped_stations=[3], max_seam_mismatch=0.71),
-        mri(1000002, output=str(out / "1000002_20201_2_0.h5"), version="", swapped_stations=[],
+        mri(1000002, output=str(out / "1000002_20201_2_0.h5"), version="", output_version="", swapped_stations=[],
             max_seam_mismatch=0.02),
         mri(1000003, FAILED, reason="member 'a/1.dcm' is damaged (Bad CRC-32)"),
         mri(1000004, FAILED, reason="member 'b/7.dcm' is damaged (Bad CRC-32)"),
@@ -90,13 +99,34 @@ def test_flag_kinds():
     assert flag_kind("window moved +3") == "window moved"
 
 
-def test_the_changelog_table_is_the_one_the_code_reads():
+def test_out_of_date_means_made_with_an_older_output_version_than_the_stage_table_says():
+    current = registry.output_version("unzip_mri")
+    assert state.out_of_date("unzip_mri", "")  # recorded before output versions were
+    assert state.out_of_date("unzip_mri", str(current - 1))
+    assert not state.out_of_date("unzip_mri", str(current))
+    assert not state.out_of_date("download", "")  # downloaded zips have no output version
+    assert not state.out_of_date("a_stage_of_another_version", "")
+
+
+def test_the_output_version_in_the_fingerprint_is_the_one_the_manifest_records(tmp_path, monkeypatch):
+    """One mechanism: raising a stage's version in the table redoes its outputs and makes the old ones out of date."""
+    from ukbb_pipeline.stages import unzip_mri
+
+    config = UnzipMriConfig(input_dir=str(tmp_path / "raw"), output_dir=str(tmp_path / "out"))
+    job = unzip_mri.make_job(config, inputs=[], writer=Hdf5Writer())
+    assert job.settings["version"] == registry.output_version("unzip_mri")
+    before = FileStage(job).fingerprint()
+    bumped = tuple(dataclasses.replace(entry, version=entry.version + 1) if entry.name == "unzip_mri" else entry
+                   for entry in registry.STAGES)
+    monkeypatch.setattr(registry, "STAGES", bumped)
+    assert FileStage(unzip_mri.make_job(config, inputs=[], writer=Hdf5Writer())).fingerprint() != before
+    assert state.out_of_date("unzip_mri", str(registry.output_version("unzip_mri") - 1))
+
+
+def test_the_changelog_names_no_second_table_of_versions():
     text = (REPO / "CHANGELOG.md").read_text()
-    table = dict(re.findall(r"^\| (\w+) \| (\d+\.\d+\.\d+) \|$", text, flags=re.MULTILINE))
-    assert table == state.OUTPUTS_CHANGED_IN
-    assert state.out_of_date("unzip_mri", "")
-    assert not state.out_of_date("unzip_mri", state.OUTPUTS_CHANGED_IN["unzip_mri"])
-    assert state.out_of_date("unzip_mri", "0.0.9") and not state.out_of_date("unzip_mri", "0.10.0")
+    assert "ukbb_pipeline/registry.py" in text
+    assert not re.findall(r"^\| (\w+) \| (\d+(\.\d+)*) \|$", text, flags=re.MULTILINE)
 
 
 def test_every_manifest_row_and_output_records_the_package_version(root):

@@ -1,10 +1,14 @@
-"""Reading a bulk zip in memory, once, within bounds.
+"""Reading a bulk zip in memory, once, front to back, within bounds.
 
-The central directory is read by :mod:`zipfile`; each member's raw deflate stream is then read from the file and
-inflated by ISA-L (the ``isal`` package, 2-5x faster than zlib; zlib when it is absent) into bytes: never extracted to
-disk, never handed to pydicom as a ``ZipExtFile``. Declared sizes are checked before any memory is spent, a member can
-never inflate past its declared size, and its CRC-32 is checked, so a zip bomb, a lying header or damaged bytes are
-refused with a reason naming the member. Members stored otherwise than plain deflate or stored (bzip2, lzma,
+The whole file is read sequentially into memory in a few large reads (:func:`read_whole`), never by member offsets:
+FUSE mounts such as the Research Analysis Platform's dxfuse prefetch only files read front to back, and only 10 at
+a time, so at most :data:`MAX_STREAMS` zips are read at once per machine (a lock file per slot). Everything after
+that is parsed from the buffer. The central directory is read by :mod:`zipfile`; each member's raw deflate stream
+is then taken from the buffer and inflated by ISA-L (the ``isal`` package, 2-5x faster than zlib; zlib when it is
+absent) into bytes: never extracted to disk, never handed to pydicom as a ``ZipExtFile``. The file's size and the
+members' declared sizes are checked before any memory is spent, a member can never inflate past its declared size,
+and its CRC-32 is checked, so a zip bomb, a lying header or damaged bytes are refused with a reason naming the
+member. Members stored otherwise than plain deflate or stored (bzip2, lzma,
 encrypted) go through ``ZipFile.read``. Member names are only ever used as labels, never as paths.
 
 :meth:`ZipMembers.peek` inflates only the first bytes of a member (its DICOM header, say), so a reader can decide
@@ -13,8 +17,14 @@ from them whether the rest is needed; a peeked member's CRC is not checked, sinc
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
+import io
 import os
 import struct
+import tempfile
+import time
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -31,9 +41,11 @@ except ImportError:  # pragma: no cover - isal is a dependency; zlib is the fall
     inflater = zlib
 
 MB = 1024 * 1024
+READ_CHUNK = 64 * MB  # one read call per 64 MiB: a full-size Dixon zip (~60-120 MB) in two or three calls
+MAX_STREAMS = 10  # dxfuse prefetches at most 10 files at once per machine (prefetch.go, maxNumEntriesInTable)
+STREAM_LOCKS = "UKBB_PIPELINE_STREAM_LOCKS"  # the folder of the per-machine slot lock files (default: under /tmp)
 _LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, ..., name length, extra field length
 _LOCAL_SIGNATURE = b"PK\x03\x04"
-_SLACK = 512  # bytes read past the central directory's idea of the local header, to read it in one call
 
 
 @dataclass(frozen=True)
@@ -64,7 +76,8 @@ class ZipMembers:
         max_total_mb: float = 4096.0,
         max_members: int = 10000,
     ):
-        self._archive = _open(path)
+        self._buffer = read_whole(path, max_bytes=_file_bound(max_total_mb, max_members))
+        self._archive = _open(self._buffer)
         try:
             infos = [info for info in self._archive.infolist() if info.filename.lower().endswith(suffix)]  # not "/"
             if len(infos) > max_members:
@@ -81,8 +94,6 @@ class ZipMembers:
                         f"over the limit of {max_member_mb:.0f} MB"
                     )
             self.entries = infos
-            self._fd = self._archive.fp.fileno() if self._archive.fp is not None else -1
-            self._size = os.fstat(self._fd).st_size if self._fd >= 0 else 0
         except BaseException:
             self._archive.close()
             raise
@@ -135,26 +146,19 @@ class ZipMembers:
 
     def _raw(self, info: zipfile.ZipInfo, count: int) -> bytes:
         """``count`` bytes of the member's stored (compressed) data, after checking its local header."""
-        offset = info.header_offset
-        if offset < 0 or offset + _LOCAL_HEADER.size + count > self._size:
+        offset, size = info.header_offset, len(self._buffer)
+        if offset < 0 or offset + _LOCAL_HEADER.size + count > size:
             raise zipfile.BadZipFile("member data lies past the end of the file")
-        head = _LOCAL_HEADER.size + len(info.orig_filename) * 4 + len(info.extra) + _SLACK
-        chunk = os.pread(self._fd, head + count, offset)
-        if len(chunk) < _LOCAL_HEADER.size:
-            raise zipfile.BadZipFile("truncated local header")
-        signature, name_length, extra_length = _LOCAL_HEADER.unpack_from(chunk)
+        signature, name_length, extra_length = _LOCAL_HEADER.unpack_from(self._buffer, offset)
         if signature != _LOCAL_SIGNATURE:
             raise zipfile.BadZipFile("bad local header signature")
-        start = _LOCAL_HEADER.size + name_length + extra_length
-        name = chunk[_LOCAL_HEADER.size : _LOCAL_HEADER.size + name_length]
+        start = offset + _LOCAL_HEADER.size + name_length + extra_length
+        name = self._buffer[offset + _LOCAL_HEADER.size : offset + _LOCAL_HEADER.size + name_length]
         if name.decode("utf-8" if info.flag_bits & 0x800 else "cp437") != info.orig_filename:  # as zipfile checks
             raise zipfile.BadZipFile("local header names another member")
-        if start + count > len(chunk):
-            chunk = os.pread(self._fd, start + count, offset)
-        data = chunk[start : start + count]
-        if len(data) != count:
+        if start + count > size:
             raise zipfile.BadZipFile("truncated member data")
-        return data
+        return self._buffer[start : start + count]
 
 
 def _plain(info: zipfile.ZipInfo) -> bool:
@@ -192,16 +196,67 @@ def iter_members(
             yield Member(name=info.filename, data=members.read(info))
 
 
-def _open(path: Path) -> zipfile.ZipFile:
-    """Open a zip, reading its central directory; every way that fails on damaged bytes is an :class:`InputError`."""
+def _open(buffer: bytes) -> zipfile.ZipFile:
+    """Open a zip held in memory, reading its central directory; every way that fails on damaged bytes is an
+    :class:`InputError`."""
     try:
-        return zipfile.ZipFile(path)
-    except OSError as error:
-        raise InputError(f"cannot open: {error.strerror or error}") from None
+        return zipfile.ZipFile(io.BytesIO(buffer))
     except MemoryError:
         raise
     except Exception as error:  # BadZipFile mostly; a damaged directory also raises ValueError, IndexError, ...
         raise InputError(f"not a zip file or a damaged one ({_one_line(error)})") from None
+
+
+def _file_bound(max_total_mb: float, max_members: int) -> int:
+    """The largest zip file that can hold members within the bounds (stored members, a generous 4 KiB of headers
+    each, and room for members not read): a larger file is refused before it is read into memory."""
+    return int(max_total_mb * MB * 1.05) + max_members * 4096 + 64 * MB
+
+
+def read_whole(path: Path, *, max_bytes: int) -> bytes:
+    """The whole file, read front to back in calls of at most :data:`READ_CHUNK` bytes into one buffer, holding one
+    of the machine's :data:`MAX_STREAMS` stream slots while reading."""
+    try:
+        with stream_slot(), open(path, "rb", buffering=0) as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > max_bytes:
+                raise InputError(f"the zip is {size / MB:.0f} MB, over the {max_bytes / MB:.0f} MB its bounds allow")
+            buffer = bytearray(size)
+            view, done = memoryview(buffer), 0
+            while done < size:
+                got = os.readv(handle.fileno(), [view[done : min(size, done + READ_CHUNK)]])
+                if got == 0:
+                    raise InputError(f"the file ended after {done} of {size} bytes (it shrank while read)")
+                done += got
+            return bytes(buffer)  # one copy (~10 ms per 100 MB): bytes, as pydicom and the walk expect
+    except OSError as error:
+        raise InputError(f"cannot open: {error.strerror or error}") from None
+
+
+@contextlib.contextmanager
+def stream_slot(poll_s: float = 0.02) -> Iterator[int]:
+    """Hold one of :data:`MAX_STREAMS` machine-wide slots (an exclusive ``flock`` on ``slot-<n>.lock``) while a file
+    is streamed; waits while all are taken. The locks die with their process, so a killed worker frees its slot."""
+    folder = Path(os.environ.get(STREAM_LOCKS) or Path(tempfile.gettempdir()) / f"ukbb-pipeline-streams-{os.getuid()}")
+    folder.mkdir(parents=True, exist_ok=True)
+    first = os.getpid() % MAX_STREAMS  # spread the processes over the slots
+    while True:
+        for step in range(MAX_STREAMS):
+            slot = (first + step) % MAX_STREAMS
+            fd = os.open(folder / f"slot-{slot}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as error:
+                os.close(fd)
+                if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    raise
+                continue
+            try:
+                yield slot
+                return
+            finally:
+                os.close(fd)  # closing the descriptor releases the lock
+        time.sleep(poll_s)
 
 
 def _one_line(error: BaseException) -> str:

@@ -62,27 +62,29 @@ class RequestSource:
 
 
 def read_request_file(path: Path) -> RequestSource:
-    """Read an EID list (one EID per line, extra columns ignored) or a ``.bulk`` file (``<eid> <field>_<i>_<a>``).
+    """Read an EID list (every EID on a line, other columns ignored) or a ``.bulk`` file (``<eid> <field>_<i>_<a>``).
 
-    Blank lines, ``#`` comments and an ``eid`` header are allowed. Any other bad line is an :class:`InputError`
-    naming its line number: a request list that is silently half read downloads the wrong cohort.
+    A byte-order mark, blank lines, ``#`` comments and an ``eid`` header are allowed. Any other bad line is an
+    :class:`InputError` naming its line number: a request list that is silently half read downloads the wrong cohort.
     """
     if not path.is_file():
         raise FileNotFoundError(f"EID list {path} does not exist")
     eids: dict[int, int] = {}  # eid -> line number (an ordered set)
     requests: dict[BulkRequest, int] = {}
     bad: list[str] = []
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
     for number, raw in enumerate(lines, start=1):
-        tokens = [token.strip('"') for token in re.split(r"[\s,]+", raw.split("#", 1)[0].strip()) if token]
+        tokens = [token.strip("\"'") for token in re.split(r"[\s,;]+", raw.split("#", 1)[0].strip()) if token]
         if not tokens or (number == 1 and " ".join(tokens).lower() in _HEADERS):
             continue
         if not _EID.match(tokens[0]):
             bad.append(_bad_line(number, raw, "not an EID"))
             continue
         datafile = tokens[1] if len(tokens) > 1 and "_" in tokens[1] else None
-        if datafile is None:
-            eids.setdefault(int(tokens[0]), number)
+        if datafile is None:  # every EID on the line (1000002,1000003,1000004)
+            for token in tokens:
+                if _EID.match(token):
+                    eids.setdefault(int(token), number)
             continue
         match = _DATAFILE.match(datafile)
         if match is None:

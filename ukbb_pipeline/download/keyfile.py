@@ -24,6 +24,7 @@ class KeyFileError(ValueError):
 @dataclass(frozen=True)
 class KeyFile:
     path: Path  # absolute: the tool runs in its own scratch folder
+    application: str = ""  # line 1, the application id: not secret; UK Biobank's limits are per application
     _secrets: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     def scrub(self, text: str) -> str:
@@ -56,4 +57,4 @@ def check_key_file(path: Path) -> KeyFile:
             path, stat.filemode(mode), path,
         )
     secrets = tuple(sorted({line for line in lines if len(line) >= _MIN_SCRUB_LENGTH}, key=len, reverse=True))
-    return KeyFile(path=path, _secrets=secrets)
+    return KeyFile(path=path, application=lines[0], _secrets=secrets)

@@ -20,15 +20,16 @@ MAX_PARALLEL = 10  # UK Biobank: at most 10 simultaneous downloads per applicati
 
 def check_settings(config: DownloadConfig, *, shard_count: int) -> None:
     """Refuse settings that would break UK Biobank's limits or cannot work, naming the setting."""
-    if shard_count > 1:
+    ukbfetch = config.backend == DownloadBackend.ukbfetch  # UK Biobank's limits; dx on the platform has none
+    if shard_count > 1 and ukbfetch:
         raise ValueError(
             f"download refuses shard.count={shard_count}: UK Biobank's limit of {MAX_PARALLEL} simultaneous "
             "downloads is per application, so parallel shards would exceed it; run one download with stage.parallel"
         )
-    if not 1 <= config.parallel <= MAX_PARALLEL:
+    if config.parallel < 1 or (ukbfetch and config.parallel > MAX_PARALLEL):
         raise ValueError(
             f"stage.parallel={config.parallel} is refused: UK Biobank allows 1 to {MAX_PARALLEL} simultaneous "
-            "downloads per application"
+            "downloads per application" if ukbfetch else f"stage.parallel={config.parallel} is refused: must be >= 1"
         )
     if config.retries < 0 or config.retry_backoff_s < 0 or config.timeout_per_file_s <= 0:
         raise ValueError("stage.retries and stage.retry_backoff_s must be >= 0, stage.timeout_per_file_s > 0")

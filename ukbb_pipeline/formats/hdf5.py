@@ -196,6 +196,17 @@ class Hdf5Volume(MriVolume):
         self._file.close()
 
 
+def make_writer(config: Any) -> Hdf5Writer:
+    """The writer ``writer=hdf5`` configures (:class:`~ukbb_pipeline.config.Hdf5WriterConfig`)."""
+    return Hdf5Writer(compression=config.compression, compression_level=config.compression_level,
+                      shuffle=config.shuffle, file_locking=config.file_locking)
+
+
+def find(path: Path) -> Path | None:
+    """The output a folder entry is: ``<stem>.h5``."""
+    return path if path.suffix == Hdf5Writer.suffix else None
+
+
 def open_volume(path: Path, *, locking: bool | None = None) -> MriVolume:
     return Hdf5Volume(path, locking=locking)
 

@@ -165,6 +165,21 @@ class NiftiWriter(Writer):
 # Reading: a ``<stem>/`` folder of ``<dataset>.nii.gz``; attributes from the sidecar, else geometry from the affine.
 
 
+def make_writer(config: Any) -> NiftiWriter:
+    """The writer ``writer=nifti`` configures (it needs nibabel: without it, the line that installs it)."""
+    return NiftiWriter(compression_level=config.compression_level, layout=config.layout.value)
+
+
+def find(path: Path) -> Path | None:
+    """The output a folder entry is: a ``<stem>/`` folder of ``<dataset>.nii.gz``."""
+    return path if path.is_dir() and images_in(path) else None
+
+
+def require() -> None:
+    """What reading NIfTI outputs needs (nibabel), checked before any work."""
+    require_nibabel()
+
+
 def images_in(folder: Path) -> dict[str, Path]:
     """The images of a NIfTI output folder: dataset name -> file."""
     return {path.name[: -len(".nii.gz")]: path for path in sorted(folder.glob("*.nii.gz"))}

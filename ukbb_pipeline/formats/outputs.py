@@ -1,7 +1,8 @@
 """Reading what the stages wrote, in whichever format wrote it: the one place that tells formats apart on disk.
 
 A stage's output for input ``<stem>`` is ``<stem>.h5`` (HDF5), ``<stem>.pkl`` or ``<stem>/<stem>.pkl`` (pickle) or a
-``<stem>/`` folder of ``<dataset>.nii.gz`` (NIfTI). :func:`find_outputs` lists them, :func:`format_of` says which
+``<stem>/`` folder of ``<dataset>.nii.gz`` (NIfTI): each format module's ``find`` says which entries are its own,
+in the order of :data:`ukbb_pipeline.registry.WRITERS`. :func:`find_outputs` lists them, :func:`format_of` says which
 format module reads one, and :func:`open_volume`, :func:`read_images`, :func:`read_attrs` hand the reading to it.
 Every problem is an :class:`InputError` saying what is wrong with the file (the caller says which file).
 """
@@ -17,24 +18,24 @@ from typing import Any
 
 import numpy as np
 
+from ukbb_pipeline import registry
 from ukbb_pipeline.errors import InputError
-from ukbb_pipeline.formats import hdf5, nifti
-from ukbb_pipeline.formats import pickle as pickle_format
 from ukbb_pipeline.formats.volumes import MriVolume
 from ukbb_pipeline.runtime.inputs import InputFile, log_passed_over, missing_folder, parse_input
 
-PREFERENCE = (".h5", ".pkl", "/")  # where a stem has several outputs: HDF5 (rows read alone), pickle, NIfTI
+
+def _formats() -> list[ModuleType]:
+    """The format modules, in order of preference (:data:`ukbb_pipeline.registry.WRITERS`)."""
+    return [entry.format() for entry in registry.WRITERS]
 
 
 def format_of(path: Path) -> ModuleType:
     """The format module that reads the output at ``path``."""
-    if path.suffix == ".h5":
-        return hdf5
-    if path.suffix == ".pkl":
-        return pickle_format
-    if path.is_dir():
-        return nifti
-    raise InputError(f"{path.name}: not an HDF5, pickle or NIfTI output")
+    for module in _formats():
+        if module.find(path) == path:
+            return module
+    names = ", ".join(entry.name for entry in registry.WRITERS)
+    raise InputError(f"{path.name}: not an output of any writer ({names})")
 
 
 def open_volume(path: Path, *, locking: bool | None = None) -> MriVolume:
@@ -57,7 +58,7 @@ def read_attrs(path: Path) -> dict[str, Any]:
 
 
 def find_outputs(folder: Path, *, made_by: str = "", key: str = "stage.input_dir") -> list[InputFile]:
-    """The per-input outputs in a stage's output folder, in any format, one per stem (see :data:`PREFERENCE`).
+    """The per-input outputs in a stage's output folder, in any format, one per stem (the table's first format wins).
 
     The ``pipeline-*`` metadata folders and hidden entries are ignored; other entries that are not outputs (names
     without an EID, other files) are counted and named in a warning. A missing folder is an error naming the stage
@@ -68,35 +69,26 @@ def find_outputs(folder: Path, *, made_by: str = "", key: str = "stage.input_dir
         raise missing_folder(folder, made_by=made_by, key=key)
     found: dict[str, tuple[int, InputFile]] = {}
     passed_over: list[str] = []
+    formats = _formats()
     with os.scandir(folder) as entries:
         for entry in entries:
             if entry.name.startswith(("pipeline-", ".")):
                 continue
-            path = Path(entry.path)
-            if entry.is_dir():
-                nested = path / f"{entry.name}.pkl"
-                if nested.is_file():
-                    path, kind = nested, ".pkl"
-                elif nifti.images_in(path):
-                    kind = "/"
-                else:
-                    passed_over.append(f"{entry.name}/")
-                    continue
-            elif entry.name.endswith((".h5", ".pkl")):
-                kind = path.suffix
-            else:
-                passed_over.append(entry.name)
+            rank, path = next(((rank, path) for rank, module in enumerate(formats)
+                               if (path := module.find(Path(entry.path))) is not None), (-1, None))
+            if path is None:
+                passed_over.append(entry.name + ("/" if entry.is_dir() else ""))
                 continue
             item = parse_input(path)
             if item.eid is None:
                 passed_over.append(entry.name + ("/" if entry.is_dir() else ""))
                 continue
-            rank = PREFERENCE.index(kind)
             if item.stem not in found or rank < found[item.stem][0]:
                 found[item.stem] = (rank, item)
     log_passed_over(folder, sorted(passed_over), looked_for="outputs named <eid>_<field>_<instance>_<array>")
-    if any(rank == PREFERENCE.index("/") for rank, _ in found.values()):
-        nifti.require_nibabel()  # NIfTI inputs without nibabel: refused at start-up, with the install line
+    for rank in sorted({rank for rank, _ in found.values()}):
+        if hasattr(formats[rank], "require"):
+            formats[rank].require()  # e.g. NIfTI inputs without nibabel: refused at start-up, with the install line
     return sorted(item for _, item in found.values())
 
 

@@ -120,6 +120,19 @@ class PickleWriter(Writer):
 # Reading: the pickle holds the images and pixel_spacing; everything else is in the sidecar.
 
 
+def make_writer(config: Any) -> PickleWriter:
+    """The writer ``writer=pickle`` configures (it has no options)."""
+    return PickleWriter()
+
+
+def find(path: Path) -> Path | None:
+    """The output a folder entry is or holds: ``<stem>.pkl``, or the nested layout's ``<stem>/<stem>.pkl``."""
+    if path.suffix == PickleWriter.suffix:
+        return path
+    nested = path / f"{path.name}{PickleWriter.suffix}"
+    return nested if nested.is_file() else None
+
+
 def load(path: Path) -> dict[str, Any]:
     """:func:`safe_load`, with every way a bad file fails as an :class:`InputError`."""
     try:

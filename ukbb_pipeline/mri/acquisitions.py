@@ -1,14 +1,21 @@
-"""Which series were reconstructed together from one acquisition, so that F, W, in and opp are never mixed.
+"""Which series were acquired together, so that F, W, in and opp of a station are never mixed.
 
-An *acquisition* is one 3-D scan of a slab: its series share AcquisitionDate/AcquisitionTime and AcquisitionNumber
-(when the headers have them) and their z range (in-plane the channels may differ by a few rows, ukbb-format.md 1.6.4). A
-*reconstruction* is one set of series made from it at one time: the channels of a set have SeriesTimes within
-``RECONSTRUCTION_WINDOW_S`` of each other and no channel twice. A re-reconstruction (the same acquisition made into
-new series later) is a second set. Without AcquisitionTime and AcquisitionNumber, series of one geometry whose
-SeriesTimes lie within the window are taken as one acquisition.
+An *acquisition* is one scan of a slab. Its channel series image the same slab: the same in-plane grid (pixel
+spacing, origins a whole number of pixels apart, overlapping) and the same slice positions (the same step, aligned,
+sharing ``SAME_GEOMETRY_SHARE`` of the shorter z extent), all within the project's one tolerance
+(:mod:`~ukbb_pipeline.mri.tolerance`), and, where the headers have it, the same AcquisitionNumber. Times never group:
+real scanners give each series, slice and echo its own AcquisitionTime, and some files have none (ukbb-format.md 1.7;
+docs/reference/real-headers.md).
 
-Each acquisition is used as one reconstruction: the one with the most channels, the latest of those; a channel it
-lacks is taken from the latest other reconstruction of the same acquisition (never from another acquisition).
+A slab imaged more than once (a repeat at the same place) has a channel twice. Its series are then split in time
+order (AcquisitionTime, else SeriesTime, else SeriesNumber): a channel already taken starts the next acquisition. A
+series with the channel and the AcquisitionTime of one already placed is a *reconstruction* of that acquisition (the
+same raw data made into series again later), not a new one. A slab whose series carry no time at all is split by
+SeriesNumber, and a note says so.
+
+An acquisition with several reconstructions uses one: the one with the most channels, the latest of those (its
+channels' SeriesTimes within ``RECONSTRUCTION_WINDOW_S``); a channel it lacks is taken from the latest other
+reconstruction of the same acquisition (never from another acquisition).
 """
 
 from __future__ import annotations
@@ -19,9 +26,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ukbb_pipeline.mri.series import Series
+from ukbb_pipeline.mri.tolerance import tolerance
 
 RECONSTRUCTION_WINDOW_S = 60.0  # channels of one reconstruction have SeriesTimes this close
-SAME_GEOMETRY_SHARE = 0.9  # series of one acquisition share at least this much of the shorter z extent
+SAME_GEOMETRY_SHARE = 0.9  # series of one slab share at least this much of the shorter z extent
 
 
 @dataclass(eq=False)
@@ -45,9 +53,14 @@ class Acquisition:
 
     @property
     def acquired(self) -> str:
-        """When it was acquired (sortable text): AcquisitionTime when known, else the latest SeriesTime."""
-        first = next(iter(self.channels.values()))
-        return first.acquisition.split(" #")[0] or max(s.acquired for s in self.channels.values())
+        """When it was acquired (sortable text): its earliest AcquisitionTime, else its latest SeriesTime."""
+        times = [s.acquisition_time for s in self.channels.values() if s.acquisition_time]
+        return min(times) if times else max(s.acquired for s in self.channels.values())
+
+    @property
+    def order(self) -> tuple[str, int]:
+        """Sorts acquisitions oldest first: by time, then (for files without times) by SeriesNumber."""
+        return self.acquired, max((s.number for s in self.channels.values() if s.number is not None), default=-1)
 
     @property
     def label(self) -> str:
@@ -67,50 +80,106 @@ def seconds(acquired: str) -> float:
     except (ValueError, IndexError):
         day = 0.0
     try:
-        return day * 86400.0 + float(acquired[8:].split(" #")[0] or 0.0)
+        return day * 86400.0 + float(acquired[8:] or 0.0)
     except ValueError:
         return day * 86400.0
 
 
 def group_acquisitions(series: Sequence[Series]) -> tuple[list[Acquisition], list[str]]:
     """The acquisitions among ``series``, each with the reconstruction used from it, and notes on the choices."""
-    groups: list[list[Series]] = []
-    for item in sorted(series, key=lambda s: (s.acquired, -1 if s.number is None else s.number)):
-        for group in groups:
-            if _same_acquisition(group[0], item):
-                group.append(item)
-                break
-        else:
-            groups.append([item])
     acquisitions, notes = [], []
-    for group in groups:
-        reconstructions = _reconstructions(group)
-        best = max(reconstructions, key=lambda r: (len(r), max(s.acquired for s in r.values())))
-        channels = dict(best)
-        for other in sorted(reconstructions, key=lambda r: max(s.acquired for s in r.values()), reverse=True):
-            for channel, item in other.items():
-                channels.setdefault(channel, item)
-        used = {id(s) for s in channels.values()}
-        unused = [s for s in group if id(s) not in used]
-        acquisition = Acquisition(channels=dict(sorted(channels.items())), unused=unused)
-        if unused:
-            notes.append(
-                f"{len(reconstructions)} reconstructions of one acquisition (z {acquisition.z_top:.1f} to "
-                f"{acquisition.z_bottom:.1f} mm): used {acquisition.label}, not "
-                f"series {numbers_text(s.number for s in unused)}"
-            )
-        acquisitions.append(acquisition)
+    for slab in _slabs(series):
+        by_number: dict[int | None, list[Series]] = {}
+        for item in slab:
+            by_number.setdefault(item.acquisition_number, []).append(item)
+        for group in by_number.values():
+            parts = _split(group)
+            if len(parts) > 1 and not any(s.acquisition_time or s.acquired for s in group):
+                notes.append(f"series {numbers_text(s.number for s in group)} image one slab more than once and "
+                             f"carry no acquisition times: told apart by their series numbers")
+            for part in parts:
+                acquisition, note = _one_reconstruction(part)
+                acquisitions.append(acquisition)
+                notes.extend(note)
     return acquisitions, notes
 
 
-def _same_acquisition(a: Series, b: Series) -> bool:
-    if a.acquisition != b.acquisition:
+def same_slab(a: Series, b: Series) -> bool:
+    """Whether two series image the same slab (see the module text), whatever their times."""
+    if abs(a.sx - b.sx) > tolerance(a.sx) or abs(a.sy - b.sy) > tolerance(a.sy):
         return False
-    if not a.acquisition and abs(seconds(a.acquired) - seconds(b.acquired)) > RECONSTRUCTION_WINDOW_S:
+    if a.z.size > 1 and b.z.size > 1 and abs(a.z_step - b.z_step) > tolerance(a.z_step):
+        return False
+    if not (_aligned(a.x0 - b.x0, a.sx) and _aligned(a.y0 - b.y0, a.sy)):
+        return False
+    if min(a.x_end, b.x_end) < max(a.x0, b.x0) or min(a.y_end, b.y_end) < max(a.y0, b.y0):
+        return False
+    step = max(a.z_step, b.z_step)
+    if step > 0 and not _aligned(a.z_top - b.z_top, step):
         return False
     shared = min(a.z_top, b.z_top) - max(a.z_bottom, b.z_bottom)
     shorter = min(a.z_top - a.z_bottom, b.z_top - b.z_bottom)
     return shorter > 0 and shared >= SAME_GEOMETRY_SHARE * shorter
+
+
+def _aligned(offset: float, step: float) -> bool:
+    """Whether two grids of ``step`` whose origins are ``offset`` apart share their positions."""
+    return abs(offset - round(offset / step) * step) <= tolerance(step)
+
+
+def _slabs(series: Sequence[Series]) -> list[list[Series]]:
+    """``series`` grouped by slab (each with the first of its group)."""
+    slabs: list[list[Series]] = []
+    for item in series:
+        for slab in slabs:
+            if same_slab(slab[0], item):
+                slab.append(item)
+                break
+        else:
+            slabs.append([item])
+    return slabs
+
+
+def _time_order(item: Series) -> tuple[str, str, int]:
+    return item.acquisition_time or "~", item.acquired or "~", -1 if item.number is None else item.number
+
+
+def _split(group: list[Series]) -> list[list[Series]]:
+    """The series of one slab split into acquisitions (see the module text), each with its reconstructions."""
+    parts: list[list[Series]] = []
+    for item in sorted(group, key=_time_order):
+        home = next((part for part in parts if any(_same_raw_data(other, item) for other in part)), None)
+        if home is not None:
+            home.append(item)
+        elif parts and item.channel not in {other.channel for other in parts[-1]}:
+            parts[-1].append(item)
+        else:
+            parts.append([item])
+    return parts
+
+
+def _same_raw_data(a: Series, b: Series) -> bool:
+    """Two series of one channel made from the same acquisition (its AcquisitionTime repeated)."""
+    return a.channel == b.channel and bool(a.acquisition_time) and a.acquisition_time == b.acquisition_time
+
+
+def _one_reconstruction(group: list[Series]) -> tuple[Acquisition, list[str]]:
+    """The acquisition of ``group`` using one reconstruction (see the module text), and a note when there were more."""
+    reconstructions = _reconstructions(group)
+    best = max(reconstructions, key=lambda r: (len(r), max(s.acquired for s in r.values())))
+    channels = dict(best)
+    for other in sorted(reconstructions, key=lambda r: max(s.acquired for s in r.values()), reverse=True):
+        for channel, item in other.items():
+            channels.setdefault(channel, item)
+    used = {id(s) for s in channels.values()}
+    unused = [s for s in group if id(s) not in used]
+    acquisition = Acquisition(channels=dict(sorted(channels.items())), unused=unused)
+    if not unused:
+        return acquisition, []
+    return acquisition, [
+        f"{len(reconstructions)} reconstructions of one acquisition (z {acquisition.z_top:.1f} to "
+        f"{acquisition.z_bottom:.1f} mm): used {acquisition.label}, not series {numbers_text(s.number for s in unused)}"
+    ]
 
 
 def _reconstructions(group: list[Series]) -> list[dict[str, Series]]:

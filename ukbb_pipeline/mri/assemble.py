@@ -14,7 +14,14 @@ import numpy as np
 
 from ukbb_pipeline.mri.edges import REFERENCE_SLICES, EdgeTrim, noisy_edge_slices, slice_profile
 from ukbb_pipeline.mri.grid import Grid, Placement, place, sample, union_grid
-from ukbb_pipeline.mri.harmonise import Overlap, relative_mismatch, station_scales
+from ukbb_pipeline.mri.harmonise import (
+    Overlap,
+    fat_fraction_step,
+    gain_channels,
+    relative_mismatch,
+    station_gains,
+    station_scales,
+)
 from ukbb_pipeline.mri.regions import SwapRegion, complement, find_regions
 from ukbb_pipeline.mri.series import Series
 from ukbb_pipeline.mri.stations import Station
@@ -38,6 +45,7 @@ class SeamReport:
     agreement: float = float("nan")  # fat/water agreement of the two stations (see swaps.py); nan if not checked
     ratio: dict[str, float] = field(default_factory=dict)  # gain ratio upper/lower found per channel (nan: none)
     mismatch: dict[str, float] = field(default_factory=dict)  # residual relative difference after harmonising
+    fat_fraction_step: float = float("nan")  # median F/(F+W) of the upper minus the lower station, as output
 
 
 @dataclass
@@ -202,15 +210,18 @@ def _true_scales(
     corrected: Sequence[Overlap], n_stations: int, mapping: _ChannelMap, channels: Sequence[str],
     shared: Sequence[str], *, harmonise: bool,
 ) -> tuple[dict[str, np.ndarray], dict[str, list[float | None]]]:
-    """Station scales per true channel (from overlaps with swaps undone), and the ratio found at each seam."""
+    """Station scales per true channel: one gain per station (harmonise.station_gains, from the summed channels) for
+    every channel; and per channel, the ratio that channel alone gives at each seam (a QC figure)."""
     wanted = dict.fromkeys(mapping.truth(i, c) for i in range(n_stations) for c in channels)
+    gains = np.ones(n_stations)
+    if harmonise and shared:
+        gains, _ = station_gains(corrected, n_stations, gain_channels(shared))
     scales: dict[str, np.ndarray] = {}
     ratios: dict[str, list[float | None]] = {}
     for channel in wanted:
-        if harmonise and channel in shared:
-            scales[channel], ratios[channel] = station_scales(corrected, n_stations, channel)
-        else:
-            scales[channel], ratios[channel] = np.ones(n_stations), [None] * len(corrected)
+        scales[channel] = gains
+        ratios[channel] = (station_scales(corrected, n_stations, channel)[1] if harmonise and channel in shared
+                           else [None] * len(corrected))
     return scales, ratios
 
 
@@ -228,6 +239,8 @@ def _seam_report(
         overlap_mm=extents[lower].top - extents[upper].bottom,
         agreement=agreements.get((upper, lower), float("nan")),
     )
+    if all(c in view.upper_data for c in FAT_WATER):  # one gain per station: scaling leaves F/(F+W) as it is
+        report.fat_fraction_step = fat_fraction_step(view.upper_data, view.lower_data, overlap.body)
     for channel in channels:
         if channel not in shared:
             continue

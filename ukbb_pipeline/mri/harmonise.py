@@ -4,6 +4,13 @@ Each station's receive chain has its own gain. Where two stations overlap they i
 of their signals there is the ratio of their gains. It is taken robustly (median of voxel log-ratios) inside the
 body, on voxels clearly above noise; the per-seam ratios then give one scale per station along the chain, with the
 geometric mean of each connected run of stations kept at 1 so that no station is privileged.
+
+Fat and water (and in-phase, opposed-phase) of one station come from one acquisition, one receive chain: they share
+one gain. So one gain per station is estimated, from the channels summed (F + W, the in-phase signal; see
+:func:`gain_channels`), and applied to every channel. Scaling fat and water separately would let the fat fraction
+F / (F + W) step at the seams wherever the two channels' robust ratios differ by chance (tissue mix, noise, a swap);
+with one gain it is exactly what was acquired. The per-channel ratios are still measured, as a QC figure: they differ
+from the common one only by noise and misregistration, or by a fault (a swap, a channel from another acquisition).
 """
 
 from __future__ import annotations
@@ -97,10 +104,51 @@ def relative_mismatch(upper: np.ndarray, lower: np.ndarray, body: np.ndarray) ->
     return float(np.mean(np.abs(u - v))) / mean if mean > 0 else float("nan")
 
 
+def gain_channels(shared: Sequence[str]) -> tuple[str, ...]:
+    """The channels whose sum measures a station's gain: F + W where both are read (the in-phase signal, and the same
+    whether or not a region is fat/water swapped), else the in-phase image, else the first channel read."""
+    if "F" in shared and "W" in shared:
+        return ("F", "W")
+    if "in" in shared:
+        return ("in",)
+    return tuple(shared[:1])
+
+
+def station_gains(
+    overlaps: Sequence[Overlap], n_stations: int, channels: Sequence[str]
+) -> tuple[np.ndarray, list[float | None]]:
+    """One scale per station from the summed ``channels`` (see :func:`gain_channels`), for every channel, and the
+    ratio found at each overlap (None where none)."""
+    log_ratios: dict[tuple[int, int], float | None] = {}
+    found: list[float | None] = []
+    for overlap in overlaps:
+        ratio = seam_log_ratio(_total({c: overlap.upper_data[c] for c in channels}),
+                               _total({c: overlap.lower_data[c] for c in channels}), overlap.body)
+        if overlap.lower == overlap.upper + 1:
+            log_ratios[(overlap.upper, overlap.lower)] = ratio
+        found.append(None if ratio is None else float(np.exp(ratio)))
+    return chain_scales(n_stations, log_ratios), found
+
+
+def fat_fraction_step(upper: dict[str, np.ndarray], lower: dict[str, np.ndarray], body: np.ndarray) -> float:
+    """Median fat fraction F / (F + W) of the upper station minus the lower one's, over the body voxels where both
+    are well above noise: the step a seam shows in the fat fraction (nan when too few voxels)."""
+    fractions = []
+    for data in (upper, lower):
+        total = data["F"][body].astype(np.float64) + data["W"][body]
+        fractions.append((data["F"][body] / np.maximum(total, 1e-6), total))
+    floor = SIGNAL_FRACTION * max(float(np.percentile(t, 99)) if t.size else 0.0 for _, t in fractions)
+    usable = (fractions[0][1] > floor) & (fractions[1][1] > floor)
+    if int(usable.sum()) < MIN_VOXELS:
+        return float("nan")
+    return float(np.median(fractions[0][0][usable]) - np.median(fractions[1][0][usable]))
+
+
 def station_scales(
     overlaps: Sequence[Overlap], n_stations: int, channel: str
 ) -> tuple[np.ndarray, list[float | None]]:
-    """The scale of each station for ``channel``, and the ratio found at each overlap (None where none)."""
+    """The scale of each station for ``channel`` alone, and the ratio found at each overlap (None where none): a QC
+    figure beside :func:`station_gains` (the scales applied)."""
     log_ratios: dict[tuple[int, int], float | None] = {}
     found: list[float | None] = []
     for overlap in overlaps:

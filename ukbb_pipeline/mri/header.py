@@ -2,8 +2,11 @@
 
 pydicom converts a value the first time it is accessed, and that conversion costs as much as parsing the whole file
 (the Siemens CSA blobs are only skipped over); decoding the raw bytes of the few tags needed is ten times cheaper.
-The channel comes from the slice's own SeriesDescription suffix (``_in``, ``_opp``, ``_F``, ``_W``), with the
-ImageType tokens as a fallback; the geometry from ImagePositionPatient, ImageOrientationPatient and PixelSpacing.
+The channel comes from the slice's own SeriesDescription suffix (``_in``, ``_opp``, ``_F``, ``_W``), else its
+ImageType values (FAT, WATER, IN_PHASE, OPP_PHASE), else, for an echo of a Dixon series whose two echoes share one
+series, its echo: the phase of fat against water at its EchoTime and field (in phase at whole cycles, opposed at half
+cycles), or failing that its EchoNumbers (echo 1 opposed, 2 in phase). The geometry comes from ImagePositionPatient,
+ImageOrientationPatient and PixelSpacing. docs/reference/real-headers.md lists what real headers vary in.
 """
 
 from __future__ import annotations
@@ -31,6 +34,23 @@ _IMAGE_TYPES = {"FAT": "F", "WATER": "W", "IN_PHASE": "in", "OPP_PHASE": "opp", 
 
 _SERIES_DESCRIPTION = Tag(0x0008, 0x103E)
 CHANNEL_TAGS_END = 0x0008103E  # the last tag the channel decision reads (ImageType, 0008,0008, comes before it)
+ECHO_TAGS_END = 0x00180087  # ... and when the echo decides: EchoTime, ImagingFrequency, EchoNumbers, field strength
+_SOP_CLASS = Tag(0x0008, 0x0016)
+_ECHO_TIME = Tag(0x0018, 0x0081)
+_IMAGING_FREQUENCY = Tag(0x0018, 0x0084)
+_ECHO_NUMBERS = Tag(0x0018, 0x0086)
+_FIELD_STRENGTH = Tag(0x0018, 0x0087)
+_PATIENT_POSITION = Tag(0x0018, 0x5100)
+_NUMBER_OF_FRAMES = Tag(0x0028, 0x0008)
+FAT_SHIFT_PPM = 3.4  # the main fat peak's chemical shift from water
+PROTON_MHZ_PER_T = 42.577
+ECHO_PHASE_MARGIN = 0.2  # cycles from whole (in phase) or half (opposed) within which the phase decides
+# Multi-frame MR storage (Siemens XA writes one such file per series): geometry lives in functional groups
+MULTI_FRAME_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.4.1": "Enhanced MR Image Storage",
+    "1.2.840.10008.5.1.4.1.1.4.3": "Enhanced MR Color Image Storage",
+    "1.2.840.10008.5.1.4.1.1.4.4": "Legacy Converted Enhanced MR Image Storage",
+}
 _SERIES_NUMBER = Tag(0x0020, 0x0011)
 _SERIES_UID = Tag(0x0020, 0x000E)
 _SERIES_DATE = Tag(0x0008, 0x0021)
@@ -77,31 +97,100 @@ class SliceHeader:
     instance: int | None
     rescale: tuple[float, float] | None = None  # (slope, intercept) when the file has a non-identity rescale
     image_type: str = ""  # ImageType, backslash-separated (for telling standard from derived series)
-    acquisition: str = ""  # AcquisitionDate + AcquisitionTime + AcquisitionNumber: which acquisition it came from
+    acquisition_number: int | None = None  # AcquisitionNumber
+    acquisition_time: str = ""  # AcquisitionDate + AcquisitionTime, sortable ("" when absent)
+    patient_position: str = ""  # PatientPosition (HFS, FFS, ...)
 
 
-def channel_of(description: str, image_type: str = "") -> str | None:
-    """The Dixon channel of a slice: the last ``_`` token of its SeriesDescription, else its ImageType tokens."""
+@dataclass(frozen=True)
+class Echo:
+    """What tells the two echoes of a Dixon series apart: EchoTime (ms), the imaging frequency (MHz), EchoNumbers."""
+
+    time_ms: float | None = None
+    frequency_mhz: float | None = None
+    number: int | None = None
+
+
+def channel_of(description: str, image_type: str = "", echo: Echo | None = None) -> str | None:
+    """The Dixon channel of a slice: the last ``_`` token of its SeriesDescription, else its ImageType values, else
+    (an original image of a Dixon series) its echo; None when nothing says."""
     suffix = description.strip().rsplit("_", 1)[-1].strip().lower() if "_" in description else ""
     if suffix in _SUFFIXES:
         return _SUFFIXES[suffix]
     tokens = {token.strip().upper() for token in image_type.split("\\")}
     found = {channel for token, channel in _IMAGE_TYPES.items() if token in tokens}
-    return found.pop() if len(found) == 1 else None
+    if found:
+        return found.pop() if len(found) == 1 else None
+    dixon = "DIXON" in tokens or "dixon" in description.lower()
+    if echo is None or not dixon or "DERIVED" in tokens:  # F and W are derived: their echo says nothing
+        return None
+    return echo_channel(echo)
+
+
+def echo_channel(echo: Echo) -> str | None:
+    """``in`` or ``opp`` for an echo: fat and water in phase at whole cycles of their frequency difference, opposed
+    at half cycles; else EchoNumbers (a two-point Dixon's first echo is the opposed one); None when neither tells."""
+    if echo.time_ms and echo.frequency_mhz:
+        cycles = echo.time_ms * 1e-3 * FAT_SHIFT_PPM * echo.frequency_mhz  # ms x (ppm x MHz = Hz)
+        phase = cycles % 1.0
+        if min(phase, 1.0 - phase) <= ECHO_PHASE_MARGIN:
+            return "in"
+        if abs(phase - 0.5) <= ECHO_PHASE_MARGIN:
+            return "opp"
+    return {1: "opp", 2: "in"}.get(echo.number) if echo.number is not None else None
+
+
+def _echo(dataset: Parsed) -> Echo | None:
+    """The echo of a slice, or None when its header holds none of the echo tags (not read that far)."""
+    time, frequency, number = _numbers(dataset, _ECHO_TIME), _numbers(dataset, _IMAGING_FREQUENCY), _integer(
+        dataset, _ECHO_NUMBERS)
+    if not frequency:
+        field = _numbers(dataset, _FIELD_STRENGTH)
+        frequency = [field[0] * PROTON_MHZ_PER_T] if field else []
+    if not time and not frequency and number is None:
+        return None
+    return Echo(time[0] if time else None, frequency[0] if frequency else None, number)
+
+
+def needs_echo(dataset: Parsed) -> bool:
+    """Whether a slice whose description and ImageType name no channel may be an echo of a Dixon series (its
+    echo tags, after :data:`CHANNEL_TAGS_END`, then decide)."""
+    description, image_type = _text(dataset, _SERIES_DESCRIPTION), _text(dataset, _IMAGE_TYPE)
+    if channel_of(description, image_type) is not None or "DERIVED" in image_type.upper():
+        return False
+    return "dixon" in description.lower() or "DIXON" in image_type.upper()
 
 
 def slice_channel(dataset: Parsed) -> tuple[str | None, str]:
     """(channel, SeriesDescription) of a parsed slice, or of its header's start up to the SeriesDescription
-    (:data:`CHANNEL_TAGS_END`): the decision needs nothing later."""
+    (:data:`CHANNEL_TAGS_END`), or up to the echo tags (:data:`ECHO_TAGS_END`) when :func:`needs_echo`."""
     description = _text(dataset, _SERIES_DESCRIPTION)
-    return channel_of(description, _text(dataset, _IMAGE_TYPE)), description
+    return channel_of(description, _text(dataset, _IMAGE_TYPE), _echo(dataset)), description
+
+
+def multi_frame(dataset: Parsed) -> str | None:
+    """What makes a member a multi-frame image (its SOP class, or NumberOfFrames > 1), None for a single frame."""
+    sop_class = _text(dataset, _SOP_CLASS)
+    if sop_class in MULTI_FRAME_CLASSES:
+        return MULTI_FRAME_CLASSES[sop_class]
+    frames = _integer(dataset, _NUMBER_OF_FRAMES)
+    return f"{frames} frames" if frames is not None and frames > 1 else None
+
+
+def refuse_multi_frame(dataset: Parsed, *, name: str) -> None:
+    """:class:`InputError` for a multi-frame member: its geometry is per frame, in functional groups, not read."""
+    what = multi_frame(dataset)
+    if what is not None:
+        raise InputError(f"member {_label(name)} is a multi-frame image ({what}): multi-frame images are not read")
 
 
 def read_header(dataset: Parsed, *, name: str, wanted: Collection[str] = CHANNELS) -> SliceHeader:
     """The :class:`SliceHeader` of a parsed slice; :class:`InputError` naming the member when geometry is missing.
 
-    Slices of a channel not ``wanted`` (and non-Dixon slices) get their channel and series only.
+    Slices of a channel not ``wanted`` (and non-Dixon slices) get their channel and series only. A multi-frame image
+    is refused (:func:`refuse_multi_frame`).
     """
+    refuse_multi_frame(dataset, name=name)
     channel, description = slice_channel(dataset)
     if channel is None or channel not in wanted:  # its geometry does not matter
         return SliceHeader(name, channel, _text(dataset, _SERIES_UID), _integer(dataset, _SERIES_NUMBER), description,
@@ -140,27 +229,22 @@ def read_header(dataset: Parsed, *, name: str, wanted: Collection[str] = CHANNEL
         instance=_integer(dataset, _INSTANCE_NUMBER),
         rescale=rescale,
         image_type=_text(dataset, _IMAGE_TYPE),
-        acquisition=_acquisition(dataset),
+        acquisition_number=_integer(dataset, _ACQUISITION_NUMBER),
+        acquisition_time=_date_time(dataset, _ACQUISITION_DATE, _ACQUISITION_TIME),
+        patient_position=_text(dataset, _PATIENT_POSITION).upper(),
     )
 
 
-def _acquisition(dataset: Parsed) -> str:
-    """Which acquisition a slice belongs to, as sortable text: AcquisitionDate/Time and AcquisitionNumber ("" when
-    neither time nor number is given); series reconstructed from one acquisition share it."""
-    time, number = _text(dataset, _ACQUISITION_TIME), _integer(dataset, _ACQUISITION_NUMBER)
-    if not time and number is None:
-        return ""
-    seconds = f"{_seconds(time):012.6f}" if time else ""
-    return f"{_text(dataset, _ACQUISITION_DATE):>8}{seconds} #{'' if number is None else number}"
+def _date_time(dataset: Parsed, date_tag: Any, time_tag: Any) -> str:
+    """A date and time as sortable text (8 date characters, then seconds since midnight); "" without a time."""
+    time = _text(dataset, time_tag)
+    return f"{_text(dataset, date_tag):>8}{_seconds(time):012.6f}" if time else ""
 
 
 def _acquired(dataset: Parsed) -> str:
     """When the series was acquired, as sortable text: SeriesDate/SeriesTime, else AcquisitionDate/Time."""
-    for date_tag, time_tag in ((_SERIES_DATE, _SERIES_TIME), (_ACQUISITION_DATE, _ACQUISITION_TIME)):
-        date, time = _text(dataset, date_tag), _text(dataset, time_tag)
-        if time:
-            return f"{date:>8}{_seconds(time):012.6f}"
-    return ""
+    return (_date_time(dataset, _SERIES_DATE, _SERIES_TIME)
+            or _date_time(dataset, _ACQUISITION_DATE, _ACQUISITION_TIME))
 
 
 def _seconds(time: str) -> float:

@@ -31,10 +31,13 @@ from ukbb_pipeline.dicomio.zipread import Member, ZipMembers, _label
 from ukbb_pipeline.errors import InputError
 from ukbb_pipeline.mri.header import (
     CHANNEL_TAGS_END,
+    ECHO_TAGS_END,
     Parsed,
     SliceHeader,
     has_native_pixels,
+    needs_echo,
     read_header,
+    refuse_multi_frame,
     slice_channel,
     slice_pixels,
 )
@@ -71,8 +74,12 @@ def read_dixon_zip(
     ) as members:
         for info in members.entries:
             n_members += 1
-            seen = walk(members.peek(info, PEEK_BYTES), stop_after=CHANNEL_TAGS_END)
+            peeked = members.peek(info, PEEK_BYTES)
+            seen = walk(peeked, stop_after=CHANNEL_TAGS_END)
+            if seen is not None and needs_echo(seen):  # both echoes in one series: the echo tags decide
+                seen = walk(peeked, stop_after=ECHO_TAGS_END)
             if seen is not None:  # else the whole member is read and parsed: it decides below
+                refuse_multi_frame(seen, name=info.filename)
                 channel, description = slice_channel(seen)
                 if channel is not None and channel not in wanted:
                     continue
@@ -102,6 +109,10 @@ def read_dixon_zip(
         headers, images = slices.pop(key)
         series.append(build_series(headers, images))
     notes = []
+    positions = sorted({s.patient_position for s in series if s.patient_position not in ("", "HFS")})
+    if positions:
+        notes.append(f"patient position {'/'.join(positions)} (not head first supine): placed by "
+                     f"ImagePositionPatient and ImageOrientationPatient, as every exam")
     if non_image:
         notes.append(f"passed over {len(non_image)} non-image DICOM member(s): {', '.join(non_image[:4])}")
     if not_dixon:

@@ -41,7 +41,9 @@ class Series:
     missing_slices: int = 0  # slices missing inside the series, bridged from their neighbours
     notes: list[str] = field(default_factory=list)
     image_type: str = ""  # ImageType, backslash-separated
-    acquisition: str = ""  # which acquisition the series was reconstructed from (see header.SliceHeader)
+    acquisition_number: int | None = None  # AcquisitionNumber shared by its slices (None: absent or mixed)
+    acquisition_time: str = ""  # the earliest AcquisitionDate/Time of its slices, sortable ("" when absent)
+    patient_position: str = ""  # PatientPosition (HFS, FFS, ...)
 
     @property
     def label(self) -> str:
@@ -88,7 +90,9 @@ class Series:
             missing_slices=_count_missing(self.z[z]),
             notes=list(self.notes),
             image_type=self.image_type,
-            acquisition=self.acquisition,
+            acquisition_number=self.acquisition_number,
+            acquisition_time=self.acquisition_time,
+            patient_position=self.patient_position,
         )
 
     def replace_volume(self, volume: np.ndarray, z: np.ndarray) -> Series:
@@ -97,7 +101,8 @@ class Series:
             uid=self.uid, number=self.number, description=self.description, channel=self.channel,
             acquired=self.acquired, volume=volume, z=z, x0=self.x0, y0=self.y0, sx=self.sx, sy=self.sy,
             missing_slices=_count_missing(z), notes=list(self.notes), image_type=self.image_type,
-            acquisition=self.acquisition,
+            acquisition_number=self.acquisition_number, acquisition_time=self.acquisition_time,
+            patient_position=self.patient_position,
         )
 
 
@@ -157,9 +162,11 @@ def build_series(headers: Sequence[SliceHeader], images: Sequence[np.ndarray]) -
         raise InputError(f"{label}: slices are not stacked (their in-plane positions differ)")
 
     volume = np.stack([images[index] for index in order])
-    rescale = first.rescale
-    if rescale is not None:
-        volume = volume.astype(np.float32) * np.float32(rescale[0]) + np.float32(rescale[1])
+    rescales = [headers[index].rescale for index in order]
+    if any(rescale is not None for rescale in rescales):  # each slice its own (Philips writes them per slice)
+        slope, intercept = (np.array([r[i] if r is not None else float(i == 0) for r in rescales], np.float32)
+                            for i in (0, 1))
+        volume = volume.astype(np.float32) * slope[:, None, None] + intercept[:, None, None]
 
     # Lay the volume out as (z, y, x) with y and x increasing, and find the LPS corner of voxel [:, 0, 0].
     # Column index c moves along row_dir by spacing[1]; row index r along column_dir by spacing[0].
@@ -198,7 +205,9 @@ def build_series(headers: Sequence[SliceHeader], images: Sequence[np.ndarray]) -
         missing_slices=missing,
         notes=notes,
         image_type=first.image_type,
-        acquisition=first.acquisition,
+        acquisition_number=first.acquisition_number if len({h.acquisition_number for h in headers}) == 1 else None,
+        acquisition_time=min((h.acquisition_time for h in headers if h.acquisition_time), default=""),
+        patient_position=first.patient_position,
     )
 
 

@@ -84,14 +84,14 @@ def group_stations(
     notes.extend(numbering_notes)
     stations: list[Station] = []
     for number, cluster in zip(numbers, clusters, strict=True):
-        chosen, repeat_note = _combine(cluster, number)
-        lacking = sorted(set(required) - set(chosen))
-        if lacking:
-            reason = f"station {number} has no {'/'.join(lacking)} series"
+        complete, reason, pairing_notes = _complete(cluster, number, required)
+        if reason:
             if not allow_missing:
                 raise InputError(reason)
             notes.append(f"{reason}: station left out")
             continue
+        notes.extend(pairing_notes)
+        chosen, repeat_note = _combine(complete, number)
         station = Station(number=number, channels=chosen)
         if repeat_note:
             station.notes.append(repeat_note)
@@ -177,10 +177,41 @@ def _station_numbers(clusters: list[list[Acquisition]], *, expected: int) -> tup
     return numbers, notes
 
 
+def _complete(
+    cluster: list[Acquisition], number: int, required: Collection[str]
+) -> tuple[list[Acquisition], str, list[str]]:
+    """The acquisitions of a station position that hold every ``required`` channel, a failure reason when none
+    does, and notes on those set aside.
+
+    A position where no channel was read twice is one acquisition whatever its series' geometry (nothing can be
+    mixed up there). Otherwise a channel is never taken from another acquisition than its partners: an acquisition
+    lacking one is set aside, and when none has them all the reason names the channels apart.
+    """
+    channels = [channel for a in cluster for channel in a.channels]
+    if len(cluster) > 1 and len(channels) == len(set(channels)):
+        merged = Acquisition(channels=dict(sorted({c: s for a in cluster for c, s in a.channels.items()}.items())),
+                             unused=[s for a in cluster for s in a.unused])
+        cluster = [merged]
+    complete = [a for a in cluster if set(required) <= set(a.channels)]
+    if complete:
+        notes = [f"station {number}: {a.label} ({'/'.join(a.channels)}) not used: an acquisition without "
+                 f"{'/'.join(sorted(set(required) - set(a.channels)))}, never paired with another one's"
+                 for a in cluster if a not in complete]
+        return complete, "", notes
+    lacking = sorted(set(required) - set(channels))
+    if lacking:
+        return [], f"station {number} has no {'/'.join(lacking)} series", []
+    apart = sorted(set(required), key=list(required).index)
+    where = "; ".join(f"{c} in series {numbers_text(a.channels[c].number for a in cluster if c in a.channels)}"
+                      for c in apart)
+    names = " and ".join(apart) if len(apart) == 2 else "/".join(apart)
+    return [], f"{names} of station {number} come from different acquisitions ({where})", []
+
+
 def _combine(cluster: list[Acquisition], number: int) -> tuple[dict[str, Series], str]:
     """The series of one station position: the most recent acquisition where it reaches, earlier ones where only
     they reach (a repeat replaces what it covers and no more), with a note when there was a choice."""
-    newest_first = sorted(cluster, key=lambda a: a.acquired, reverse=True)
+    newest_first = sorted(cluster, key=lambda a: a.order, reverse=True)
     base = newest_first[0]
     if len(newest_first) == 1:
         return dict(base.channels), ""

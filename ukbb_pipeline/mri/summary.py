@@ -37,6 +37,7 @@ def volume_attributes(stitched: Stitched, *, channels: Sequence[str]) -> dict[st
         "seam_z_mm": np.array([s.z_mm for s in seams], dtype=np.float64),
         "seam_overlap_mm": np.array([s.overlap_mm for s in seams], dtype=np.float64),
         "seam_fat_water_agreement": np.array([s.agreement for s in seams], dtype=np.float64),
+        "seam_fat_fraction_step": np.array([s.fat_fraction_step for s in seams], dtype=np.float64),
     }
     for channel in channels:
         name = ATTR_NAMES[channel]
@@ -46,6 +47,7 @@ def volume_attributes(stitched: Stitched, *, channels: Sequence[str]) -> dict[st
         attrs[f"seam_scale_{name}"] = np.array(
             [scales[index[s.lower]] / scales[index[s.upper]] for s in seams], dtype=np.float64
         )
+        attrs[f"seam_ratio_{name}"] = np.array([s.ratio.get(channel, math.nan) for s in seams], dtype=np.float64)
         attrs[f"seam_mismatch_{name}"] = np.array([s.mismatch.get(channel, math.nan) for s in seams], dtype=np.float64)
     return attrs
 

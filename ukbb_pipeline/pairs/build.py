@@ -41,16 +41,8 @@ class CollectParams:
     seam_mismatch_limit: float | None = None
 
 
-def make_params(config: CollectConfig) -> CollectParams:
-    if config.target_spacing <= 0:
-        raise ValueError(f"stage.target_spacing must be > 0 mm, got {config.target_spacing}")
-    for name in ("mri_shape", "dxa_shape"):
-        shape = getattr(config, name)
-        if len(shape) != 2 or min(shape) < 1:
-            raise ValueError(f"stage.{name} must be two positive sizes (rows, columns), got {list(shape)}")
-    for name in ("mri_channels", "dxa_channels"):
-        if not getattr(config, name):
-            raise ValueError(f"stage.{name} must name at least one dataset")
+def make_params(config: CollectConfig, *, seam_mismatch_limit: float | None) -> CollectParams:
+    """The fitting parameters of a checked config (ranges are checked in :func:`ukbb_pipeline.config.validate`)."""
     return CollectParams(
         target_spacing=float(config.target_spacing),
         scaling=getattr(config.scaling, "value", str(config.scaling)),
@@ -59,7 +51,7 @@ def make_params(config: CollectConfig) -> CollectParams:
         mri_channels=tuple(config.mri_channels),
         dxa_channels=tuple(config.dxa_channels),
         keep_flagged=bool(config.keep_flagged),
-        seam_mismatch_limit=config.seam_mismatch_limit,
+        seam_mismatch_limit=seam_mismatch_limit,
     )
 
 

@@ -2,7 +2,8 @@
 
 Carried as slab attributes (``swapped_stations``, ``fat_water_fixed``, ``max_seam_mismatch``; see extract_slices).
 A pair is left out of a collection by default when a fat/water swap was detected and not fixed, or when a seam's
-mismatch is above the limit: both put wrong intensities in the training images.
+mismatch is above the limit: both put wrong intensities in the training images. The words are those of
+:mod:`ukbb_pipeline.flags`, as in the status, the report and the contact sheets.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from ukbb_pipeline.flags import seam_flag, swap_flag
+
 
 @dataclass(frozen=True)
 class UpstreamFlags:
@@ -22,20 +25,18 @@ class UpstreamFlags:
     max_seam_mismatch: float = math.nan  # NaN: not recorded
 
     def problems(self, *, seam_mismatch_limit: float | None) -> list[str]:
-        """Why the pair should be left out (empty: keep it)."""
+        """Why the pair should be left out (empty: keep it): an unfixed swap, a seam mismatch above the limit."""
         problems = []
         if self.swapped_stations and not self.swap_fixed:
-            problems.append(f"fat/water swap in station {' '.join(map(str, self.swapped_stations))} not fixed")
-        mismatch = self.max_seam_mismatch
-        if seam_mismatch_limit is not None and math.isfinite(mismatch) and mismatch > seam_mismatch_limit:
-            problems.append(f"seam mismatch {mismatch:.2g} above {seam_mismatch_limit:g}")
-        return problems
+            problems.append(swap_flag(self.swapped_stations, fixed=False))
+        seam = seam_flag(self.max_seam_mismatch, limit=seam_mismatch_limit)
+        return [*problems, seam] if seam else problems
 
     def describe(self, *, seam_mismatch_limit: float | None) -> str:
         """Every flag in one line (a fixed swap too), empty when there is none."""
         parts = self.problems(seam_mismatch_limit=seam_mismatch_limit)
         if self.swapped_stations and self.swap_fixed:
-            parts.insert(0, f"fat/water swap in station {' '.join(map(str, self.swapped_stations))} fixed")
+            parts.insert(0, swap_flag(self.swapped_stations, fixed=True))
         return "; ".join(parts)
 
 

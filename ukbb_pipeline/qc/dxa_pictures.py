@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from ukbb_pipeline.errors import InputError
+from ukbb_pipeline.flags import flags_of
 from ukbb_pipeline.formats.outputs import read_dxa
 from ukbb_pipeline.qc import pictures, sheets
 from ukbb_pipeline.runtime.folders import StageFolders
-from ukbb_pipeline.runtime.state import DONE, flags_of
+from ukbb_pipeline.runtime.state import DONE
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,8 @@ def draw_subject_picture(stem: str, *, qc_dir: Path, scratch_dir: Path | None, t
 def dxa_tile(record: dict[str, str]) -> pictures.SheetTile:
     """A DXA subject's contact-sheet tile from its state record: tissue/bone composite; notes and flags framed."""
     label = sheets.visit_of(record)
-    flags = [*flags_of(record), *(note for note in record.get("notes", "").split("; ") if note)]
+    notes = [note for note in record.get("notes", "").split("; ") if note]
+    flags = [*flags_of(record, seam_mismatch_limit=None), *notes]  # a DXA has no seams
     if record["state"] != DONE or not record["output"]:
         return pictures.SheetTile(label=label, failed=record.get("notes") or record["status"])
     try:

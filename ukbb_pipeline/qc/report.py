@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ukbb_pipeline.flags import SEAM_MISMATCH_LIMIT
 from ukbb_pipeline.qc.sheets import sheet_files
 from ukbb_pipeline.qc.status import StageStatus, flags_of, format_status, notes_of, statuses_from_records
 from ukbb_pipeline.runtime.atomic import atomic_file
@@ -79,12 +80,12 @@ def has_swaps(row: Mapping[str, str]) -> bool:
     return bool(value) and value not in {"0", "none", "None"}
 
 
-def read_stage(name: str, folder: Path) -> StageReport:
+def read_stage(name: str, folder: Path, *, seam_mismatch_limit: float | None = SEAM_MISMATCH_LIMIT) -> StageReport:
     """A stage's state (every run and shard) and its QC pictures; empty when it never ran."""
     folders = StageFolders(output=folder, stage=name)
     report = StageReport(name=name, folder=folder)
     if folders.meta.is_dir() and any(folders.meta.glob("manifest-*.csv")):
-        report.rows = stage_state(folders.meta, stage=name)
+        report.rows = stage_state(folders.meta, stage=name, seam_mismatch_limit=seam_mismatch_limit)
     if folders.qc.is_dir():
         report.pictures = sheet_files(folders.qc)
         report.other_pictures = sum(1 for path in (folders.qc / "subjects").rglob("*.png"))
@@ -284,11 +285,13 @@ def write_report(
     max_rows: int = 1000,
     only_eids: Iterable[int] | None = None,
     exclude_eids: Iterable[int] | None = None,
+    raw_inputs: Mapping[str, str | Path] | None = None,
+    seam_mismatch_limit: float | None = SEAM_MISMATCH_LIMIT,
 ) -> Path:
-    """Write ``<output_dir>/report-<time>.html`` about the stages in ``stage_dirs`` (name -> output folder)."""
-    stages = [read_stage(name, Path(folder)) for name, folder in stage_dirs.items()]
-    raw = Path(stage_dirs["download"]) if "download" in stage_dirs else None  # the zips download leaves there
-    raw_inputs = {} if raw is None else {"unzip_dxa": raw / "dxas", "unzip_mri": raw / "mris"}
+    """Write ``<output_dir>/report-<time>.html`` about the stages in ``stage_dirs`` (name -> output folder);
+    ``raw_inputs`` (stage -> the folder of its input zips) lets the status count the inputs not yet run."""
+    stages = [read_stage(name, Path(folder), seam_mismatch_limit=seam_mismatch_limit)
+              for name, folder in stage_dirs.items()]
     statuses = statuses_from_records([row for stage in stages for row in stage.rows], raw_inputs=raw_inputs,
                                      only_eids=only_eids, exclude_eids=exclude_eids)
     page = render(stages, root=root, statuses=statuses, max_pictures=max_pictures, max_rows=max_rows)

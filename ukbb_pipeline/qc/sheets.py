@@ -27,13 +27,14 @@ import numpy as np
 from PIL import Image
 
 from ukbb_pipeline.errors import InputError
+from ukbb_pipeline.flags import flags_of, window_flag
 from ukbb_pipeline.formats.outputs import open_volume
 from ukbb_pipeline.formats.volumes import REQUIRED_CHANNEL, VolumeInfo
 from ukbb_pipeline.qc import pictures
 from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.inputs import InputFile
 from ukbb_pipeline.runtime.sharding import in_shard
-from ukbb_pipeline.runtime.state import DONE, FAILED, flags_of, stage_state
+from ukbb_pipeline.runtime.state import DONE, FAILED, stage_state
 from ukbb_pipeline.slices.midcoronal import CentreEstimate, SlabWindow
 
 log = logging.getLogger(__name__)
@@ -154,8 +155,8 @@ def upstream_flags(record: Mapping[str, str] | None, *, seam_mismatch_limit: flo
     """What unzip_mri's state says is worth a look: swapped stations, a high seam mismatch."""
     if not record:
         return []
-    return [flag for flag in flags_of(dict(record), seam_mismatch_limit=seam_mismatch_limit)
-            if not flag.startswith("window moved")]
+    upstream = {key: value for key, value in record.items() if key != "window_shift"}  # this stage's own flag
+    return flags_of(upstream, seam_mismatch_limit=seam_mismatch_limit)
 
 
 def _tile(record: Mapping[str, str], upstream: Mapping[str, str] | None, *,
@@ -168,8 +169,9 @@ def _tile(record: Mapping[str, str], upstream: Mapping[str, str] | None, *,
         centre = read_centre_slices(Path(record["output"]))
     except (OSError, KeyError, ValueError, InputError) as error:
         return pictures.SheetTile(label=label, flags=flags, failed=f"output unreadable: {error}")
-    if centre.window_shift:
-        flags.append(f"window moved {centre.window_shift:+d}")
+    moved = window_flag(centre.window_shift)
+    if moved:
+        flags.append(moved)
     return pictures.SheetTile(label=label, fat=centre.fat, water=centre.water, spacing_xz=centre.spacing_xz,
                               flags=flags)
 

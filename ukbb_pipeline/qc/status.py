@@ -4,7 +4,8 @@ excluded and out of date, from the cohort's state (:mod:`ukbb_pipeline.runtime.s
 "Missing" is of two kinds: EIDs of the ``eids_file`` with no input at all (no zip was downloaded), and inputs with
 no output (never run, or their output has gone). A stage's inputs are the zips in its raw folder (``unzip_dxa``,
 ``unzip_mri``) or what the stage before it made (``extract_slices`` from ``unzip_mri``). "Out of date" counts
-outputs made by a package version older than the last one that changed that stage's outputs (CHANGELOG.md).
+outputs made with an older output version of their stage than the current one (:mod:`ukbb_pipeline.registry`): the
+outputs a re-run would redo.
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ukbb_pipeline import registry
+from ukbb_pipeline.flags import SEAM_MISMATCH_LIMIT
 from ukbb_pipeline.runtime.atomic import atomic_file
+from ukbb_pipeline.runtime.cells import csv_cell
 from ukbb_pipeline.runtime.inputs import discover_inputs
 from ukbb_pipeline.runtime.state import (
     DONE,
     FAILED,
     LEFT_OUT,
-    STAGE_ORDER,
     cohort_records,
     out_of_date,
     reason_group,
@@ -33,7 +36,6 @@ from ukbb_pipeline.runtime.state import (
 
 log = logging.getLogger(__name__)
 
-UPSTREAM = {"extract_slices": "unzip_mri"}  # a stage whose inputs are another stage's outputs
 RAW_SUFFIX = ".zip"
 COLUMNS = ("stage", "what", "detail", "count", "examples")
 
@@ -102,7 +104,7 @@ def cohort_status(
     raw_inputs: Mapping[str, str | Path] | None = None,
     only_eids: Iterable[int] | None = None,
     exclude_eids: Iterable[int] | None = None,
-    seam_mismatch_limit: float | None = 0.2,
+    seam_mismatch_limit: float | None = SEAM_MISMATCH_LIMIT,
     check_outputs: bool = True,
 ) -> list[StageStatus]:
     """Every stage's status under ``root``. ``raw_inputs`` maps a stage to the folder of its input zips."""
@@ -127,7 +129,7 @@ def statuses_from_records(
     only = None if only_eids is None else set(only_eids)
     exclude = set(exclude_eids or ())
     names = sorted(set(by_stage) | {name for name, folder in raw_inputs.items() if Path(folder).is_dir()},
-                   key=lambda name: (STAGE_ORDER.index(name) if name in STAGE_ORDER else 99, name))
+                   key=registry.stage_rank)
     statuses = []
     for name in names:
         status = _stage_status(name, by_stage.get(name, []), check_outputs=check_outputs)
@@ -159,7 +161,7 @@ def _stage_status(name: str, records: list[dict[str, str]], *, check_outputs: bo
             continue
         status.done += 1
         status.versions[record.get("version") or "unknown"] += 1
-        if out_of_date(name, record.get("version", "")):
+        if out_of_date(name, record.get("output_version", "")):
             status.out_of_date.append(visit(record))
         for flag in flags_of(record):
             flagged[flag_kind(flag)].append(visit(record))
@@ -177,7 +179,7 @@ def _inputs(name: str, raw_inputs: Mapping[str, str | Path], by_stage: Mapping[s
         found = discover_inputs(Path(raw_inputs[name]), suffix=RAW_SUFFIX)
         return {item.stem: (item.eid, f"{item.eid} visit {item.instance}" if item.eid else item.stem)
                 for item in found}
-    upstream = UPSTREAM.get(name)
+    upstream = registry.stage(name).upstream if name in registry.STAGE_NAMES else None
     if upstream is not None and upstream in by_stage:
         return {record["stem"]: (int(record["eid"]) if record["eid"].isdigit() else None, visit(record))
                 for record in by_stage[upstream] if record["state"] == DONE}
@@ -220,5 +222,6 @@ def write_status_csv(statuses: list[StageStatus], *, output_dir: Path, examples:
             writer = csv.DictWriter(handle, fieldnames=COLUMNS)
             writer.writeheader()
             for status in statuses:
-                writer.writerows(status.lines(examples=examples))
+                writer.writerows({key: csv_cell(str(value)) for key, value in line.items()}
+                                 for line in status.lines(examples=examples))  # no cell a spreadsheet runs
     return path

@@ -101,27 +101,34 @@ def search_description(input_dir: Path, *suffixes: str) -> str:
     return f"{patterns} in {input_dir} or its two-digit <nn>/ folders"
 
 
-def read_eid_list(path: Path) -> set[int]:
-    """Read EIDs from a text file: one per line, or a ukbconv ``.bulk`` file (``<eid> <field>_<instance>_<array>``).
+_BULK_FIELD = re.compile(r"\d+_\d+_\d+")  # the second column of a ukbconv .bulk file: <field>_<instance>_<array>
+_HEADERS = {"eid", "f.eid", "participant id", "participant_id", "eid_withdrawn"}
 
-    Blank lines, ``#`` comments and an ``eid`` header are allowed. Any other line that does not start with an EID
-    is an error naming the line numbers: silently dropping a line of a withdrawal list would keep a withdrawn
-    participant's data.
+
+def read_eid_list(path: Path) -> set[int]:
+    """Read EIDs from a text file: one or more a line, or a ukbconv ``.bulk`` file (``<eid> <field>_<i>_<a>``).
+
+    Every EID on a line is read, separated by commas, semicolons, spaces or tabs (``1000002,1000003``); quotes and a
+    byte-order mark (a list saved by Excel) are allowed, so are blank lines, ``#`` comments and an ``eid`` header. Any
+    other token is an error naming the line numbers: silently dropping part of a withdrawal list would keep a
+    withdrawn participant's data.
     """
     if not path.is_file():
         raise FileNotFoundError(f"EID list {path} does not exist")
     eids: set[int] = set()
     bad: list[str] = []
-    text = path.read_text(encoding="utf-8", errors="replace")
+    text = path.read_text(encoding="utf-8-sig", errors="replace")
     for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.split("#", 1)[0].strip().strip('"')
-        if not line or (number == 1 and line.lower() in {"eid", "f.eid", "participant id"}):
+        tokens = [token.strip().strip("\"'").strip() for token in re.split(r"[\s,;]+", raw.split("#", 1)[0])]
+        tokens = [token for token in tokens if token]
+        if not tokens or (number == 1 and " ".join(tokens).lower() in _HEADERS):
             continue
-        token = re.split(r"[\s,]+", line, maxsplit=1)[0].strip('"')
-        if token.isdigit() and 6 <= len(token) <= 8:
-            eids.add(int(token))
-        else:
+        line_eids = [int(token) for token in tokens if token.isdigit() and 6 <= len(token) <= 8]
+        others = [token for token in tokens if not (token.isdigit() and 6 <= len(token) <= 8)]
+        if not line_eids or any(not _BULK_FIELD.fullmatch(token) for token in others):
             bad.append(f"{number} ({raw.strip()[:40]!r})")
+            continue
+        eids.update(line_eids)
     if bad:
         shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
         raise InputError(f"EID list {path}: lines that are not EIDs: {shown}")

@@ -17,6 +17,8 @@ from typing import Any
 from ukbb_pipeline import __version__
 from ukbb_pipeline.errors import OutputError
 from ukbb_pipeline.runtime.atomic import atomic_file
+from ukbb_pipeline.runtime.cells import csv_cell, csv_values
+from ukbb_pipeline.runtime.timestamps import file_stamp, instant, now_utc
 
 BASE_COLUMNS = (
     "eid",
@@ -28,6 +30,7 @@ BASE_COLUMNS = (
     "seconds",
     "settings_fingerprint",
     "version",
+    "output_version",
     "finished_at",
 )
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
@@ -46,7 +49,8 @@ class ManifestRow:
     seconds: float = 0.0
     settings_fingerprint: str = ""
     version: str = __version__  # the package version that wrote the row (and, for an ok row, the output)
-    finished_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S"))
+    output_version: str = ""  # the stage's output version (ukbb_pipeline.registry), part of the settings fingerprint
+    finished_at: str = field(default_factory=now_utc)  # UTC, with the zone
     qc: dict[str, Any] = field(default_factory=dict)
 
     def as_record(self) -> dict[str, Any]:
@@ -71,7 +75,7 @@ class ManifestWriter:
     """Collects the rows of one run of one shard and keeps its CSV file current on disk."""
 
     def __init__(self, folder: Path, *, stage: str, shard_index: int, shard_count: int, flush_every_s: float = 10.0):
-        stamp = time.strftime("%Y%m%d-%H%M%S")
+        stamp = file_stamp()
         host = socket.gethostname().split(".")[0]
         name = f"manifest-{stage}-{stamp}-shard{shard_index}of{shard_count}-{host}-{os.getpid()}"
         self.path = folder / f"{name}.csv"
@@ -101,7 +105,8 @@ class ManifestWriter:
                 with open(tmp, "w", newline="", encoding="utf-8") as handle:
                     writer = csv.DictWriter(handle, fieldnames=[*BASE_COLUMNS, *extra], restval="")
                     writer.writeheader()
-                    writer.writerows(records)
+                    writer.writerows({key: csv_cell(str(value)) for key, value in record.items()}
+                                     for record in records)
         except OSError as error:
             raise OutputError(f"cannot write the manifest {self.path}: {error.strerror or error}") from None
         self._last_flush = time.monotonic()
@@ -134,13 +139,19 @@ def read_manifests(folder: Path | str, *, latest: bool = True) -> list[dict[str,
     rows: list[dict[str, str]] = []
     for path in manifest_files(Path(folder)):
         with open(path, newline="", encoding="utf-8") as handle:
-            for record in csv.DictReader(handle):
+            reader = csv.reader(handle)
+            header = next(reader, None) or []
+            for values in reader:
+                if not values:
+                    continue
+                values += [""] * (len(header) - len(values))
+                record = dict(zip(header, csv_values(values), strict=False))
                 record["manifest"] = str(path)
                 rows.append(record)
     if not latest:
         return rows
     newest: dict[str, dict[str, str]] = {}
-    for record in sorted(rows, key=lambda r: r.get("finished_at", "")):
+    for record in sorted(rows, key=lambda r: instant(r.get("finished_at", ""))):  # as times, not as text
         newest[record["input"]] = record
     return sorted(newest.values(), key=lambda r: r["input"])
 

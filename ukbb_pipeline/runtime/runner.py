@@ -27,8 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from ukbb_pipeline.errors import ConfigError, InputError, OutputError, StageFailed
+from ukbb_pipeline.flags import SEAM_MISMATCH_LIMIT
 from ukbb_pipeline.formats.base import Output, Writer
 from ukbb_pipeline.runtime.atomic import remove_stale_scratch
+from ukbb_pipeline.runtime.cells import escape_controls
 from ukbb_pipeline.runtime.fingerprint import input_signature, settings_fingerprint
 from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.inputs import InputFile
@@ -55,6 +57,7 @@ class RunOptions:
     shard_count: int = 1
     only_eids: frozenset[int] | None = None
     exclude_eids: frozenset[int] | None = None
+    seam_mismatch_limit: float | None = SEAM_MISMATCH_LIMIT  # a seam mismatch above this is a flag (None: never)
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,7 @@ class Stage:
 
     name: str
     folders: StageFolders
-    settings: dict[str, Any]
+    settings: dict[str, Any]  # what changes the outputs; its "version" is recorded in every manifest row
     source: str = ""  # where units were looked for, for messages (e.g. "*.zip in /data/raw/dxas")
     unit_name: str = "input"
 
@@ -190,8 +193,10 @@ def run_units(stage: Stage, units: list[Unit], options: RunOptions) -> StageSumm
         stage.folders.meta, stage=stage.name, shard_index=options.shard_index, shard_count=options.shard_count
     )
 
+    output_version = str(stage.settings.get("version", ""))
+
     def record(result: Result) -> None:
-        manifest.add(_row(result))
+        manifest.add(_row(result, output_version=output_version))
         if result.status == FAILED:
             log.error("%s failed: %s", Path(result.unit.input).name, result.reason)
         elif result.reason and result.status == OK:
@@ -314,7 +319,7 @@ def format_summary(summary: StageSummary) -> str:
     if summary.manifest is not None:
         lines.append(f"  manifest: {summary.manifest}")
     for row in summary.failed[:10]:
-        lines.append(f"  failed:   {Path(row.input).name}: {row.reason}")
+        lines.append(f"  failed:   {escape_controls(Path(row.input).name)}: {escape_controls(row.reason)}")
     if len(summary.failed) > 10:
         lines.append(f"  ... and {len(summary.failed) - 10} more failures (see the manifest)")
     return "\n".join(lines)
@@ -345,9 +350,10 @@ def _process_task(stage: Stage, task: Task) -> Result:
     return result
 
 
-def _row(result: Result) -> ManifestRow:
+def _row(result: Result, *, output_version: str) -> ManifestRow:
     unit = result.unit
     return ManifestRow(
+        output_version=output_version,
         input=unit.input,
         status=result.status,
         eid=unit.eid,

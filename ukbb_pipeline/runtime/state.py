@@ -17,23 +17,24 @@ import contextlib
 import csv
 import json
 import logging
-import math
 import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ukbb_pipeline import registry
+from ukbb_pipeline.flags import SEAM_MISMATCH_LIMIT, flags_of
 from ukbb_pipeline.runtime.atomic import atomic_file
+from ukbb_pipeline.runtime.cells import csv_cell, csv_values
 from ukbb_pipeline.runtime.manifest import BASE_COLUMNS, FAILED, OK, SKIPPED
+from ukbb_pipeline.runtime.timestamps import instant
 
 DONE = "done"
 LEFT_OUT = "left out"  # collect: a pair it did not put in the collection (an unfixed swap, a failed seam check)
 CACHE_NAME = "state.csv"
-_CACHE_MAGIC = "# ukbb-pipeline state 1 "
+_CACHE_MAGIC = "# ukbb-pipeline state 2 "
 _ROLE = "_role"  # in the cache: which of an input's two rows this is (latest | made)
-STAGE_ORDER = ("download", "unzip_dxa", "unzip_mri", "extract_slices", "collect")
-SEAM_MISMATCH_LIMIT = 0.2  # a seam whose harmonised stations differ by more than this is flagged (see the README)
 
 # The columns of a state record, before the stage's QC columns.
 STATE_COLUMNS = (
@@ -50,6 +51,7 @@ STATE_COLUMNS = (
     "output",
     "settings_fingerprint",
     "version",  # the package version that made the output (or recorded the failure)
+    "output_version",  # the stage's output version that made it (ukbb_pipeline.registry; status: "out of date")
     "made_at",  # when the output was made (the ok row's finished_at)
     "finished_at",  # the latest row's finished_at
     "seconds",
@@ -92,11 +94,7 @@ def stage_folders(path: Path | str) -> dict[str, Path]:
         for grandchild in _subfolders(child):
             if _is_meta(grandchild):
                 found.setdefault(stage_of(grandchild), grandchild)
-    return dict(sorted(found.items(), key=lambda item: _stage_rank(item[0])))
-
-
-def _stage_rank(stage: str) -> tuple[int, str]:
-    return (STAGE_ORDER.index(stage) if stage in STAGE_ORDER else len(STAGE_ORDER), stage)
+    return dict(sorted(found.items(), key=lambda item: registry.stage_rank(item[0])))
 
 
 def _is_meta(path: Path) -> bool:
@@ -129,17 +127,17 @@ class _Fold:
     stage: str
     records: dict[str, dict[str, str]] = field(default_factory=dict)
     aside: dict[str, dict[str, str]] = field(default_factory=dict)  # the ok row behind a failed record
-    latest: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
-    made: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
+    latest: dict[str, tuple[float, dict[str, str]]] = field(default_factory=dict)  # (instant, row)
+    made: dict[str, tuple[float, dict[str, str]]] = field(default_factory=dict)
 
     def _touch(self, stem: str) -> None:
         record = self.records.pop(stem, None)
         if record is None:
             return
         latest, made = _rows_of_record(record, self.aside.pop(stem, None))
-        self.latest[stem] = (latest["finished_at"], latest)
+        self.latest[stem] = (instant(latest["finished_at"]), latest)
         if made is not None:
-            self.made[stem] = (made["finished_at"], made)
+            self.made[stem] = (instant(made["finished_at"]), made)
 
     def add_file(self, path: Path) -> None:
         with open(path, newline="", encoding="utf-8") as handle:
@@ -154,12 +152,13 @@ class _Fold:
             for values in reader:
                 if len(values) < width:
                     values += [""] * (width - len(values))
+                values = csv_values(values)
                 stem = stem_of(values[at_input])
                 if not stem:
                     continue
                 if stem in records:
                     self._touch(stem)
-                when = "" if at_when is None else values[at_when]
+                when = instant("" if at_when is None else values[at_when])  # as a time: zones and DST differ
                 current = latest.get(stem)
                 ok = values[at_status] == OK
                 if current is None or when >= current[0]:
@@ -197,7 +196,7 @@ def _rows_of_record(
     """The latest row and the ok row behind a state record (what :func:`_record` was made from)."""
     qc = {key: value for key, value in record.items() if key not in _STATE_SET}
     base = {key: record[key] for key in ("eid", "instance", "input", "output", "settings_fingerprint", "version",
-                                         "manifest")}
+                                         "output_version", "manifest")}
     latest = {**base, "status": record["status"], "reason": record["reason"], "seconds": record["seconds"],
               "finished_at": record["finished_at"], **(qc if record["status"] == OK else {})}
     if record["state"] == FAILED:
@@ -230,6 +229,7 @@ def _read_cache(meta: Path, stage: str) -> tuple[dict[str, list[int]], _Fold] | 
             header = next(reader)
             at_role, at_stem = header.index(_ROLE), header.index("stem")
             for values in reader:
+                values = csv_values(values)
                 row = dict(zip(header, values, strict=False))
                 del row[_ROLE]
                 if values[at_role] == "aside":
@@ -253,7 +253,7 @@ def _write_cache(meta: Path, folded: dict[str, list[int]], fold: _Fold) -> None:
             handle.write(_CACHE_MAGIC + json.dumps({"manifests": folded}, separators=(",", ":")) + "\n")
             writer = csv.writer(handle)
             writer.writerow(columns)
-            writer.writerows([row.get(column, "") for column in columns] for row in rows)
+            writer.writerows([csv_cell(row.get(column, "")) for column in columns] for row in rows)
 
 
 def _fold_stage(meta: Path, *, stage: str, cache: bool, seam_mismatch_limit: float | None) -> list[dict[str, str]]:
@@ -316,43 +316,12 @@ def _record(stage: str, stem: str, latest: dict[str, str], made: dict[str, str] 
     origin = source or latest
     record.update(output=origin.get("output", "") or latest.get("output", ""),
                   settings_fingerprint=origin.get("settings_fingerprint", ""),
-                  version=origin.get("version", ""), manifest=origin.get("manifest", ""))
+                  version=origin.get("version", ""), output_version=origin.get("output_version", ""),
+                  manifest=origin.get("manifest", ""))
     qc = _qc_columns(origin) if source is not None else {}
     record.update(qc)
     record["flags"] = "; ".join(flags_of(record, seam_mismatch_limit=seam_mismatch_limit))
     return record
-
-
-def flags_of(record: dict[str, str], *, seam_mismatch_limit: float | None = SEAM_MISMATCH_LIMIT) -> list[str]:
-    """What a record's QC figures say is worth a look (the subject's status stays ok).
-
-    ``swapped_stations`` (unzip_mri: stations whose fat and water were swapped, fixed or not), ``max_seam_mismatch``
-    above ``seam_mismatch_limit``, ``window_shift`` (extract_slices: the slab moved in from the volume's edge),
-    ``left_out`` (collect: a pair it left out and why).
-    """
-    flags = []
-    swapped = [token.strip("[]") for token in record.get("swapped_stations", "").replace(",", " ").split()]
-    swapped = [token for token in swapped if token.isdigit() and token != "0"]
-    if swapped:
-        fixed = record.get("fat_water_fixed", "").strip().lower() in ("true", "1", "yes")
-        flags.append("swapped station " + " ".join(swapped) + (" (fixed)" if fixed else ""))
-    mismatch = _number(record.get("max_seam_mismatch"))
-    if seam_mismatch_limit is not None and mismatch is not None and mismatch > seam_mismatch_limit:
-        flags.append(f"seam mismatch {mismatch:.2g}")
-    shift = _number(record.get("window_shift"))
-    if shift:
-        flags.append(f"window moved {int(shift):+d}")
-    if record.get("left_out"):
-        flags.append(f"left out: {record['left_out']}")
-    return flags
-
-
-def _number(value: str | None) -> float | None:
-    try:
-        number = float(value) if value not in (None, "") else None
-    except ValueError:
-        return None
-    return number if number is not None and math.isfinite(number) else None
 
 
 def stage_state(
@@ -398,36 +367,16 @@ def reason_group(reason: str) -> str:
     return _NAMES_IN_REASON.sub(lambda match: "'...'" if match.group(0)[:1] in "'\"" else "N", first).strip()
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Provenance: which package version last changed each stage's outputs (kept in step with CHANGELOG.md)
-
-OUTPUTS_CHANGED_IN = {
-    "download": "0.1.0",
-    "unzip_dxa": "0.1.0",
-    "unzip_mri": "0.1.0",
-    "extract_slices": "0.1.0",
-    "collect": "0.1.0",
-}
+# Provenance: whether an output was made by the stage's current output version
 
 
-def _version_key(text: str) -> tuple[int, ...]:
-    """``0.10.2`` -> (0, 10, 2); local or pre-release parts are ignored; empty or unknown -> (0,)."""
-    numbers = []
-    for part in text.split("+")[0].split("."):
-        digits = re.match(r"\d+", part)
-        if digits is None:
-            break
-        numbers.append(int(digits.group(0)))
-    return tuple(numbers) or (0,)
-
-
-def out_of_date(stage: str, version: str) -> bool:
-    """Whether an output of ``stage`` made by package ``version`` predates the last change to that stage's outputs.
-
-    An output recorded without a version (before versions were recorded) counts as version 0.
-    """
-    changed = OUTPUTS_CHANGED_IN.get(stage)
-    return changed is not None and _version_key(version) < _version_key(changed)
+def out_of_date(stage: str, output_version: str) -> bool:
+    """Whether an output of ``stage`` recorded with ``output_version`` predates the stage's current output version
+    (:data:`ukbb_pipeline.registry.STAGES`; the version a re-run would put in the settings fingerprint, and so
+    redo). An output recorded without one (before output versions were recorded) counts as version 0."""
+    current = registry.stage(stage).version if stage in registry.STAGE_NAMES else None
+    recorded = int(output_version) if output_version.strip().isdigit() else 0
+    return current is not None and recorded < current
 
 
 def eid_coverage(found_eids: Iterable[int | None], *, only: Iterable[int] | None,

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 from omegaconf import DictConfig
 
+from ukbb_pipeline import registry
 from ukbb_pipeline.config import PipelineConfig, StageConfig, pipeline_config
 from ukbb_pipeline.formats import Writer, make_writer
+from ukbb_pipeline.runtime.folders import refuse_output_among_inputs
 from ukbb_pipeline.runtime.inputs import read_eid_list
 from ukbb_pipeline.runtime.parallel import default_n_jobs
 from ukbb_pipeline.runtime.runner import RunOptions, StageSummary, raise_on_failures
@@ -17,32 +21,6 @@ from ukbb_pipeline.runtime.runner import RunOptions, StageSummary, raise_on_fail
 log = logging.getLogger(__name__)
 
 StageRun = Callable[..., list[StageSummary]]
-
-
-def _registry() -> dict[str, StageRun]:
-    from ukbb_pipeline.stages import (
-        collect,
-        demo,
-        download,
-        extract_slices,
-        report,
-        status,
-        unzip_dxa,
-        unzip_mri,
-        withdraw,
-    )
-
-    return {
-        "demo": demo.run,
-        "download": download.run,
-        "unzip_dxa": unzip_dxa.run,
-        "unzip_mri": unzip_mri.run,
-        "extract_slices": extract_slices.run,
-        "withdraw": withdraw.run,
-        "collect": collect.run,
-        "report": report.run,
-        "status": status.run,
-    }
 
 
 def run_options(config: PipelineConfig) -> RunOptions:
@@ -55,7 +33,48 @@ def run_options(config: PipelineConfig) -> RunOptions:
         shard_count=config.shard.count,
         only_eids=frozenset(read_eid_list(Path(config.eids_file))) if config.eids_file else None,
         exclude_eids=frozenset(read_eid_list(Path(config.exclude_eids_file))) if config.exclude_eids_file else None,
+        seam_mismatch_limit=config.seam_mismatch_limit,
     )
+
+
+def _paths_key(value: str) -> str | None:
+    """``${paths.dxa}`` -> ``dxa``; None for a folder that is not one of ``paths``."""
+    match = re.fullmatch(r"\$\{paths\.(\w+)\}", value)
+    return match.group(1) if match else None
+
+
+def _folders_of_stages() -> tuple[dict[str, str], dict[str, str]]:
+    """From the table of stages and their schemas' defaults: the ``paths`` folder each processing stage makes, and
+    the stage reading each ``paths`` folder (``input_dir``, ``dxa_dir``, ...)."""
+    makes: dict[str, str] = {}
+    read_by: dict[str, str] = {}
+    for entry in registry.STAGES:
+        if entry.version is None:  # not a processing stage
+            continue
+        schema = entry.schema()
+        for item in dataclasses.fields(schema):
+            key = _paths_key(str(getattr(schema, item.name))) if item.name.endswith("_dir") else None
+            if key is None:
+                continue
+            if item.name == "output_dir":
+                makes[entry.name] = key
+            else:
+                read_by.setdefault(key, entry.name)
+    return makes, read_by
+
+
+def check_output_folder(config: PipelineConfig) -> None:
+    """Refuse a processing stage whose output folder is, or is inside, its own or any stage's input folder."""
+    stage = config.stage
+    makes, read_by = _folders_of_stages()
+    if stage.name not in makes:
+        return
+    inputs = {f"paths.{key} ({reader}'s input)": Path(getattr(config.paths, key))
+              for key, reader in read_by.items() if key != makes[stage.name]}
+    inputs["stage.input_dir"] = Path(stage.input_dir)
+    if getattr(stage, "dxa_dir", None):
+        inputs["stage.dxa_dir"] = Path(stage.dxa_dir)
+    refuse_output_among_inputs(stage.name, Path(stage.output_dir), inputs)
 
 
 def run_stage_from_config(cfg: DictConfig) -> list[StageSummary]:
@@ -65,6 +84,7 @@ def run_stage_from_config(cfg: DictConfig) -> list[StageSummary]:
 
 def run_configured(config: PipelineConfig) -> list[StageSummary]:
     """Run the stage of a checked config (:func:`~ukbb_pipeline.config.pipeline_config`)."""
+    check_output_folder(config)
     options = run_options(config)
     writer = make_writer(config.writer)
     stage: StageConfig = config.stage
@@ -74,7 +94,7 @@ def run_configured(config: PipelineConfig) -> list[StageSummary]:
     if root is not None:
         remember_log_folder(root)  # logs name subjects: a withdrawal must find every run's
     try:
-        summaries = _registry()[stage.name](stage, options=options, writer=writer, qc=config.qc)
+        summaries = registry.stage(stage.name).run()(stage, options=options, writer=writer, qc=config.qc)
     finally:
         if root is not None:
             remember_log_folder(root)  # the demo makes its root

@@ -21,6 +21,7 @@ from ukbb_pipeline.formats.chunks import ChunkCodec
 from ukbb_pipeline.formats.outputs import find_outputs
 from ukbb_pipeline.pairs import build, fit
 from ukbb_pipeline.qc import pair_pictures
+from ukbb_pipeline.registry import output_version
 from ukbb_pipeline.runtime.fingerprint import input_signature, settings_fingerprint
 from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.manifest import FAILED, OK, SKIPPED, read_manifests
@@ -38,7 +39,6 @@ from ukbb_pipeline.runtime.runner import (
 
 log = logging.getLogger(__name__)
 
-VERSION = 2  # 2: per-pair upstream flags, flagged pairs left out by default. Bump when the collection changes.
 DONE = "done earlier with the same inputs and settings"
 
 
@@ -46,14 +46,14 @@ class CollectStage(Stage):
     name = "collect"
     unit_name = "pair"
 
-    def __init__(self, config: CollectConfig, *, writer: Writer):
-        self.params = build.make_params(config)
+    def __init__(self, config: CollectConfig, *, writer: Writer, seam_mismatch_limit: float | None):
+        self.params = build.make_params(config, seam_mismatch_limit=seam_mismatch_limit)
         self.split_of, split = build.split_assigner(config)
         self.hdf5 = writer if isinstance(writer, Hdf5Writer) else Hdf5Writer()
         self.codec = ChunkCodec(compression=self.hdf5.compression, level=self.hdf5.compression_level,
                                 shuffle=self.hdf5.shuffle)
         self.folders = StageFolders(output=Path(config.output_dir), stage="collect")
-        self.settings = {"version": VERSION, **self.params.__dict__, "split": split}
+        self.settings = {"version": output_version("collect"), **self.params.__dict__, "split": split}
         self.attrs = build.collection_attrs(self.params, split)
         self.source = f"MRI slabs in {config.input_dir} paired with DXA outputs in {config.dxa_dir}"
         self.final = self.folders.output
@@ -119,7 +119,7 @@ def _signature(path: Path) -> str:
 
 
 def run(config: CollectConfig, *, options: RunOptions, writer: Writer, qc: bool = True) -> list[StageSummary]:
-    stage = CollectStage(config, writer=writer)
+    stage = CollectStage(config, writer=writer, seam_mismatch_limit=options.seam_mismatch_limit)
     if not isinstance(writer, Hdf5Writer):
         log.info("collect: the collection is always HDF5 (writer=%s only applies to the other stages)", writer.name)
     pairing = fit.pair_by_visit(find_outputs(Path(config.input_dir), made_by="extract_slices"),

@@ -1,5 +1,6 @@
 """Stage ``download``: an EID list (or a ukbconv ``.bulk`` file) to verified bulk zips in ``raw/dxas/`` and
-``raw/mris/``, through ukbfetch or the Research Analysis Platform's ``dx``, at most ``parallel`` at a time.
+``raw/mris/``, through ukbfetch or the Research Analysis Platform's ``dx``, at most ``parallel`` at a time (with
+ukbfetch at most 10, one run per root and application at a time: UK Biobank's limits).
 
 Its units are requests (one per file), run through the runner like every stage: one manifest row per requested file
 (ok | failed | skipped with a reason), a summary, files present and valid skipped. The runner's ``n_jobs`` does not
@@ -8,6 +9,7 @@ apply: the stage runs its units its own way, at most ``stage.parallel`` tool cal
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,8 +17,10 @@ from pathlib import Path
 from ukbb_pipeline.config import DownloadConfig
 from ukbb_pipeline.download.bulk import BulkRequest, raw_path
 from ukbb_pipeline.download.fetch import Backend, FileResult, RetryPolicy, fetch_all
+from ukbb_pipeline.download.lock import download_lock
 from ukbb_pipeline.download.resume import check_present, read_ledger, set_aside
 from ukbb_pipeline.download.setup import MAX_PARALLEL, check_settings, make_backend, make_requests
+from ukbb_pipeline.download.ukbfetch import UkbfetchBackend
 from ukbb_pipeline.formats.base import Writer
 from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.manifest import FAILED, OK, SKIPPED
@@ -86,6 +90,10 @@ def run(
     """Fetch what is missing, verify it, and record one manifest row per requested file."""
     check_settings(config, shard_count=options.shard_count)
     requests = make_requests(config, only=options.only_eids, exclude=options.exclude_eids)
-    stage = DownloadStage(config, backend=make_backend(config))
+    backend = make_backend(config)
+    stage = DownloadStage(config, backend=backend)
     units = [Unit(key=r.stem, input=r.stem, eid=r.eid, instance=r.instance, item=r) for r in requests]
-    return [run_units(stage, units, options)]
+    one_at_a_time = (download_lock(stage.folders.meta, backend.key.application)
+                     if isinstance(backend, UkbfetchBackend) else contextlib.nullcontext(0.0))
+    with one_at_a_time:  # a second ukbfetch run on this root waits, then skips what the first fetched
+        return [run_units(stage, units, options)]

@@ -20,8 +20,6 @@ log = logging.getLogger(__name__)
 
 
 def run(config: ReportConfig, *, options: RunOptions, writer: Writer, qc: bool = True) -> list[StageSummary]:
-    if config.max_pictures < 0 or config.max_rows < 1:
-        raise ValueError("stage.max_pictures must be >= 0 and stage.max_rows >= 1")
     metadata = [Path(folder) / f"pipeline-{stage.replace('_', '-')}" for stage, folder in config.stage_dirs.items()]
     if not any(folder.is_dir() for folder in metadata):  # a misspelt root: refuse rather than report nothing
         raise ConfigError(f"report: no pipeline folders under {config.input_dir} (none of {metadata[0].name}, ...): "
@@ -34,6 +32,8 @@ def run(config: ReportConfig, *, options: RunOptions, writer: Writer, qc: bool =
         max_rows=config.max_rows,
         only_eids=options.only_eids,
         exclude_eids=options.exclude_eids,
+        raw_inputs=config.raw_inputs,
+        seam_mismatch_limit=options.seam_mismatch_limit,
     )
     log.info("report: %s", path)
     return []

@@ -18,13 +18,11 @@ log = logging.getLogger(__name__)
 
 
 def run(config: StatusConfig, *, options: RunOptions, writer: Writer, qc: bool = True) -> list[StageSummary]:
-    if config.examples < 0:
-        raise ValueError(f"stage.examples must be >= 0, got {config.examples}")
     root = Path(config.input_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"data root {root} does not exist")
     statuses = cohort_status(root, raw_inputs=config.raw_inputs, only_eids=options.only_eids,
-                             exclude_eids=options.exclude_eids, seam_mismatch_limit=config.seam_mismatch_limit)
+                             exclude_eids=options.exclude_eids, seam_mismatch_limit=options.seam_mismatch_limit)
     path = write_status_csv(statuses, output_dir=Path(config.output_dir), examples=config.examples)
     log.info("status of %s:\n%s\n  written to %s", root, format_status(statuses, examples=config.examples), path)
     return []

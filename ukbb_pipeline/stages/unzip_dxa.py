@@ -10,6 +10,7 @@ from ukbb_pipeline.config import UnzipDxaConfig, ZipLimits
 from ukbb_pipeline.dxa.read import acquisition, read_dxa_zip
 from ukbb_pipeline.formats.base import Output, Writer
 from ukbb_pipeline.qc import dxa_pictures
+from ukbb_pipeline.registry import output_version
 from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.inputs import InputFile, discover_inputs, require_ukbb_name, search_description
 from ukbb_pipeline.runtime.manifest import SKIPPED
@@ -17,9 +18,6 @@ from ukbb_pipeline.runtime.runner import RunOptions, StageJob, StageSummary, run
 from ukbb_pipeline.ukbb import DXA_FIELD
 
 log = logging.getLogger(__name__)
-
-# Bump when a code change alters the outputs, so that re-runs redo them.
-VERSION = 2
 
 
 def process_dxa_zip(item: InputFile, *, limits: ZipLimits, qc_dir: Path | None = None,
@@ -63,7 +61,7 @@ def make_job(config: UnzipDxaConfig, *, inputs: list[InputFile], writer: Writer,
                                   scratch_dir=folders.scratch),
         writer=writer,
         source=search_description(Path(config.input_dir), ".zip"),
-        settings={"version": VERSION},
+        settings={"version": output_version("unzip_dxa")},
         nested=True,
     )
 

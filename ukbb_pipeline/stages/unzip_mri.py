@@ -19,13 +19,12 @@ from ukbb_pipeline.mri.header import CHANNELS
 from ukbb_pipeline.mri.read import read_dixon_zip
 from ukbb_pipeline.mri.stations import group_stations
 from ukbb_pipeline.mri.summary import qc_figures, slice_notes, swap_notes, volume_attributes
+from ukbb_pipeline.registry import output_version
 from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.inputs import InputFile, discover_inputs, require_ukbb_name, search_description
 from ukbb_pipeline.runtime.runner import RunOptions, StageJob, StageSummary, run_stage
 from ukbb_pipeline.ukbb import DIXON_OUTPUT_NAMES, MRI_FIELD
 
-# Bump when a code change alters the outputs, so that re-runs redo them.
-VERSION = 2  # 2: regional swaps, repeats by coverage, derived series, touching slabs (issue 13)
 OUTPUT_NAMES = DIXON_OUTPUT_NAMES
 DEFAULT_LIMITS = ZipLimits()
 
@@ -119,7 +118,7 @@ def make_job(config: UnzipMriConfig, *, inputs: list[InputFile], writer: Writer)
         process=functools.partial(process_mri_zip, limits=config.limits, **parameters),
         writer=writer,
         source=search_description(Path(config.input_dir), ".zip"),
-        settings={"version": VERSION, **parameters, "channels": channels},
+        settings={"version": output_version("unzip_mri"), **parameters, "channels": channels},
     )
 
 

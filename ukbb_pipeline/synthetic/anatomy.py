@@ -8,6 +8,13 @@ Tissue signals (uint16-like): subcutaneous fat gives fat = F and water = 0.07 W;
 water = 0.92 W, where F and W are the phantom's ``fat_signal`` and ``water_signal``. Organs (lungs, heart, liver,
 kidneys, bladder, spine, abdominal visceral fat with bowel-like texture) replace the muscle composition where they are.
 Limbs are combined by a soft union, so their junctions carry no seams or double fat layers.
+
+The vertebral column follows a curve (:func:`spine_curve`): its depth under the back's skin is the back's fat layer
+plus a per-subject depth, deepened by lumbar and cervical lordosis and made shallower by thoracic kyphosis, tilting
+back at the sacrum; its lateral offset is a scoliosis (a C and an S component). Each level has a vertebral body of
+marrow (intermediate fat fraction) interrupted by water-rich discs, the spinal canal (fluid) just posterior to it and
+the posterior elements behind that, in a sleeve of muscle and vessels; the column is painted last, over the
+organs, so it is whole wherever it is.
 """
 
 from __future__ import annotations
@@ -69,6 +76,22 @@ KIDNEY = Composition(0.04, 0.95)
 BLADDER = Composition(0.0, 1.15)
 SPINE = Composition(0.45, 0.4)
 BRAIN = Composition(0.05, 0.75)
+DISC = Composition(0.03, 0.85)
+CSF = Composition(0.0, 1.0)
+
+# The vertebral column, in body height zl: from the sacrum's tip to the skull base; the curves' landmarks.
+SPINE_ZL = (-20.0, 740.0)
+SACRUM_TOP_ZL = 110.0  # the column tilts back below this (the sacrum)
+TRUNK_SPINE_ZL = (110.0, 600.0)  # L5 to C7: where the spine is the trunk's
+LORDOSIS_ZL, LORDOSIS_SIGMA = 200.0, 85.0
+KYPHOSIS_ZL, KYPHOSIS_SIGMA = 450.0, 100.0
+CERVICAL_ZL, CERVICAL_SIGMA = 670.0, 50.0
+SACRAL_TILT = 0.22  # mm shallower per mm below the sacrum's top
+VERTEBRA_HALF_WIDTH = (24.0, 14.0)  # mm, at the low back and at the neck
+VERTEBRA_HALF_DEPTH = (16.0, 9.0)
+CANAL_RADIUS = 7.0
+DISC_HEIGHT = 7.0
+SLEEVE = (20.0, 10.0)  # mm of muscle and vessels around the vertebral bodies (lateral, anterior-posterior)
 
 
 def interp(zl: np.ndarray, xp: tuple[float, ...], fp: tuple[float, ...]) -> np.ndarray:
@@ -210,6 +233,62 @@ def _limbs(
         yield inside(d), inside(d + HEAD_FAT), BRAIN.fat, BRAIN.water
 
 
+def _bump(zl: np.ndarray, centre: float, sigma: float) -> np.ndarray:
+    return np.exp(-(((zl - centre) / sigma) ** 2)).astype(np.float32)
+
+
+def spine_curve(p: Phantom, zl: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(lateral offset u from the body's midline, depth under the back's skin) of the vertebral bodies' centre, mm,
+    at body heights ``zl``: the curve the phantom's column follows (its truth)."""
+    zl = np.asarray(zl, dtype=np.float32)
+    depth = (_fat_thickness(p, zl, TORSO_Z, TORSO_FAT) + np.float32(p.spine_depth)
+             + np.float32(p.lordosis) * _bump(zl, LORDOSIS_ZL, LORDOSIS_SIGMA)
+             - np.float32(p.kyphosis) * _bump(zl, KYPHOSIS_ZL, KYPHOSIS_SIGMA)
+             + np.float32(p.cervical_lordosis) * _bump(zl, CERVICAL_ZL, CERVICAL_SIGMA)
+             - np.float32(SACRAL_TILT) * np.clip(np.float32(SACRUM_TOP_ZL) - zl, 0.0, None))
+    low, high = TRUNK_SPINE_ZL
+    t = np.clip((zl - low) / (high - low), 0.0, 1.0)
+    lateral = (np.float32(p.scoliosis) * np.sin(np.pi * t) + np.float32(p.scoliosis_s) * np.sin(2 * np.pi * t))
+    return lateral.astype(np.float32), depth.astype(np.float32)
+
+
+def _disc_levels() -> np.ndarray:
+    """Body heights of the discs' centres: vertebrae 18 mm tall at the neck to 32 mm at the low back."""
+    levels, zl = [], SPINE_ZL[1]
+    while zl > SACRUM_TOP_ZL:
+        level = float(np.clip((SPINE_ZL[1] - zl) / (SPINE_ZL[1] - SACRUM_TOP_ZL), 0.0, 1.0))
+        zl -= 18.0 + 14.0 * level
+        levels.append(zl - DISC_HEIGHT / 2)
+        zl -= DISC_HEIGHT
+    return np.asarray(levels, dtype=np.float32)
+
+
+DISC_LEVELS = _disc_levels()
+
+
+def _column(
+    p: Phantom, u: np.ndarray, v: np.ndarray, zl: np.ndarray
+) -> Iterator[tuple[np.ndarray, np.ndarray | float, np.ndarray | float]]:
+    """The vertebral column along :func:`spine_curve`: vertebral bodies (marrow, discs between them), the spinal
+    canal just posterior to them, and the posterior elements."""
+    along = slab(zl, SPINE_ZL[0], SPINE_ZL[1], width=CAP_WIDTH)
+    lateral, depth = spine_curve(p, zl)
+    t = np.clip((zl - TRUNK_SPINE_ZL[0]) / (TRUNK_SPINE_ZL[1] - TRUNK_SPINE_ZL[0]), 0.0, 1.0)
+    half_width = VERTEBRA_HALF_WIDTH[0] + t * (VERTEBRA_HALF_WIDTH[1] - VERTEBRA_HALF_WIDTH[0])
+    half_depth = VERTEBRA_HALF_DEPTH[0] + t * (VERTEBRA_HALF_DEPTH[1] - VERTEBRA_HALF_DEPTH[0])
+    du, centre = u - lateral, v + depth  # across the column; v of the body's centre is -depth
+    sleeve = inside(ellipse_distance(du, centre, half_width + SLEEVE[0], half_depth + SLEEVE[1]), width=3.0)
+    yield sleeve * along, MUSCLE.fat, MUSCLE.water  # psoas, crura, great vessels: no fat right against the column
+    vertebra = inside(ellipse_distance(du, centre, half_width, half_depth), width=3.0) * along
+    discs = sum((slab(zl, level - DISC_HEIGHT / 2, level + DISC_HEIGHT / 2, width=2.0) for level in DISC_LEVELS),
+                np.zeros_like(zl))
+    yield vertebra, *_blend(SPINE, DISC, np.clip(discs, 0.0, 1.0))
+    canal_v = centre - half_depth - CANAL_RADIUS - 1.0
+    yield inside(ellipse_distance(du, canal_v, CANAL_RADIUS, CANAL_RADIUS), width=2.0) * along, CSF.fat, CSF.water
+    arch_v = canal_v - CANAL_RADIUS - 9.0
+    yield inside(ellipse_distance(du, arch_v, 0.8 * half_width, 7.0), width=3.0) * along, SPINE.fat, SPINE.water
+
+
 def _blend(base: Composition, other: Composition, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return base.fat + weight * (other.fat - base.fat), base.water + weight * (other.water - base.water)
 
@@ -218,9 +297,6 @@ def _organs(
     p: Phantom, u: np.ndarray, v: np.ndarray, zl: np.ndarray, zl_range: tuple[float, float]
 ) -> Iterator[tuple[np.ndarray, np.ndarray | float, np.ndarray | float]]:
     """Yield (occupancy, fat fraction, water fraction) of each organ present at these heights, in paint order."""
-    if _reaches(zl_range, -20.0, 740.0):  # vertebral column, continuing into the neck
-        column = inside(ellipse_distance(u, v + 48.0, 17.0, 17.0)) * slab(zl, -20.0, 740.0, width=CAP_WIDTH)
-        yield column, SPINE.fat, SPINE.water
     if _reaches(zl_range, 70.0, 330.0, width=12.0):  # visceral fat with a bowel-like water texture
         a, b = torso_axes(p, zl)
         region = inside(ellipse_distance(u, v + 1.15 * b, 0.72 * (a - 25.0), 0.6 * b), width=4.0)
@@ -235,6 +311,8 @@ def _organs(
                 u - organ.centre[0], v - organ.centre[1], zl - centre_z, organ.axes[0], organ.axes[1], c
             )
             yield inside(d, width=2.0), organ.composition.fat, organ.composition.water
+    if _reaches(zl_range, *SPINE_ZL):  # the vertebral column, continuing into the neck, painted over the organs
+        yield from _column(p, u, v, zl)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -11,6 +11,7 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import UID, MRImageStorage, RLELossless
 
 from ukbb_pipeline.synthetic import csa
+from ukbb_pipeline.synthetic.header_style import HeaderStyle
 from ukbb_pipeline.synthetic.identity import Visit, dicom_date, dicom_time
 from ukbb_pipeline.synthetic.part10 import PIXEL_DATA, Element, Encapsulated
 from ukbb_pipeline.synthetic.stations import BREATH_HOLD, StationGeometry, ds_text
@@ -23,11 +24,13 @@ IMAGE_TYPE = {
     "W": ["DERIVED", "PRIMARY", "M", "DIXON", "WATER"],
 }
 ECHO = {"in": (4.77, 2), "opp": (2.39, 1), "F": (2.39, 1), "W": (2.39, 1)}  # echo time (ms), echo number
+PLAIN_IMAGE_TYPE = {"in": ["ORIGINAL", "PRIMARY", "M", "ND"], "opp": ["ORIGINAL", "PRIMARY", "M", "ND"],
+                    "F": ["DERIVED", "PRIMARY", "M", "ND"], "W": ["DERIVED", "PRIMARY", "M", "ND"]}  # no Dixon values
+ECHO_SPACING_S = 0.75  # between the AcquisitionTimes of a slice's two echoes (Siemens Prisma, ukbb-format.md 1.7)
+SCANNER_COSINE = "4.897e-012"  # what a real scanner writes for a zero direction cosine (ukbb-format.md 1.8)
 STUDY_DESCRIPTION = "UKBIOBANK^Body"  # the real text is not public
 SIEMENS_IMPLEMENTATION_UID = "1.3.12.2.1107.5.2"
 SIEMENS_IMPLEMENTATION_VERSION = "MR_D13"
-BITS_STORED = 12
-MAX_VALUE = 2**BITS_STORED - 1
 # Elements each slice owns; everything else is shared by the slices of a series.
 VARYING_TAGS = (
     0x00080018,  # SOPInstanceUID
@@ -41,6 +44,12 @@ VARYING_TAGS = (
     0x00291010,  # CSA image header
     0x7FE00010,  # PixelData
 )
+SLICE_TIME_TAG = 0x00080032  # AcquisitionTime: a slice's own with HeaderStyle times "slice"
+
+
+def varying_tags(series: Series) -> tuple[int, ...]:
+    """The elements each slice of ``series`` owns."""
+    return (*VARYING_TAGS, SLICE_TIME_TAG) if series.style.times == "slice" else VARYING_TAGS
 
 
 def series_description(station: int, channel: str) -> str:
@@ -78,10 +87,34 @@ class Series:
     jitter: tuple[float, float, float] = (0.0, 0.0, 0.0)  # mm added to this series' IPP text (micrometres)
     derived: bool = False  # a derived copy (description ``..._ND``, ImageType with ND)
     acquisition_number: int = 1
+    style: HeaderStyle = HeaderStyle()  # noqa: RUF009 (frozen, so a shared default is safe)
+    shared: bool = False  # one series holds this channel and another (description without the channel suffix)
+    slice_interval: float = 0.0  # s between the AcquisitionTimes of successive slices (style times "slice")
 
     @property
     def description(self) -> str:
-        return series_description(self.station, self.channel) + ("_ND" if self.derived else "")
+        text = series_description(self.station, self.channel)
+        if self.shared:
+            text = text.rsplit("_", 1)[0]
+        return text + ("_ND" if self.derived else "")
+
+    @property
+    def image_type(self) -> list[str]:
+        values = IMAGE_TYPE[self.channel] if self.style.image_type_tokens else PLAIN_IMAGE_TYPE[self.channel]
+        return values + (["ND"] if self.derived and "ND" not in values else [])
+
+    def slice_time(self, index: int) -> datetime:
+        """AcquisitionTime of slice ``index`` (style times "slice"): the slab's start, the slice, the echo."""
+        echo = ECHO[self.channel][1] if self.channel in ("in", "opp") else 1 + ("F", "W").index(self.channel)
+        return self.acquired + timedelta(seconds=index * self.slice_interval + (echo - 1) * ECHO_SPACING_S)
+
+    def number_text(self, value: float) -> str:
+        """A DS value as this style's scanner writes it (14 significant digits of float noise, or tidy)."""
+        if not self.style.scanner_numbers:
+            return ds_text(value)
+        noisy = value - 5.1e-10 * (1.0 + abs(value) / 100.0)
+        text = f"{noisy:.14g}"
+        return text if len(text) <= 16 else f"{noisy:.13g}"
 
     def stored(self, image: np.ndarray) -> np.ndarray:
         """A (rows, columns) image in the stored pixel order of this series' orientation."""
@@ -91,7 +124,9 @@ class Series:
     @property
     def image_orientation(self) -> list[str]:
         rows_flipped, columns_flipped = self.orientation[:2]
-        return ["-1" if columns_flipped else "1", "0", "0", "0", "-1" if rows_flipped else "1", "0"]
+        tiny = SCANNER_COSINE if self.style.scanner_numbers else "0"
+        minus_tiny = "-" + tiny if self.style.scanner_numbers else "0"
+        return ["-1" if columns_flipped else "1", tiny, "0", minus_tiny, "-1" if rows_flipped else "1", "0"]
 
     def image_position(self, index: int) -> tuple[float, float, float]:
         """ImagePositionPatient of slice ``index`` (0 = most superior): the first stored pixel's centre."""
@@ -121,17 +156,21 @@ def series_dataset(study: Study, series: Series) -> Dataset:
     echo_time, echo_number = ECHO[series.channel]
     ds = Dataset()
     ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.ImageType = IMAGE_TYPE[series.channel] + (["ND"] if series.derived else [])
+    style = series.style
+    ds.ImageType = series.image_type
     ds.InstanceCreationDate = dicom_date(series.time)
     ds.InstanceCreationTime = dicom_time(series.time)
     ds.SOPClassUID = MRImageStorage
     ds.StudyDate = dicom_date(study.start)
-    ds.SeriesDate = dicom_date(series.time)
-    ds.AcquisitionDate = dicom_date(series.acquired)
+    if style.times != "absent":
+        ds.SeriesDate = dicom_date(series.time)
+        ds.AcquisitionDate = dicom_date(series.acquired)
     ds.ContentDate = dicom_date(series.time)
     ds.StudyTime = dicom_time(study.start)
-    ds.SeriesTime = dicom_time(series.time)
-    ds.AcquisitionTime = dicom_time(series.acquired)
+    if style.times != "absent":
+        ds.SeriesTime = dicom_time(series.time)
+    if style.times in ("station", "series"):
+        ds.AcquisitionTime = dicom_time(series.acquired)  # per slice (VARYING_SLICE_TIME) for "slice"
     ds.ContentTime = dicom_time(series.time)
     ds.AccessionNumber = ""
     ds.Modality = "MR"
@@ -163,7 +202,8 @@ def series_dataset(study: Study, series: Series) -> Dataset:
     ds.ImagedNucleus = "1H"
     ds.EchoNumbers = str(echo_number)
     ds.MagneticFieldStrength = "1.5"
-    ds.SpacingBetweenSlices = ds_text(g.thickness)
+    if style.spacing_between_slices:
+        ds.SpacingBetweenSlices = ds_text(g.thickness)
     ds.NumberOfPhaseEncodingSteps = str(series.rows)
     ds.EchoTrainLength = "2"
     ds.PercentSampling = "100"
@@ -179,12 +219,13 @@ def series_dataset(study: Study, series: Series) -> Dataset:
     ds.VariableFlipAngleFlag = "N"
     ds.SAR = "0.0591"
     ds.add_new(0x00181318, "DS", "0")  # dB/dt
-    ds.PatientPosition = "HFS"
+    ds.PatientPosition = style.patient_position
     ds.StudyInstanceUID = study.study_uid
     ds.SeriesInstanceUID = series.uid
     ds.StudyID = "1"
     ds.SeriesNumber = str(series.number)
-    ds.AcquisitionNumber = str(series.acquisition_number)
+    if style.acquisition_numbers:
+        ds.AcquisitionNumber = str(series.acquisition_number)
     ds.ImageOrientationPatient = series.image_orientation
     ds.FrameOfReferenceUID = study.frame_of_reference_uid
     ds.PositionReferenceIndicator = ""
@@ -194,9 +235,13 @@ def series_dataset(study: Study, series: Series) -> Dataset:
     ds.Columns = series.columns
     ds.PixelSpacing = [ds_text(g.pixel_spacing), ds_text(g.pixel_spacing)]
     ds.BitsAllocated = 16
-    ds.BitsStored = BITS_STORED
-    ds.HighBit = BITS_STORED - 1
+    ds.BitsStored = style.bits_stored
+    ds.HighBit = style.bits_stored - 1
     ds.PixelRepresentation = 0
+    if style.rescale is not None:
+        ds.RescaleIntercept = ds_text(style.rescale[1])
+        ds.RescaleSlope = ds_text(style.rescale[0])
+        ds.RescaleType = "US"
     ds.WindowCenterWidthExplanation = "Algo1"
     ds.add_new(0x00290010, "LO", "SIEMENS CSA HEADER")
     ds.add_new(0x00290011, "LO", "SIEMENS MEDCOM HEADER2")
@@ -229,7 +274,7 @@ def slice_elements(
     """The elements slice ``index`` (0 = most superior) of ``series`` owns, its uint16 pixels included."""
     g = series.geometry
     x0, y0, z = series.image_position(index)
-    image = series.stored(image)
+    image = series.style.stored(series.stored(image))
     low, high = int(image.min()), int(image.max())
     image_csa = csa.image_header(
         size=study.size,
@@ -242,13 +287,16 @@ def slice_elements(
     )
     data = np.ascontiguousarray(image, dtype="<u2")
     if transfer_syntax == RLELossless:
-        pixels: Element = (PIXEL_DATA, "OB", Encapsulated(encapsulate([_rle(data)])))
+        pixels: Element = (PIXEL_DATA, "OB", Encapsulated(encapsulate([_rle(data, series.style.bits_stored)])))
     else:
         pixels = (PIXEL_DATA, "OW", data.tobytes())
+    own: list[Element] = [(0x00080018, "UI", sop_instance_uid)]
+    if series.style.times == "slice":
+        own.append((0x00080032, "TM", dicom_time(series.slice_time(index))))  # AcquisitionTime
     return [
-        (0x00080018, "UI", sop_instance_uid),
+        *own,
         (0x00200013, "IS", str(g.n_slices - index if series.orientation[2] else index + 1)),  # InstanceNumber
-        (0x00200032, "DS", [ds_text(x0), ds_text(y0), ds_text(z)]),  # ImagePositionPatient
+        (0x00200032, "DS", [series.number_text(v) for v in (x0, y0, z)]),  # ImagePositionPatient
         (0x00201041, "DS", ds_text(-z if series.orientation[3] else z)),  # SliceLocation
         (0x00280106, "US", low),  # SmallestImagePixelValue
         (0x00280107, "US", high),  # LargestImagePixelValue
@@ -259,7 +307,7 @@ def slice_elements(
     ]
 
 
-def _rle(image: np.ndarray) -> bytes:
+def _rle(image: np.ndarray, bits_stored: int) -> bytes:
     from pydicom.pixels.encoders import RLELosslessEncoder  # pydicom >= 3
 
     return RLELosslessEncoder.encode(
@@ -268,7 +316,7 @@ def _rle(image: np.ndarray) -> bytes:
         columns=image.shape[1],
         samples_per_pixel=1,
         bits_allocated=16,
-        bits_stored=BITS_STORED,
+        bits_stored=bits_stored,
         pixel_representation=0,
         photometric_interpretation="MONOCHROME2",
         number_of_frames=1,

@@ -21,13 +21,12 @@ from ukbb_pipeline.synthetic.identity import MRI_SCANNER_SERIALS, SIEMENS_ROOT, 
 from ukbb_pipeline.synthetic.manifest import ManifestRow, manifest_text
 from ukbb_pipeline.synthetic.mr_headers import (
     STUDY_DESCRIPTION,
-    VARYING_TAGS,
     Series,
     Study,
     file_meta,
     series_dataset,
-    series_description,
     slice_elements,
+    varying_tags,
 )
 from ukbb_pipeline.synthetic.mri_truth import MriTruth, StationTruth, swap_region_mask
 from ukbb_pipeline.synthetic.part10 import SeriesEncoder
@@ -43,6 +42,9 @@ REREC_GAIN = 1.25  # a re-reconstruction is scaled differently (so that mixing t
 DERIVED_FIRST_SERIES = 100  # derived copies: 100 + the standard SeriesNumber
 ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
 STATION_INTERVAL = 55.0  # s between station acquisitions
+SERIES_INTERVAL = {"series": 1.0}  # s between the channel series of a station (0.35 s in the other time layouts)
+SLAB_DURATION = {True: 17.0, False: 25.0}  # s a breath-hold / free-breathing slab takes (per-slice times)
+SERIES_OFFSET = {"in": 0, "opp": 1, "F": 2, "W": 3}  # SeriesNumber - the station's first
 MISMATCH_CROP = {"full": (6, 8), "small": (2, 2)}  # rows, columns the W series lacks in a size mismatch
 
 
@@ -155,7 +157,8 @@ def _acquisition_plan(quirks: MriQuirks, geometries: tuple[StationGeometry, ...]
     """What is written, in acquisition order."""
     plan: list[_Step] = []
     index_of: dict[int, int] = {}
-    for station in range(1, N_STATIONS + 1):
+    order = range(1, N_STATIONS + 1)
+    for station in reversed(order) if quirks.headers.patient_position == "FFS" else order:  # feet first: knees first
         if station == quirks.missing_station:
             continue
         index_of[station] = len(plan)
@@ -215,9 +218,14 @@ def _write_station(
         images["F"], images["W"] = np.where(mask, images["W"], images["F"]), np.where(mask, images["F"], images["W"])
     shapes, dropped, numbers, times = {}, {}, {}, {}
     written = range(step.n_slices or geometry.n_slices)
-    for offset, channel in enumerate(CHANNELS):
+    style = quirks.headers
+    shared_uids: dict[int, str] = {}
+    for channel in CHANNELS:
         if channel not in step.channels:
             continue
+        shared = (style.echoes_in_one_series and channel in ("in", "opp")) or (
+            style.fat_water_in_one_series and channel in ("F", "W"))
+        offset = SERIES_OFFSET[channel] - (SERIES_OFFSET[channel] % 2 if shared else 0)  # a shared series: the first
         image = images[channel]
         if station == quirks.size_mismatch_station and channel == "W" and not corrupted:
             lost_rows, lost_columns = MISMATCH_CROP[study.size]
@@ -226,21 +234,28 @@ def _write_station(
         dropping = quirks.dropped_slice is not None and quirks.dropped_slice[0] == station and not corrupted
         if dropping and quirks.dropped_slice is not None and channel in quirks.dropped_slice_channels:
             skip = (*skip, quirks.dropped_slice[1] % geometry.n_slices)
-        series_time = series_start + timedelta(seconds=0.35 * offset)
+        interval = SERIES_INTERVAL.get(style.times, 0.35)
+        series_time = series_start + timedelta(seconds=interval * offset)
         jitter = (tuple(float(v) for v in jitter_rng.uniform(-0.004, 0.004, 3)) if quirks.position_jitter
                   else (0.0, 0.0, 0.0))
+        if offset not in shared_uids:
+            shared_uids[offset] = uids.siemens_series(series_time)
+        own_time = style.times == "series"  # each channel series its own AcquisitionTime too
         series = Series(
             station=station,
             channel=channel,
             number=first_series + offset,
-            uid=uids.siemens_series(series_time),
+            uid=shared_uids[offset],
             time=series_time,
-            acquired=acquired,
+            acquired=acquired + timedelta(seconds=interval * SERIES_OFFSET[channel]) if own_time else acquired,
             geometry=geometry,
             rows=image.shape[1],
             columns=image.shape[2],
             orientation=quirks.orientation,
             jitter=(jitter[0], jitter[1], jitter[2]),
+            style=style,
+            shared=shared,
+            slice_interval=SLAB_DURATION[geometry.station in (2, 3, 4)] / geometry.n_slices,
         )
         _write_series(study, series, image, skip=skip, quirks=quirks, uids=uids, members=members, rows=rows)
         if channel in quirks.derived_series and step.first_series <= 24 and not corrupted:
@@ -304,7 +319,7 @@ def _write_series(
     encoder = SeriesEncoder(
         shared=series_dataset(study, series),
         file_meta=file_meta(quirks.transfer_syntax),
-        varying_tags=VARYING_TAGS,
+        varying_tags=varying_tags(series),
     )
     for index in range(image.shape[0]):
         if index in skip:
@@ -323,7 +338,7 @@ def _write_series(
                 study_description=STUDY_DESCRIPTION,
                 when=study.start,
                 series_uid=series.uid,
-                series_description=series_description(series.station, series.channel),
+                series_description=series.description,
                 modality="MR",
             )
         )

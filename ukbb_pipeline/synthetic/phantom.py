@@ -34,6 +34,10 @@ class Phantom:
     ``water_signal`` the water image's value in pure water (muscle shows 0.92 of it). The body's position thus
     varies by a few cm in x (``x_shift``), in y (table height and body depth) and in z (``z_shift``).
 
+    The spine (anatomy.spine_curve; truth: :meth:`spine_centre`) lies ``spine_depth`` mm deeper than the back's fat
+    layer, ``lordosis`` mm deeper at the low back, ``kyphosis`` mm shallower mid-thorax, ``cervical_lordosis`` mm
+    deeper in the neck; ``scoliosis`` and ``scoliosis_s`` are the amplitudes (mm) of a C- and an S-shaped lateral curve.
+
     Signals are on a uint16-like scale (body up to ~1500, air < 0.5) and every edge is a ~6 mm logistic ramp, so
     linear interpolation between samples 2-4.5 mm apart is accurate. The table is separate: see :meth:`bed`.
     """
@@ -50,6 +54,12 @@ class Phantom:
     liver_fat: float = 0.06
     fat_signal: float = 1000.0
     water_signal: float = 720.0
+    spine_depth: float = 42.0
+    lordosis: float = 18.0
+    kyphosis: float = 12.0
+    cervical_lordosis: float = 8.0
+    scoliosis: float = 0.0
+    scoliosis_s: float = 0.0
 
     @classmethod
     def random(cls, seed: int) -> Phantom:
@@ -68,6 +78,12 @@ class Phantom:
             liver_fat=float(rng.uniform(0.02, 0.2)),
             fat_signal=float(rng.uniform(900.0, 1150.0)),
             water_signal=float(rng.uniform(620.0, 820.0)),
+            spine_depth=float(rng.uniform(36.0, 50.0)),
+            lordosis=float(rng.uniform(6.0, 30.0)),
+            kyphosis=float(rng.uniform(4.0, 20.0)),
+            cervical_lordosis=float(rng.uniform(0.0, 15.0)),
+            scoliosis=float(rng.choice([0.0, 1.0]) * rng.uniform(-18.0, 18.0)),
+            scoliosis_s=float(rng.choice([0.0, 0.0, 1.0]) * rng.uniform(-10.0, 10.0)),
         )
 
     def as_dict(self) -> dict[str, float]:
@@ -87,6 +103,17 @@ class Phantom:
     def feet_z(self) -> float:
         """LPS z of the soles of the feet."""
         return self.z_shift + self.height_scale * anatomy.LEG_CAPS[0]
+
+    def spine_centre(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """LPS (x, y) mm of the vertebral bodies' centre at slice positions ``z`` (the spine's truth)."""
+        zl = (np.asarray(z, dtype=np.float32) - np.float32(self.z_shift)) / np.float32(self.height_scale)
+        lateral, depth = anatomy.spine_curve(self, zl)
+        return lateral + np.float32(self.x_shift), np.float32(self.y_rest) - depth
+
+    def trunk_spine_z(self) -> tuple[float, float]:
+        """LPS z (low, high) of the trunk's spine, L5 to C7: where a spine tracker is judged."""
+        low, high = anatomy.TRUNK_SPINE_ZL
+        return self.z_shift + self.height_scale * low, self.z_shift + self.height_scale * high
 
     def signals(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """True (fat, water) signal of the body alone (no table), float32, broadcast over x, y, z."""

@@ -13,6 +13,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
+from ukbb_pipeline.synthetic.header_style import HeaderStyle
 from ukbb_pipeline.synthetic.stations import N_STATIONS
 
 CHANNELS = ("in", "opp", "F", "W")
@@ -58,6 +59,8 @@ class MriQuirks:
       counted from the feet, SliceLocation with the opposite sign); all False is the usual storage.
     - ``position_jitter``: per-subject slice positions (a random z offset up to 2 mm, x/y up to 1 mm) and
       per-channel differences of a few micrometres in the DS text of ImagePositionPatient.
+    - ``headers``: how the scanner writes its headers (times, echoes in one series, ImageType values, number
+      text, BitsStored, rescale, PatientPosition, SpacingBetweenSlices; see :class:`HeaderStyle`).
     """
 
     shuffle_members: bool = True
@@ -83,6 +86,7 @@ class MriQuirks:
     non_image_member: bool = False
     orientation: tuple[bool, bool, bool, bool] = (False, False, False, False)
     position_jitter: bool = False
+    headers: HeaderStyle = HeaderStyle()  # noqa: RUF009 (frozen, so a shared default is safe)
 
     def __post_init__(self) -> None:
         for name in ("repeated_station", "missing_station", "swapped_station", "size_mismatch_station"):
@@ -121,9 +125,18 @@ class MriQuirks:
 
     @classmethod
     def varied(cls, rng: np.random.Generator, **faults: Any) -> MriQuirks:
-        """The conventions real exams vary in, drawn at random (orientation, position jitter), with ``faults``."""
+        """The conventions real exams vary in, drawn at random (orientation, position jitter, header style, member
+        order, manifest), with ``faults``."""
         orientation = tuple(bool(flag) for flag in rng.random(4) < 0.5)
-        return cls(orientation=orientation, position_jitter=True, **faults)  # type: ignore[arg-type]
+        conventions: dict[str, Any] = {
+            "orientation": orientation,
+            "position_jitter": True,
+            "headers": HeaderStyle.random(rng),
+            "shuffle_members": bool(rng.random() < 0.75),
+            "manifest_name": MANIFEST_NAMES[int(rng.integers(len(MANIFEST_NAMES)))],
+            "manifest_malformed": bool(rng.random() < 0.3),
+        }
+        return cls(**{**conventions, **faults})
 
     def gain(self, station: int) -> float:
         return 1.0 if self.station_gains is None else float(self.station_gains[station - 1])

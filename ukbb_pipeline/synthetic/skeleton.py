@@ -80,8 +80,8 @@ def frontal_density(p: Phantom, u: np.ndarray, zl: np.ndarray, *, parts: tuple[s
         d += 1.05 * ellipse(u, zl, (0.0, anatomy.HEAD_ZL + 5.0), (a - 6.0, c - 8.0))
         d += 0.5 * ellipse(u, zl, (0.0, anatomy.HEAD_ZL - 75.0), (48.0, 26.0))  # jaw
         d += 0.8 * capsule(u, zl, (0.0, 600.0), (0.0, 700.0), 11.0)  # cervical spine
-    if "spine" in parts:
-        d += 0.9 * vertebrae(u, zl)
+    if "spine" in parts:  # along the MRI phantom's lateral curve (a scoliosis shows on the DXA too)
+        d += 0.9 * vertebrae(u - anatomy.spine_curve(p, zl)[0], zl)
     if "ribs" in parts:
         a = float(anatomy.interp(np.float32(470.0), anatomy.TORSO_Z, anatomy.TORSO_A)) * ws - 18.0
         for i in range(12):
