@@ -195,3 +195,22 @@ def test_the_stage_travels_to_each_worker_once_not_with_every_input(inputs, tmp_
     assert summary.counts == {"ok": 12, "failed": 0, "skipped": 0}
     assert 1 <= CountingStage.pickled <= 2  # once per worker; the units travel alone
     assert _value(tmp_path / "out" / "1000007_99999_2_0.h5") == 7.0
+
+
+def test_a_raised_output_version_redoes_the_outputs_as_the_changelog_says(inputs, tmp_path):
+    import dataclasses
+
+    from toy_stage import toy_job
+
+    from ukbb_pipeline.runtime.runner import VERSION_RAISED, run_stage
+
+    def job(version: int, scale: float = 1.0):
+        plain = toy_job(inputs, tmp_path / "out", scale=scale)
+        return dataclasses.replace(plain, settings={"version": version, **plain.settings})
+
+    run_stage(job(2), RunOptions())
+    upgraded = run_stage(job(3), RunOptions())  # only the stage's output version moved: an upgrade, not a choice
+    assert upgraded.counts["ok"] == 12
+    assert {row.reason for row in upgraded.rows} == {VERSION_RAISED}
+    with pytest.raises(ConfigError, match="made with other settings"):  # a setting of the user's still stops it
+        run_stage(job(3, scale=2.0), RunOptions())

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 DONE_EARLIER = "done earlier from the same input with the same settings"
 SETTINGS_CHANGED = "redone: settings changed since the previous output"
+VERSION_RAISED = "redone: the stage's output version was raised since the previous output (CHANGELOG.md)"
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,18 @@ class Stage:
 
     def fingerprint(self) -> str:
         return settings_fingerprint({"stage": self.name, **self.settings})
+
+    def settings_change(self, stored: str) -> str:
+        """Why outputs with the settings fingerprint ``stored`` differ: only an older output version of this stage
+        (an upgrade, redone as CHANGELOG.md says) or other settings (refused unless ``overwrite``)."""
+        version = self.settings.get("version")
+        if isinstance(version, int):
+            base = {"stage": self.name, **self.settings}
+            older = {settings_fingerprint({**base, "version": earlier}) for earlier in range(version)}
+            older.add(settings_fingerprint({key: value for key, value in base.items() if key != "version"}))
+            if stored in older:
+                return VERSION_RAISED
+        return SETTINGS_CHANGED
 
     def check_done(self, units: list[Unit], *, fingerprint: str, overwrite: bool) -> Iterator[Task | Result]:
         """Each unit as a :class:`Task` to do, or a skipped :class:`Result`. Default: redo everything."""
@@ -439,7 +452,7 @@ class FileStage(Stage):
         if stored is None:
             return "redone: the previous output did not open"
         if stored.split("-")[0] != fingerprint.split("-")[0]:
-            return SETTINGS_CHANGED
+            return self.settings_change(stored.split("-")[0])
         if stored != fingerprint:
             return "redone: the input changed since the previous output"
         return None

@@ -26,7 +26,6 @@ from ukbb_pipeline.runtime.fingerprint import input_signature, settings_fingerpr
 from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.manifest import FAILED, OK, SKIPPED, read_manifests
 from ukbb_pipeline.runtime.runner import (
-    SETTINGS_CHANGED,
     Result,
     RunOptions,
     Sink,
@@ -78,7 +77,7 @@ class CollectStage(Stage):
         if self.rebuild:
             redo = "redone: overwrite=true" if overwrite else ""
             if stored is not None and stored.get("settings_fingerprint") not in (None, fingerprint):
-                redo = SETTINGS_CHANGED  # the runner refuses to redo it silently
+                redo = self.settings_change(str(stored["settings_fingerprint"]))  # other settings: refused
             yield from (Task(unit, redo, fingerprint) for unit in units)
             return
         held = collection.stored_visits(self.final, locking=self.hdf5.file_locking)
