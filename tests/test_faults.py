@@ -31,10 +31,11 @@ from ukbb_pipeline.errors import InputError
 from ukbb_pipeline.formats.pickle import safe_load
 from ukbb_pipeline.runtime.inputs import parse_input
 from ukbb_pipeline.runtime.manifest import read_manifests
+from ukbb_pipeline.runtime.state import cohort_state
 from ukbb_pipeline.stages import run_stage_from_config
 from ukbb_pipeline.stages.unzip_dxa import process_dxa_zip
 from ukbb_pipeline.stages.unzip_mri import process_mri_zip
-from ukbb_pipeline.synthetic import DxaTruth, Phantom, make_cohort, write_dxa_zip, write_mri_zip
+from ukbb_pipeline.synthetic import DxaTruth, MriQuirks, Phantom, make_cohort, write_dxa_zip, write_mri_zip
 
 REPO = Path(__file__).resolve().parents[1]
 LIMITS = ZipLimits()
@@ -545,3 +546,76 @@ def test_a_newline_in_a_dicom_string_cannot_forge_a_log_line(tmp_path, dxa, run_
     assert "\x1b" not in log
     (line,) = [line for line in log.splitlines() if "forged" in line]
     assert "ignored 1 image(s) of another participant" in line and "Arm\\n2026-12-06" in line and "\\x1b[2J" in line
+
+
+# --- issue 20, case 9: a run stopped by a signal loses nothing --------------------------------------------------------
+
+
+def _manifest_outputs(out: Path) -> set[str]:
+    return {Path(row["output"]).name for row in read_manifests(out) if row["output"]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_and_sigint_end_a_run_cleanly_with_every_finished_input_in_the_manifest(tmp_path, dxa, signum):
+    """scancel (SIGTERM to the job) or Ctrl-C (SIGINT to the terminal's process group) mid-run: the manifest holds a
+    row for every output written, the run ends with one line and exit 128 + the signal, and no traceback."""
+    eids = _write_dxa_zips(tmp_path / "raw" / "dxas", dxa, 24)
+    out = tmp_path / "dxas-processed"
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "main.py"), "stage=unzip_dxa", f"paths.root={tmp_path}", "n_jobs=2",
+         f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, start_new_session=True, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(list(out.glob("*.h5"))) < 3 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.02)
+    os.killpg(process.pid, signum) if signum == signal.SIGINT else process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 128 + signum, stderr[-3000:]
+    assert "Traceback" not in stderr + stdout
+    assert stderr.strip().splitlines() == [
+        f"python main.py: stopped by {signum.name}: the inputs finished so far are in the manifest; a re-run does "
+        f"the rest [exit {128 + signum}]"], stderr[-3000:]
+    written = {path.name for path in out.glob("*.h5")}
+    assert 3 <= len(written) < len(eids), "the signal landed mid-run"
+    assert written <= _manifest_outputs(out), "every output written has its manifest row"
+    _only_outputs_and_metadata_of(out, "pipeline-unzip-dxa")
+
+
+def _only_outputs_and_metadata_of(folder: Path, meta: str) -> None:
+    stray = [name for name in os.listdir(folder) if not name.endswith(".h5") and name != meta]
+    assert stray == [], "no half-written file among the outputs"
+
+
+@pytest.mark.slow
+def test_a_run_killed_before_its_manifest_flush_keeps_the_qc_flags_of_what_it_made(tmp_path, run_main):
+    """SIGKILL (the OOM killer, a lost node) leaves outputs whose manifest rows were never written. The re-run skips
+    them and reads their QC figures back from the outputs themselves: the swaps are still flagged."""
+    raw = tmp_path / "raw" / "mris"
+    eids = [1000700 + i for i in range(4)]
+    for eid in eids:
+        write_mri_zip(raw / f"{eid}_20201_2_0.zip", eid=eid, phantom=Phantom.random(eid),
+                      quirks=MriQuirks(swapped_station=3))
+    out = tmp_path / "mris-processed"
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "main.py"), "stage=unzip_mri", f"paths.root={tmp_path}", "n_jobs=2",
+         f"hydra.run.dir={tmp_path / 'killed'}"], cwd=tmp_path, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def unrecorded() -> set[str]:
+        written = {path.name for path in out.glob("*.h5")}
+        return written - _manifest_outputs(out) if written else set()
+
+    deadline = time.monotonic() + 240
+    while not unrecorded() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGKILL)  # an output whose row waits for the manifest's next flush (10 s)
+    process.wait(timeout=30)
+    assert unrecorded(), "the kill landed between an output and its manifest row"
+
+    rerun = run_main("stage=unzip_mri", f"paths.root={tmp_path}", "n_jobs=1")
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    records = cohort_state(tmp_path, stages=["unzip_mri"])
+    assert len(records) == len(eids)
+    assert all(record["flags"].startswith("swapped station 3") for record in records), [r["flags"] for r in records]
+    assert {record["swapped_stations"] for record in records} == {"3"}

@@ -11,6 +11,8 @@ import ast
 import dataclasses
 from pathlib import Path
 
+import pytest
+
 from ukbb_pipeline import config, flags
 from ukbb_pipeline.pairs.flags import UpstreamFlags
 
@@ -98,3 +100,46 @@ def test_the_flag_words_are_written_only_in_the_vocabulary():
              if text.lower().startswith(words)]
     allowed = {"ukbb_pipeline/qc/pictures.py"}  # the slab picture's caption ("window moved +3 rows to fit")
     assert [item for item in found if item.split(":")[0] not in allowed] == []
+
+
+# ---- range checks: only in the config's validation ----
+
+def test_range_checks_live_only_in_the_configs_validation():
+    """No module but config.py refuses a setting by its key (``stage.x must be ...``, ``writer.x ... refused``)."""
+    import re
+
+    refusal = re.compile(r"\b(stage|writer|shard)\.\w+.*\b(must|is refused|refuses)\b")
+    found = []
+    for path in _modules(but="config.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("ValueError", "ConfigError"):
+                text = " ".join(ast.unparse(arg) for arg in node.args)
+                if refusal.search(text):
+                    found.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}")
+    assert found == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["stage=download", "stage.parallel=11"], "stage.parallel=11 is refused: UK Biobank allows 1 to 10"),
+        (["stage=download", "shard.count=2"], "download refuses shard.count=2"),
+        (["stage=unzip_mri", "stage.edge_drop=1.5"], "stage.edge_drop=1.5 is refused"),
+        (["stage=unzip_mri", "stage.feather_mm=-1"], "stage.feather_mm=-1.0 is refused"),
+        (["stage=status", "stage.examples=-1"], "stage.examples=-1 is refused"),
+        (["stage=report", "stage.max_rows=0"], "stage.max_rows=0 is refused"),
+        (["stage=collect", "writer.compression=bzip2"], "writer.compression=bzip2 is refused"),
+        (["stage=collect", "seam_mismatch_limit=-0.1"], "seam_mismatch_limit=-0.1 is refused"),
+    ],
+)
+def test_the_config_refuses_what_the_stages_no_longer_check(compose, overrides, message):
+    from ukbb_pipeline.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        config.pipeline_config(compose(overrides))
+    assert message in str(caught.value)
+
+
+def test_dx_has_no_ukbfetch_limits(compose):
+    typed = config.pipeline_config(compose(["stage=download", "stage.backend=dx", "stage.parallel=32"]))
+    assert typed.stage.parallel == 32

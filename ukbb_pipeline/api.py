@@ -23,6 +23,7 @@ from ukbb_pipeline.config import UnzipMriConfig, ZipLimits
 from ukbb_pipeline.formats.base import Output
 from ukbb_pipeline.formats.outputs import open_volume as _open_volume
 from ukbb_pipeline.formats.volumes import MriVolume
+from ukbb_pipeline.mri.parameters import StitchParameters
 from ukbb_pipeline.runtime.inputs import parse_input
 
 _MRI_SETTINGS = {item.name for item in dataclasses.fields(UnzipMriConfig)} - {"name", "input_dir", "output_dir"}
@@ -39,7 +40,11 @@ def stitch_mri_zip(path: str | Path, **settings: Any) -> Output:
     unknown = sorted(set(settings) - _MRI_SETTINGS)
     if unknown:
         raise TypeError(f"stitch_mri_zip: unknown setting(s) {unknown}; the settings are {sorted(_MRI_SETTINGS)}")
-    return process_mri_zip(parse_input(Path(path).expanduser()), **settings)
+    stitching = {item.name for item in dataclasses.fields(StitchParameters)}
+    stitch = StitchParameters(**{key: getattr(value, "value", value) for key, value in settings.items()
+                                 if key in stitching})
+    rest = {key: value for key, value in settings.items() if key not in stitching}
+    return process_mri_zip(parse_input(Path(path).expanduser()), stitch=stitch, **rest)
 
 
 def read_dxa_zip(path: str | Path, *, limits: ZipLimits | None = None) -> Output:

@@ -161,14 +161,20 @@ def _remove_run_dir() -> None:
 def task(cfg: Any) -> None:
     """Hydra's task: run the stage; an expected failure is logged as one line and recorded, never an exit."""
     from ukbb_pipeline.config import pipeline_config
+    from ukbb_pipeline.errors import Interrupted
     from ukbb_pipeline.runtime.cells import escape_log_records
+    from ukbb_pipeline.runtime.stopping import stop_on_signals
 
     escape_log_records()  # text from files (names, DICOM strings) never starts a log line of its own
     try:
-        config = pipeline_config(cfg)  # refused settings end here, before the science is imported
-        from ukbb_pipeline.stages import run_configured
+        with stop_on_signals():  # SIGTERM, SIGINT: the manifest flushed, one line, exit 128 + the signal
+            config = pipeline_config(cfg)  # refused settings end here, before the science is imported
+            from ukbb_pipeline.stages import run_configured
 
-        run_configured(config)
+            run_configured(config)
+    except Interrupted as stop:
+        log.error("%s [exit %d]", interrupted_message(stop), stop.exit_code)
+        raise
     except Exception as error:
         code = exit_code_for(error)
         if code is None or _full_error:
@@ -184,6 +190,12 @@ def task(cfg: Any) -> None:
         _messages.append(f"{_one_line(error)} [exit {code}]")
         return
     _exit_codes.append(EXIT_OK)
+
+
+def interrupted_message(stop: BaseException) -> str:
+    """The one line of a run stopped by a signal."""
+    return (f"{stop}: the inputs finished so far are in the manifest; a re-run does the rest"
+            if not _full_error else str(stop))
 
 
 def _exit_with_at_end(code: int) -> None:
@@ -264,10 +276,19 @@ def main(argv: Sequence[str] | None = None, *, conf: Path | None = None, prog: s
             sys.stderr.write(f"{prog}: {_one_line(error)} [exit {EXIT_CONFIG}]\n")
             sys.exit(EXIT_CONFIG)
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing its own report; we print ours
+    from ukbb_pipeline.errors import Interrupted
+    from ukbb_pipeline.runtime.stopping import stop_on_signals
+
     try:
-        run()
+        with stop_on_signals():  # also while Hydra composes and sets up, before the task
+            run()
     except SystemExit as stop:  # --cfg, --hydra-help, --info and Hydra's own usage errors
         raise stop from None
+    except Interrupted as stop:  # SIGTERM or SIGINT: the run flushed its manifest on the way out
+        if full_error:
+            raise
+        sys.stderr.write(f"{prog}: {interrupted_message(stop)} [exit {stop.exit_code}]\n")
+        sys.exit(stop.exit_code)
     except Exception as error:
         if full_error:
             raise

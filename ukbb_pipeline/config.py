@@ -15,6 +15,7 @@ from omegaconf import MISSING
 
 from ukbb_pipeline import registry
 from ukbb_pipeline.flags import SEAM_MISMATCH_LIMIT
+from ukbb_pipeline.mri.parameters import StitchParameters
 from ukbb_pipeline.ukbb import DIXON_CHANNELS
 
 # OmegaConf validates these annotations at runtime, so they use typing's spelling (Optional), not PEP 604.
@@ -25,9 +26,15 @@ from ukbb_pipeline.ukbb import DIXON_CHANNELS
 Channel = Enum("Channel", {name: name for name in DIXON_CHANNELS}, type=str)  # type: ignore[misc]
 
 
+_STITCH = StitchParameters()  # the stitching defaults (unzip_mri's options below)
+
+
 class VolumeDtype(str, Enum):
     uint16 = "uint16"
     float32 = "float32"
+
+
+_STITCH_DTYPE = VolumeDtype(_STITCH.dtype)
 
 
 class Scaling(str, Enum):
@@ -116,15 +123,16 @@ class UnzipMriConfig(StageConfig):
     channels: list[Channel] = field(  # Dixon channels written: F W in opp
         default_factory=lambda: [Channel["F"], Channel["W"]]
     )
-    z_spacing: Optional[float] = None  # mm; None = the in-plane pixel spacing
-    fix_swaps: bool = False  # swap fat and water back in stations detected as swapped (else only flagged)
+    # The stitching options: their defaults are those of ukbb_pipeline.mri.parameters.StitchParameters.
+    z_spacing: Optional[float] = _STITCH.z_spacing  # mm; None = the in-plane pixel spacing
+    fix_swaps: bool = _STITCH.fix_swaps  # swap fat and water back in stations detected as swapped (else only flagged)
     allow_missing_stations: bool = False  # stitch with an empty gap instead of failing the zip
-    dtype: VolumeDtype = VolumeDtype.uint16  # uint16 (as stored) or float32
-    trim_slices: int = 2  # noisy slab-edge slices dropped at each end of a station (where a neighbour covers them)
-    max_trim_slices: int = 6  # up to this many further edge slices dropped where their signal falls; 0: never
-    edge_drop: float = 0.15  # an edge slice is noisy when its level is this fraction below the station's inside
-    feather_mm: float = 24.0  # width of the smooth blend centred in each overlap (the whole overlap if narrower)
-    harmonise: bool = True  # scale stations to match their neighbours' intensity in the overlaps
+    dtype: VolumeDtype = _STITCH_DTYPE  # uint16 (as stored) or float32
+    trim_slices: int = _STITCH.trim_slices  # noisy edge slices dropped at each overlapped station end
+    max_trim_slices: int = _STITCH.max_trim_slices  # further edge slices dropped where their signal falls; 0: never
+    edge_drop: float = _STITCH.edge_drop  # an edge slice is noisy this fraction below the station's level
+    feather_mm: float = _STITCH.feather_mm  # width of the blend centred in each overlap (at most the overlap)
+    harmonise: bool = _STITCH.harmonise  # scale stations to match their neighbours' intensity in the overlaps
     limits: ZipLimits = field(default_factory=ZipLimits)  # zip size bounds checked before inflating
 
 
@@ -408,6 +416,8 @@ def validate(config: PipelineConfig) -> None:
     writer = config.writer
     if isinstance(writer, (Hdf5WriterConfig, NiftiWriterConfig)) and not 1 <= writer.compression_level <= 9:
         _refuse("writer.compression_level", config.writer.compression_level, "must be 1 to 9")
+    if isinstance(writer, Hdf5WriterConfig) and writer.compression not in (None, "gzip", "lzf"):
+        _refuse("writer.compression", writer.compression, "must be gzip, lzf or null")
     _validate_stage(config.stage, "stage", shard_count=config.shard.count, exclude_eids_file=config.exclude_eids_file)
 
 

@@ -35,6 +35,25 @@ class EnvironmentProblem(RuntimeError):
     """Something the machine lacks (a tool, an optional package): the message says how to get it."""
 
 
+class Interrupted(BaseException):
+    """SIGTERM or SIGINT (scancel, the end of a job's time, Ctrl-C): the run stops, its manifest flushed.
+
+    A BaseException, like KeyboardInterrupt, so that no ``except Exception`` takes it for one input's failure. The
+    run ends with exit code 128 + the signal's number (130 for SIGINT, 143 for SIGTERM), as shells report it.
+    """
+
+    def __init__(self, signum: int):
+        import signal
+
+        self.signum = int(signum)
+        self.name = signal.Signals(self.signum).name
+        super().__init__(f"stopped by {self.name}")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
 def exit_code_for(error: BaseException) -> int | None:
     """The exit code for an error that ends a run with one line, or None for an unexpected error (a bug).
 

@@ -26,11 +26,10 @@ import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless  # noqa: E402
 
+from ukbb_pipeline.api import stitch_mri_zip  # noqa: E402
 from ukbb_pipeline.errors import InputError  # noqa: E402
 from ukbb_pipeline.formats.hdf5 import Hdf5Writer  # noqa: E402
 from ukbb_pipeline.runtime.folders import StageFolders  # noqa: E402
-from ukbb_pipeline.runtime.inputs import parse_input  # noqa: E402
-from ukbb_pipeline.stages.unzip_mri import process_mri_zip  # noqa: E402
 
 ALL = ("F", "W", "in", "opp")
 
@@ -62,7 +61,7 @@ def cases(folder: Path) -> list[tuple[str, Path, dict]]:
 
 def run(label: str, path: Path, settings: dict, out: Path) -> None:
     try:
-        output = process_mri_zip(parse_input(path), **settings)
+        output = stitch_mri_zip(path, **settings)
     except InputError as error:
         (out / f"{label}.error").write_text(str(error))
         return

@@ -7,6 +7,7 @@ which the kill-and-rerun test interrupts with SIGKILL.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import time
 from pathlib import Path
@@ -22,6 +23,8 @@ from ukbb_pipeline.runtime.runner import FileStage, RunOptions, StageJob, StageS
 
 def process_number(item: InputFile, *, scale: float, delay: float = 0.0) -> Output:
     text = item.path.read_text().strip()
+    if text.startswith("signal "):  # the worker dies as the OOM killer (9) or a crashing decoder (11) ends it
+        os.kill(os.getpid(), int(text.split()[1]))
     if not text.lstrip("-").isdigit():
         raise InputError(f"{text!r} is not a number")
     time.sleep(delay)

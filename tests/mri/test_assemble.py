@@ -8,12 +8,13 @@ import numpy as np
 from mri_fakes import body, small_layout, station_series, truth_on_grid
 
 from ukbb_pipeline.mri.assemble import stitch_stations
+from ukbb_pipeline.mri.parameters import StitchParameters
 from ukbb_pipeline.mri.stations import group_stations
 
 
 def _stitch(series, **settings):
     stations = group_stations(series, required=["F", "W"], allow_missing=True).stations
-    return stitch_stations(stations, channels=["F", "W"], **{"dtype": "float32", **settings})
+    return stitch_stations(stations, channels=["F", "W"], params=StitchParameters(**{"dtype": "float32", **settings}))
 
 
 def _correlation_with_truth(stitched, channel="F"):

@@ -17,6 +17,7 @@ from ukbb_pipeline.mri.harmonise import (
     station_gains,
     station_scales,
 )
+from ukbb_pipeline.mri.parameters import StitchParameters
 from ukbb_pipeline.mri.stations import group_stations
 
 
@@ -123,8 +124,9 @@ def test_a_stitched_exam_keeps_each_stations_fat_fraction_and_reports_a_flat_sea
     series = [s for station in small_layout() for s in station_series(station, gain=gains[station.number - 1],
                                                                        noise=5.0)]
     stations = group_stations(series, required=["F", "W"]).stations
-    plain = stitch_stations(stations, channels=["F", "W", "in"], dtype="float32", harmonise=False)
-    matched = stitch_stations(stations, channels=["F", "W", "in"], dtype="float32")
+    plain = stitch_stations(stations, channels=["F", "W", "in"],
+                            params=StitchParameters(dtype="float32", harmonise=False))
+    matched = stitch_stations(stations, channels=["F", "W", "in"], params=StitchParameters(dtype="float32"))
     for i in range(6):  # one scale per station, the same for every channel
         assert matched.scales["F"][i] == matched.scales["W"][i] == matched.scales["in"][i]
     np.testing.assert_allclose(np.array(gains) * matched.scales["F"], gains[0] * matched.scales["F"][0], rtol=0.02)

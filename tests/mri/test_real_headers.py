@@ -13,11 +13,17 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+import zip_edits as edits
 
+from ukbb_pipeline.api import stitch_mri_zip
+from ukbb_pipeline.errors import InputError
+from ukbb_pipeline.mri.header import Echo, SliceHeader, channel_of
+from ukbb_pipeline.mri.series import build_series
 from ukbb_pipeline.runtime.inputs import parse_input
 from ukbb_pipeline.stages.unzip_mri import process_mri_zip
 from ukbb_pipeline.synthetic import MriQuirks, MriTruth, Phantom, write_mri_zip
 from ukbb_pipeline.synthetic.header_style import HeaderStyle
+from ukbb_pipeline.synthetic.mri import enhanced_member
 from ukbb_pipeline.synthetic.truth import output_axes
 
 ALL_CHANNELS = ("F", "W", "in", "opp")
@@ -28,7 +34,8 @@ SAME_PIXELS = {
     "times per series": HeaderStyle(times="series"),
     "times per slice and echo": HeaderStyle(times="slice"),
     "no times": HeaderStyle(times="absent"),
-    "no AcquisitionNumber": HeaderStyle(acquisition_numbers=False),
+    "no AcquisitionNumber": HeaderStyle(acquisition_numbers="absent"),
+    "AcquisitionNumber counted": HeaderStyle(acquisition_numbers="counted"),
     "echoes in one series, told by EchoTime": HeaderStyle(echoes_in_one_series=True, image_type_tokens=False),
     "echoes in one series, told by ImageType": HeaderStyle(echoes_in_one_series=True),
     "F and W in one series, told by ImageType": HeaderStyle(fat_water_in_one_series=True),
@@ -36,7 +43,7 @@ SAME_PIXELS = {
     "scanner number text": HeaderStyle(scanner_numbers=True),
     "BitsStored 16": HeaderStyle(bits_stored=16),
     "no SpacingBetweenSlices": HeaderStyle(spacing_between_slices=False),
-    "all at once": HeaderStyle(times="slice", acquisition_numbers=False, echoes_in_one_series=True,
+    "all at once": HeaderStyle(times="slice", acquisition_numbers="absent", echoes_in_one_series=True,
                                fat_water_in_one_series=True, scanner_numbers=True, bits_stored=16,
                                spacing_between_slices=False),
 }
@@ -58,7 +65,7 @@ def make_zip(tmp_path_factory) -> Callable[..., MriTruth]:
 
 
 def _read(truth: MriTruth, **settings):
-    return process_mri_zip(parse_input(truth.path), channels=ALL_CHANNELS, **settings)
+    return stitch_mri_zip(truth.path, channels=ALL_CHANNELS, **settings)
 
 
 def correlation_with_truth(truth: MriTruth, output, channel: str) -> float:
@@ -162,3 +169,47 @@ def test_a_style_that_cannot_tell_fat_from_water_is_refused_by_the_generator():
     with pytest.raises(ValueError, match="needs image_type_tokens"):
         HeaderStyle(fat_water_in_one_series=True, image_type_tokens=False)
 
+
+
+@pytest.mark.parametrize("description", ["Dixon_noBH_W", "Dixon_noBH", "t1_vibe_dixon_tra"])
+def test_a_multi_frame_member_is_refused_with_its_reason(make_zip, tmp_path, description):
+    """Siemens XA writes Enhanced MR (one multi-frame file per series, geometry per frame): not read, never misread."""
+    truth = make_zip(MriQuirks(headers=TIDY))
+    members = edits.read_members(truth.path)
+    members["1.3.12.2.1107.5.2.43.enhanced.dcm"] = enhanced_member(study_uid=truth.study_uid, description=description)
+    path = edits.write_members(tmp_path / "1003099_20201_2_0.zip", members)
+    with pytest.raises(InputError) as caught:
+        process_mri_zip(parse_input(path))
+    assert str(caught.value) == ("member '1.3.12.2.1107.5.2.43.enhanced.dcm' is a multi-frame image "
+                                 "(Enhanced MR Image Storage): multi-frame images are not read")
+
+
+def test_the_echoes_of_one_series_are_told_apart_by_echo_number_else_by_the_fat_water_phase():
+    magnitude = "ORIGINAL\\PRIMARY\\M\\ND"
+    assert channel_of("Dixon_noBH", magnitude, Echo(2.39, 63.676, 1)) == "opp"
+    assert channel_of("Dixon_noBH", magnitude, Echo(4.77, 63.676, 2)) == "in"
+    # without EchoNumbers: fat and water are half a cycle apart at 2.39 ms and 1.5 T, a whole one at 4.77 ms
+    assert channel_of("Dixon_noBH", magnitude, Echo(2.39, 63.676, None)) == "opp"
+    assert channel_of("Dixon_noBH", magnitude, Echo(4.77, 63.676, None)) == "in"
+    assert channel_of("Dixon_noBH", magnitude, Echo(1.15, 123.2, None)) == "opp"  # 3 T
+    assert channel_of("Dixon_noBH", magnitude, Echo(3.5, 63.676, None)) is None  # neither: nothing decides
+    # what an echo never decides: phase images (Philips keeps them in the series), derived F/W, other protocols
+    assert channel_of("Dixon_noBH", "ORIGINAL\\PRIMARY\\PHASE MAP\\P\\FFE", Echo(2.39, 63.676, 1)) is None
+    assert channel_of("Dixon_noBH", "DERIVED\\PRIMARY\\M\\ND", Echo(2.39, 63.676, 1)) is None
+    assert channel_of("gre_field_mapping", magnitude, Echo(2.46, 123.25, 1)) is None
+    # a suffix or ImageType value still comes first
+    assert channel_of("Dixon_noBH_W", magnitude, Echo(2.39, 63.676, 1)) == "W"
+    assert channel_of("Dixon_noBH", "DERIVED\\PRIMARY\\M\\DIXON\\FAT", Echo(2.39, 63.676, 1)) == "F"
+
+
+def _header(z: float, rescale=None) -> SliceHeader:
+    return SliceHeader(name=f"slice{z}", channel="F", series_uid="1.2", series_number=3, description="Dixon_noBH_F",
+                       acquired="", position=(0.0, 0.0, z), orientation=(1.0, 4.897e-12, 0.0, -4.897e-12, 1.0, 0.0),
+                       spacing=(2.0, 2.0), rows=2, columns=2, instance=1, rescale=rescale)
+
+
+def test_each_slice_is_rescaled_by_its_own_slope_and_intercept_and_16_stored_bits_are_kept():
+    stored = [np.full((2, 2), 40000, np.uint16), np.full((2, 2), 100, np.uint16), np.full((2, 2), 100, np.uint16)]
+    series = build_series([_header(30.0), _header(20.0, (1.2366, 0.0)), _header(10.0, (2.0, -50.0))], stored)
+    assert series.volume.dtype == np.float32
+    np.testing.assert_allclose(series.volume[:, 0, 0], [40000.0, 123.66, 150.0], rtol=1e-6)

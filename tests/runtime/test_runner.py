@@ -214,3 +214,46 @@ def test_a_raised_output_version_redoes_the_outputs_as_the_changelog_says(inputs
     assert {row.reason for row in upgraded.rows} == {VERSION_RAISED}
     with pytest.raises(ConfigError, match="made with other settings"):  # a setting of the user's still stops it
         run_stage(job(3, scale=2.0), RunOptions())
+
+
+# --- issue 20, case 11: a worker that dies is its input's failure ---------------------------------------------------
+
+
+@pytest.mark.parametrize(("signum", "hint"), [(signal.SIGKILL, "likely out of memory"),
+                                              (signal.SIGSEGV, "a crash in native code")])
+def test_a_worker_killed_by_a_signal_fails_its_input_with_the_reason_and_the_run_goes_on(inputs, tmp_path, signum,
+                                                                                         hint):
+    """One input kills its worker process (as the OOM killer's SIGKILL or a decoder's segfault does): that input
+    fails naming the signal, every other input is done, and the run ends normally."""
+    killer = inputs / "1000005_99999_2_0.txt"
+    killer.write_text(f"signal {int(signum)}")
+    summary = run_toy(inputs, tmp_path / "out", RunOptions(n_jobs=2))
+    rows = {Path(row.input).name: row for row in summary.rows}
+    assert summary.counts == {"ok": 11, "failed": 1, "skipped": 0}
+    failed = rows[killer.name]
+    assert failed.status == "failed"
+    assert failed.reason == (f"its worker process died: killed by signal {int(signum)} ({signum.name}), {hint}"
+                             + (" (the kernel's OOM killer, or a job's memory limit)" if signum == signal.SIGKILL
+                                else ", e.g. an image decoder"))
+    for i in (0, 4, 6, 11):
+        assert _value(tmp_path / "out" / f"{1000000 + i}_99999_2_0.h5") == float(i)
+    assert {row["status"] for row in read_manifests(tmp_path / "out")} == {"ok", "failed"}
+
+
+def test_a_rerun_does_not_run_an_input_that_killed_its_worker_until_overwrite(inputs, tmp_path):
+    killer = inputs / "1000003_99999_2_0.txt"
+    killer.write_text(f"signal {int(signal.SIGKILL)}")
+    out = tmp_path / "out"
+    run_toy(inputs, out, RunOptions(n_jobs=2))
+
+    again = run_toy(inputs, out, RunOptions(n_jobs=2))
+    assert again.counts == {"ok": 0, "failed": 1, "skipped": 11}
+    (failed,) = again.failed
+    assert failed.reason.startswith("its worker process died: killed by signal 9 (SIGKILL)")
+    assert failed.reason.endswith("(not retried: it killed its worker last time; overwrite=true, or more memory, "
+                                  "tries it again)")
+    assert run_toy(inputs, out, RunOptions(n_jobs=2)).failed[0].reason == failed.reason, "stays failed, said once"
+
+    killer.write_text("3")  # e.g. more memory: with overwrite=true it is tried again
+    retried = run_toy(inputs, out, RunOptions(n_jobs=2, overwrite=True))
+    assert retried.counts == {"ok": 12, "failed": 0, "skipped": 0}

@@ -268,8 +268,6 @@ def test_the_key_never_appears_in_main_py_output_or_the_saved_config(tmp_path, f
 @pytest.mark.parametrize(
     ("overrides", "options", "error", "message"),
     [
-        ({"parallel": 11}, RunOptions(), ValueError, r"stage.parallel=11 .* 1 to 10"),
-        ({}, RunOptions(shard_index=0, shard_count=2), ValueError, r"shard.count=2.*per application"),
         ({"key_file": "missing.key"}, RunOptions(), KeyFileError, r"missing.key does not exist"),
         ({"ukbfetch": "not-installed"}, RunOptions(), ToolNotFound, r"not-installed not found on PATH"),
         ({"ukbfetch": "/nowhere/ukbfetch"}, RunOptions(), ToolNotFound, r"/nowhere/ukbfetch does not exist"),

@@ -14,6 +14,7 @@ import pydicom
 import pytest
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless
 
+from ukbb_pipeline.api import stitch_mri_zip
 from ukbb_pipeline.dicomio.zipread import ZipMembers
 from ukbb_pipeline.errors import InputError
 from ukbb_pipeline.formats.pickle import safe_load
@@ -48,7 +49,7 @@ def make_zip(tmp_path_factory) -> Callable[..., MriTruth]:
 
 
 def _process(truth: MriTruth, **settings):
-    return process_mri_zip(parse_input(truth.path), **settings)
+    return stitch_mri_zip(truth.path, **settings)  # unzip_mri's options, flat, as the Python API takes them
 
 
 def _truth_and_body(truth: MriTruth, output, channel: str = "fat") -> tuple[np.ndarray, np.ndarray]:

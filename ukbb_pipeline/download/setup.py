@@ -1,11 +1,12 @@
-"""Setting up a download: the checked settings, the requests (EID list x fields x instances) and the tool."""
+"""Setting up a download: the requests (EID list x fields x instances) and the tool, from settings already checked
+by :func:`ukbb_pipeline.config.validate`."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from ukbb_pipeline.config import DownloadBackend, DownloadConfig
+from ukbb_pipeline.config import MAX_DOWNLOADS, DownloadBackend, DownloadConfig
 from ukbb_pipeline.download.bulk import BulkRequest, RequestSource, keep_eids, read_request_file, requests_for
 from ukbb_pipeline.download.dx import DxBackend
 from ukbb_pipeline.download.fetch import Backend
@@ -15,26 +16,7 @@ from ukbb_pipeline.download.ukbfetch import UkbfetchBackend
 
 log = logging.getLogger(__name__)
 
-MAX_PARALLEL = 10  # UK Biobank: at most 10 simultaneous downloads per application (since 03/2019)
-
-
-def check_settings(config: DownloadConfig, *, shard_count: int) -> None:
-    """Refuse settings that would break UK Biobank's limits or cannot work, naming the setting."""
-    ukbfetch = config.backend == DownloadBackend.ukbfetch  # UK Biobank's limits; dx on the platform has none
-    if shard_count > 1 and ukbfetch:
-        raise ValueError(
-            f"download refuses shard.count={shard_count}: UK Biobank's limit of {MAX_PARALLEL} simultaneous "
-            "downloads is per application, so parallel shards would exceed it; run one download with stage.parallel"
-        )
-    if config.parallel < 1 or (ukbfetch and config.parallel > MAX_PARALLEL):
-        raise ValueError(
-            f"stage.parallel={config.parallel} is refused: UK Biobank allows 1 to {MAX_PARALLEL} simultaneous "
-            "downloads per application" if ukbfetch else f"stage.parallel={config.parallel} is refused: must be >= 1"
-        )
-    if config.retries < 0 or config.retry_backoff_s < 0 or config.timeout_per_file_s <= 0:
-        raise ValueError("stage.retries and stage.retry_backoff_s must be >= 0, stage.timeout_per_file_s > 0")
-    if not config.fields or not config.instances:
-        raise ValueError("stage.fields and stage.instances must each list at least one value")
+MAX_PARALLEL = MAX_DOWNLOADS  # UK Biobank's limit; the settings are checked in ukbb_pipeline.config.validate
 
 
 def make_requests(config: DownloadConfig, *, only: frozenset[int] | None,

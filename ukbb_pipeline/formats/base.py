@@ -47,6 +47,12 @@ class Writer(ABC):
     def stored_fingerprint(self, folders: StageFolders, stem: str, *, nested: bool = False) -> str | None:
         """The settings fingerprint of an existing output, or None when it is absent or does not open."""
 
+    def stored_attrs(self, folders: StageFolders, stem: str, *, nested: bool = False) -> dict[str, Any]:
+        """The attributes of an existing output (HDF5 attributes, or a pickle's or NIfTI folder's sidecar)."""
+        from ukbb_pipeline.formats.outputs import read_attrs
+
+        return read_attrs(self.output_path(folders, stem, nested=nested))
+
     def settings(self) -> dict[str, Any]:
         """What of the writer's configuration changes its outputs (part of the settings fingerprint)."""
         return {"writer": self.name}

@@ -51,8 +51,6 @@ class Hdf5Writer(Writer):
         shuffle: bool = True,
         file_locking: bool | None = None,
     ):
-        if compression not in (None, "gzip", "lzf"):
-            raise ValueError(f"writer.compression must be gzip, lzf or null, got {compression!r}")
         self.compression = compression
         self.compression_level = compression_level
         self.shuffle = shuffle

@@ -87,8 +87,6 @@ class NiftiWriter(Writer):
     suffix = ".nii.gz"
 
     def __init__(self, *, compression_level: int = 1, layout: str = "ras"):
-        if not 1 <= compression_level <= 9:
-            raise ValueError(f"writer.compression_level must be 1-9, got {compression_level}")
         if layout not in LAYOUTS:
             raise ValueError(f"writer.layout must be one of {', '.join(LAYOUTS)}, got {layout}")
         require_nibabel()  # fail at start-up, with the install line, when it is missing

@@ -22,6 +22,7 @@ from ukbb_pipeline.mri.harmonise import (
     station_gains,
     station_scales,
 )
+from ukbb_pipeline.mri.parameters import StitchParameters
 from ukbb_pipeline.mri.regions import SwapRegion, complement, find_regions
 from ukbb_pipeline.mri.series import Series
 from ukbb_pipeline.mri.stations import Station
@@ -30,6 +31,7 @@ from ukbb_pipeline.mri.swaps import find_swapped, pattern_score, seam_agreement
 from ukbb_pipeline.mri.tolerance import same_positions, tolerance
 
 FAT_WATER = ("F", "W")
+DEFAULT_PARAMETERS = StitchParameters()
 UNCERTAIN_AGREEMENT = 0.6  # a seam agreement below this (clear seams: about 1.8, swapped: -1.8) cannot tell
 PATTERN_PIXEL_MM = 5.0  # the fat pattern of a station is judged on every other slice, at pixels of up to 5 mm
 
@@ -70,16 +72,9 @@ def stitch_stations(
     stations: Sequence[Station],
     *,
     channels: Sequence[str],
-    z_spacing: float | None = None,
-    trim_slices: int = 2,
-    max_trim_slices: int = 6,
-    edge_drop: float = 0.15,
-    feather_mm: float = 24.0,
-    harmonise: bool = True,
-    fix_swaps: bool = False,
-    dtype: str = "uint16",  # the default of UnzipMriConfig.dtype (tests/test_config.py keeps them equal)
+    params: StitchParameters = DEFAULT_PARAMETERS,
 ) -> Stitched:
-    """Stitch ``stations`` (head to feet) into one (x, y, z) volume of ``dtype`` per channel of ``channels``.
+    """Stitch ``stations`` (head to feet) into one (x, y, z) volume of ``params.dtype`` per channel of ``channels``.
 
     ``z_spacing`` defaults to the in-plane spacing. ``trim_slices`` are dropped at every overlapped station end,
     and up to ``max_trim_slices`` at any end whose signal drops by ``edge_drop`` (0 disables the search).
@@ -89,7 +84,7 @@ def stitch_stations(
     first = stations[0].first()
     in_plane = (first.sx, first.sy)
     notes = _spacing_notes(stations, in_plane)
-    sz = float(z_spacing) if z_spacing else in_plane[0]
+    sz = float(params.z_spacing) if params.z_spacing else in_plane[0]
 
     # Where each station contributes, and the grid covering them all.
     positions = [_station_positions(station) for station in stations]
@@ -98,8 +93,9 @@ def stitch_stations(
          i < len(positions) - 1 and adjacent(positions[i], positions[i + 1]))
         for i in range(len(positions))
     ]
-    wanted = [_noisy_edges(s, max_trim_slices, edge_drop, ends) for s, ends in zip(stations, covered, strict=True)]
-    extents = trim_extents(positions, wanted, minimum=trim_slices, min_overlap=sz)
+    wanted = [_noisy_edges(s, params.max_trim_slices, params.edge_drop, ends)
+              for s, ends in zip(stations, covered, strict=True)]
+    extents = trim_extents(positions, wanted, minimum=params.trim_slices, min_overlap=sz)
     boxes = [
         (*_in_plane_box(station), extent.bottom, extent.top)
         for station, extent in zip(stations, extents, strict=True)
@@ -124,7 +120,7 @@ def stitch_stations(
     if all(c in shared for c in FAT_WATER):
         regions = [region for i, station in enumerate(stations) for region in _regions(station, i)]
     undone = [_undo_regions(station, [r for r in regions if r.index == i]) for i, station in enumerate(stations)]
-    source_stations = undone if fix_swaps else list(stations)
+    source_stations = undone if params.fix_swaps else list(stations)
     stations = undone
     found = [_overlap(stations, extents, i, grid, shared) for i in range(len(stations) - 1)]
     overlaps: list[Overlap] = [overlap for overlap in found if overlap is not None]
@@ -145,14 +141,14 @@ def stitch_stations(
     else:
         patterns, agreements, swapped_index = [float("nan")] * len(stations), {}, []
         notes.append("fat/water not checked: F and W are not both read for every station")
-    mapping = _ChannelMap(swapped_index, fix=fix_swaps)
+    mapping = _ChannelMap(swapped_index, fix=params.fix_swaps)
     corrected = [_relabel(overlap, swapped_index) for overlap in overlaps]
-    true_scales, ratios = _true_scales(corrected, len(stations), mapping, channels, shared, harmonise=harmonise)
+    true_scales, ratios = _true_scales(corrected, len(stations), mapping, channels, shared, harmonise=params.harmonise)
 
     # One channel at a time: blend in float32, then convert to the output layout and let the float32 go.
     scales: dict[str, list[float]] = {}
     volumes: dict[str, np.ndarray] = {}
-    weights = feather_weights(grid.z, extents, feather_mm=feather_mm)
+    weights = feather_weights(grid.z, extents, feather_mm=params.feather_mm)
     for channel in channels:
         pieces = []
         for i in range(len(stations)):
@@ -160,10 +156,10 @@ def stitch_stations(
             scale = float(true_scales[mapping.truth(i, stored)][i])
             pieces.append(Piece(source_stations[i].channels[stored], placements[i][stored], scale))
         scales[channel] = [piece.scale for piece in pieces]
-        volumes[channel] = to_output_array(blend(pieces, weights, grid), dtype=dtype)
+        volumes[channel] = to_output_array(blend(pieces, weights, grid), dtype=params.dtype)
 
     seams = [
-        _seam_report(stations, extents, overlap, corrected[index] if fix_swaps else overlap, index, channels,
+        _seam_report(stations, extents, overlap, corrected[index] if params.fix_swaps else overlap, index, channels,
                      shared, agreements, ratios, scales)
         for index, overlap in enumerate(overlaps)
     ]
@@ -180,7 +176,7 @@ def stitch_stations(
         grid=grid,
         stations=[station.number for station in stations],
         swapped=sorted({stations[i].number for i in swapped_index} | {stations[r.index].number for r in regions}),
-        fixed=fix_swaps and bool(swapped_index or regions),
+        fixed=params.fix_swaps and bool(swapped_index or regions),
         regions=labels,
         uncertain=bool(patterns) and any(np.isfinite(a) and abs(a) < UNCERTAIN_AGREEMENT
                                          for a in agreements.values()),

@@ -3,10 +3,12 @@
 pydicom converts a value the first time it is accessed, and that conversion costs as much as parsing the whole file
 (the Siemens CSA blobs are only skipped over); decoding the raw bytes of the few tags needed is ten times cheaper.
 The channel comes from the slice's own SeriesDescription suffix (``_in``, ``_opp``, ``_F``, ``_W``), else its
-ImageType values (FAT, WATER, IN_PHASE, OPP_PHASE), else, for an echo of a Dixon series whose two echoes share one
-series, its echo: the phase of fat against water at its EchoTime and field (in phase at whole cycles, opposed at half
-cycles), or failing that its EchoNumbers (echo 1 opposed, 2 in phase). The geometry comes from ImagePositionPatient,
-ImageOrientationPatient and PixelSpacing. docs/reference/real-headers.md lists what real headers vary in.
+ImageType values (FAT, WATER, IN_PHASE, OPP_PHASE), else, for a magnitude echo of a Dixon series whose two echoes
+share one series, its echo: EchoNumbers (a two-point Dixon's echo 1 is the opposed-phase one, echo 2 in phase), or
+without EchoNumbers the phase of fat against water at its EchoTime and field (in phase at whole cycles, opposed at
+half cycles). Phase, real and imaginary images (Philips stores them in the magnitude's series) are not channels.
+The geometry comes from ImagePositionPatient, ImageOrientationPatient and PixelSpacing.
+docs/reference/real-headers.md lists what real headers vary in.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ _ECHO_NUMBERS = Tag(0x0018, 0x0086)
 _FIELD_STRENGTH = Tag(0x0018, 0x0087)
 _PATIENT_POSITION = Tag(0x0018, 0x5100)
 _NUMBER_OF_FRAMES = Tag(0x0028, 0x0008)
+NOT_MAGNITUDE = {"P", "PHASE", "PHASE MAP", "R", "REAL", "I", "IMAGINARY"}  # ImageType values of other images
 FAT_SHIFT_PPM = 3.4  # the main fat peak's chemical shift from water
 PROTON_MHZ_PER_T = 42.577
 ECHO_PHASE_MARGIN = 0.2  # cycles from whole (in phase) or half (opposed) within which the phase decides
@@ -122,14 +125,16 @@ def channel_of(description: str, image_type: str = "", echo: Echo | None = None)
     if found:
         return found.pop() if len(found) == 1 else None
     dixon = "DIXON" in tokens or "dixon" in description.lower()
-    if echo is None or not dixon or "DERIVED" in tokens:  # F and W are derived: their echo says nothing
+    if echo is None or not dixon or "DERIVED" in tokens or tokens & NOT_MAGNITUDE:  # F and W are derived
         return None
     return echo_channel(echo)
 
 
 def echo_channel(echo: Echo) -> str | None:
-    """``in`` or ``opp`` for an echo: fat and water in phase at whole cycles of their frequency difference, opposed
-    at half cycles; else EchoNumbers (a two-point Dixon's first echo is the opposed one); None when neither tells."""
+    """``in`` or ``opp`` for an echo of a two-point Dixon: EchoNumbers 1 opposed, 2 in phase; without EchoNumbers,
+    fat and water in phase at whole cycles of their frequency difference, opposed at half cycles; else None."""
+    if echo.number is not None:
+        return {1: "opp", 2: "in"}.get(echo.number)
     if echo.time_ms and echo.frequency_mhz:
         cycles = echo.time_ms * 1e-3 * FAT_SHIFT_PPM * echo.frequency_mhz  # ms x (ppm x MHz = Hz)
         phase = cycles % 1.0
@@ -137,7 +142,7 @@ def echo_channel(echo: Echo) -> str | None:
             return "in"
         if abs(phase - 0.5) <= ECHO_PHASE_MARGIN:
             return "opp"
-    return {1: "opp", 2: "in"}.get(echo.number) if echo.number is not None else None
+    return None
 
 
 def _echo(dataset: Parsed) -> Echo | None:
@@ -156,7 +161,8 @@ def needs_echo(dataset: Parsed) -> bool:
     """Whether a slice whose description and ImageType name no channel may be an echo of a Dixon series (its
     echo tags, after :data:`CHANNEL_TAGS_END`, then decide)."""
     description, image_type = _text(dataset, _SERIES_DESCRIPTION), _text(dataset, _IMAGE_TYPE)
-    if channel_of(description, image_type) is not None or "DERIVED" in image_type.upper():
+    tokens = {token.strip() for token in image_type.upper().split("\\")}
+    if channel_of(description, image_type) is not None or "DERIVED" in tokens or tokens & NOT_MAGNITUDE:
         return False
     return "dixon" in description.lower() or "DIXON" in image_type.upper()
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
+import json
 import logging
 import os
 import re
@@ -35,7 +36,7 @@ from ukbb_pipeline.runtime.fingerprint import input_signature, settings_fingerpr
 from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.inputs import InputFile
 from ukbb_pipeline.runtime.manifest import FAILED, OK, SKIPPED, ManifestRow, ManifestWriter, read_manifests
-from ukbb_pipeline.runtime.parallel import imap_unordered
+from ukbb_pipeline.runtime.parallel import WORKER_DIED, imap_unordered
 from ukbb_pipeline.runtime.progress import progress
 from ukbb_pipeline.runtime.sharding import in_shard
 from ukbb_pipeline.runtime.state import LEFT_OUT, coverage_messages
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 DONE_EARLIER = "done earlier from the same input with the same settings"
 SETTINGS_CHANGED = "redone: settings changed since the previous output"
 VERSION_RAISED = "redone: the stage's output version was raised since the previous output (CHANGELOG.md)"
+NOT_RETRIED = "(not retried: it killed its worker last time; overwrite=true, or more memory, tries it again)"
+QC_ATTR = "qc_figures"  # every output's own copy of its manifest QC figures (JSON), for a run killed before its row
 
 
 @dataclass(frozen=True)
@@ -165,7 +168,7 @@ class Stage:
         tasks sent a few at a time on long runs (at most 16, keeping about 50 chunks per worker for the balance)."""
         chunk = max(1, min(16, len(tasks) // (50 * n_jobs)))
         for result in imap_unordered(_process_task, [(task,) for task in tasks], n_jobs=n_jobs, shared=self,
-                                     chunk_size=chunk):
+                                     chunk_size=chunk, on_death=_worker_died):
             emit(result)
 
 
@@ -363,6 +366,12 @@ def _process_task(stage: Stage, task: Task) -> Result:
     return result
 
 
+def _worker_died(arguments: tuple[Any, ...], reason: str) -> Result:
+    """The result of a task whose worker process died (killed, out of memory, a crash in native code)."""
+    task: Task = arguments[0]
+    return Result(task.unit, FAILED, reason=reason, fingerprint=task.fingerprint)
+
+
 def _row(result: Result, *, output_version: str) -> ManifestRow:
     unit = result.unit
     return ManifestRow(
@@ -418,9 +427,14 @@ class FileStage(Stage):
         return self.writer.output_path(self.folders, unit.key, nested=self.nested)
 
     def check_done(self, units: list[Unit], *, fingerprint: str, overwrite: bool) -> Iterator[Task | Result]:
-        ledger = read_ledger(self.folders.meta) if units and not overwrite else {}
+        ledger, deaths = read_ledger(self.folders.meta) if units and not overwrite else ({}, {})
         for unit in units:
             output_fingerprint = content_fingerprint(fingerprint, unit.item.path)
+            died = deaths.get(unit.input)
+            if died is not None and died[0] == output_fingerprint:  # it would kill its worker again
+                yield Result(unit, FAILED, reason=f"{died[1].split(' (not retried')[0]} {NOT_RETRIED}",
+                             fingerprint=output_fingerprint)
+                continue
             path = self.output_path(unit)
             try:
                 stat = os.stat(path)
@@ -430,8 +444,9 @@ class FileStage(Stage):
             redo = self._redo_reason(unit, output_fingerprint, overwrite=overwrite, stat=stat,
                                      recorded=ledger.get(unit.input))
             if redo is None:
+                recovered = {} if unit.input in ledger else self._stored_qc(unit)
                 yield Result(unit, SKIPPED, reason=DONE_EARLIER, output=str(path), fingerprint=output_fingerprint,
-                             qc=_stat_qc(stat))
+                             qc={**recovered, **_stat_qc(stat)})
             else:
                 yield Task(unit, redo, output_fingerprint)
 
@@ -457,8 +472,19 @@ class FileStage(Stage):
             return "redone: the input changed since the previous output"
         return None
 
+    def _stored_qc(self, unit: Unit) -> dict[str, Any]:
+        """The QC figures an output carries (:data:`QC_ATTR`): a run killed before its manifest row was written
+        left them nowhere else, and a skip must not lose its flags (a fat/water swap)."""
+        try:
+            text = self.writer.stored_attrs(self.folders, unit.key, nested=self.nested).get(QC_ATTR)
+            figures = json.loads(text) if isinstance(text, str) else None
+        except (OSError, ValueError, InputError):
+            return {}
+        return figures if isinstance(figures, dict) else {}
+
     def process(self, task: Task) -> Result:
         output = self.make_output(task.unit.item)
+        output.attrs = {**output.attrs, QC_ATTR: json.dumps(output.qc, default=str)}
         path = self._write(task.unit, output, task.fingerprint)
         reason = "; ".join(part for part in (task.redo, *output.notes) if part)
         return Result(task.unit, OK, reason=reason, output=str(path), fingerprint=task.fingerprint,
@@ -485,20 +511,24 @@ def _stat_qc(stat: os.stat_result) -> dict[str, Any]:
     return {"output_bytes": stat.st_size, "output_mtime_ns": stat.st_mtime_ns}
 
 
-def read_ledger(meta: Path) -> dict[str, tuple[str, str, int, int]]:
-    """input -> (fingerprint, output, bytes, mtime_ns) of the latest manifest rows that made or kept an output."""
+def read_ledger(meta: Path) -> tuple[dict[str, tuple[str, str, int, int]], dict[str, tuple[str, str]]]:
+    """From the latest manifest row of each input: input -> (fingerprint, output, bytes, mtime_ns) for those that
+    made or kept an output, and input -> (fingerprint, reason) for those whose worker process died."""
     ledger: dict[str, tuple[str, str, int, int]] = {}
+    deaths: dict[str, tuple[str, str]] = {}
     if not meta.is_dir():
-        return ledger
+        return ledger, deaths
     try:
         rows = read_manifests(meta)
     except (OSError, ValueError, KeyError, csv.Error):
-        return ledger
+        return ledger, deaths
     for row in rows:
         size, mtime = row.get("output_bytes", ""), row.get("output_mtime_ns", "")
         if row.get("status") in (OK, SKIPPED) and size.isdigit() and mtime.isdigit():
             ledger[row["input"]] = (row.get("settings_fingerprint", ""), row.get("output", ""), int(size), int(mtime))
-    return ledger
+        elif row.get("status") == FAILED and row.get("reason", "").startswith(WORKER_DIED):
+            deaths[row["input"]] = (row.get("settings_fingerprint", ""), row["reason"])
+    return ledger, deaths
 
 
 def content_fingerprint(settings: str, path: Path) -> str:

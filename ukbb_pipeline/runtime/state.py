@@ -197,8 +197,9 @@ def _rows_of_record(
     qc = {key: value for key, value in record.items() if key not in _STATE_SET}
     base = {key: record[key] for key in ("eid", "instance", "input", "output", "settings_fingerprint", "version",
                                          "output_version", "manifest")}
+    own_qc = record["status"] == OK or (record["status"] == SKIPPED and not record["made_at"])
     latest = {**base, "status": record["status"], "reason": record["reason"], "seconds": record["seconds"],
-              "finished_at": record["finished_at"], **(qc if record["status"] == OK else {})}
+              "finished_at": record["finished_at"], **(qc if own_qc else {})}
     if record["state"] == FAILED:
         return latest, aside
     if not record["made_at"]:
@@ -308,7 +309,7 @@ def _record(stage: str, stem: str, latest: dict[str, str], made: dict[str, str] 
     else:
         # ok: the row made the output. skipped: the output was made by the latest ok row with the same settings
         # (a skip needs the same fingerprint); a skip without one (its run was killed before its rows were written)
-        # keeps the skip's own, QC-less row.
+        # keeps the skip's own row, whose QC figures the skip read back from the output itself.
         same = made is not None and made.get("settings_fingerprint") == latest.get("settings_fingerprint")
         source = latest if status == OK else (made if same else None)
         record.update(state=DONE, notes="" if source is None else source.get("reason", ""),
@@ -318,7 +319,7 @@ def _record(stage: str, stem: str, latest: dict[str, str], made: dict[str, str] 
                   settings_fingerprint=origin.get("settings_fingerprint", ""),
                   version=origin.get("version", ""), output_version=origin.get("output_version", ""),
                   manifest=origin.get("manifest", ""))
-    qc = _qc_columns(origin) if source is not None else {}
+    qc = _qc_columns(origin) if source is not None else _qc_columns(latest) if status == SKIPPED else {}
     record.update(qc)
     record["flags"] = "; ".join(flags_of(record, seam_mismatch_limit=seam_mismatch_limit))
     return record

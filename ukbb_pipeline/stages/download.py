@@ -19,7 +19,7 @@ from ukbb_pipeline.download.bulk import BulkRequest, raw_path
 from ukbb_pipeline.download.fetch import Backend, FileResult, RetryPolicy, fetch_all
 from ukbb_pipeline.download.lock import download_lock
 from ukbb_pipeline.download.resume import check_present, read_ledger, set_aside
-from ukbb_pipeline.download.setup import MAX_PARALLEL, check_settings, make_backend, make_requests
+from ukbb_pipeline.download.setup import MAX_PARALLEL, make_backend, make_requests
 from ukbb_pipeline.download.ukbfetch import UkbfetchBackend
 from ukbb_pipeline.formats.base import Writer
 from ukbb_pipeline.runtime.folders import StageFolders
@@ -88,7 +88,6 @@ def run(
     config: DownloadConfig, *, options: RunOptions, writer: Writer | None = None, qc: bool = True
 ) -> list[StageSummary]:
     """Fetch what is missing, verify it, and record one manifest row per requested file."""
-    check_settings(config, shard_count=options.shard_count)
     requests = make_requests(config, only=options.only_eids, exclude=options.exclude_eids)
     backend = make_backend(config)
     stage = DownloadStage(config, backend=backend)

@@ -209,12 +209,7 @@ def spine_qc(track: SpineTrack) -> dict[str, object]:
 
 
 def settings_from(config: ExtractSlicesConfig) -> SlabSettings:
-    if config.n_neighbours < 0:
-        raise ValueError(f"stage.n_neighbours must be >= 0, got {config.n_neighbours}")
-    if config.spacing < 1:
-        raise ValueError(f"stage.spacing must be >= 1 (a step in rows), got {config.spacing}")
-    if config.profile_stride is not None and config.profile_stride < 1:
-        raise ValueError(f"stage.profile_stride must be >= 1 or null, got {config.profile_stride}")
+    """The slab settings of a checked config (ranges are checked in :func:`ukbb_pipeline.config.validate`)."""
     return SlabSettings(n_neighbours=config.n_neighbours, spacing=config.spacing, profile_stride=config.profile_stride,
                         method=SlabMethod(config.method), slab=SlabShape(config.slab))
 

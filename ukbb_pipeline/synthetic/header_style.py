@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 TIME_LAYOUTS = ("station", "series", "slice", "absent")
+ACQUISITION_NUMBERS = ("one", "counted", "absent")
 PATIENT_POSITIONS = ("HFS", "FFS")
 BITS_STORED = (12, 16)
 REAL_RESCALES = ((1.2366, 0.0), (2.0, 0.0), (1.5, -50.0))  # Philips writes slopes like 1.2366 (ukbb-format.md 1.8)
@@ -26,7 +27,8 @@ class HeaderStyle:
       series its own SeriesTime and AcquisitionTime about a second apart; ``slice``: every slice and echo its own
       AcquisitionTime (echoes 0.75 s apart, as Siemens Prisma writes); ``absent``: no SeriesDate/Time and no
       AcquisitionDate/Time at all.
-    - ``acquisition_numbers``: AcquisitionNumber written (1 for every series, as Siemens 3-D scans) or left out.
+    - ``acquisition_numbers``: AcquisitionNumber 1 for every series (as Siemens 3-D scans), ``counted`` (each
+      acquisition its own, as Philips writes 13, 22, ...; a re-reconstruction keeps its acquisition's) or ``absent``.
     - ``echoes_in_one_series``: in and opp as the two echoes of one series (one SeriesInstanceUID and number,
       InstanceNumber restarting per echo, description without a channel suffix), told apart by EchoNumbers and
       EchoTime only.
@@ -45,7 +47,7 @@ class HeaderStyle:
     """
 
     times: str = "station"
-    acquisition_numbers: bool = True
+    acquisition_numbers: str = "one"
     echoes_in_one_series: bool = False
     fat_water_in_one_series: bool = False
     image_type_tokens: bool = True
@@ -58,6 +60,9 @@ class HeaderStyle:
     def __post_init__(self) -> None:
         if self.times not in TIME_LAYOUTS:
             raise ValueError(f"times must be one of {TIME_LAYOUTS}, got {self.times!r}")
+        if self.acquisition_numbers not in ACQUISITION_NUMBERS:
+            raise ValueError(f"acquisition_numbers must be one of {ACQUISITION_NUMBERS}, "
+                             f"got {self.acquisition_numbers!r}")
         if self.patient_position not in PATIENT_POSITIONS:
             raise ValueError(f"patient_position must be one of {PATIENT_POSITIONS}, got {self.patient_position!r}")
         if self.bits_stored not in BITS_STORED:
@@ -73,7 +78,7 @@ class HeaderStyle:
         tokens = bool(rng.random() < 0.5)
         return cls(
             times=str(rng.choice(TIME_LAYOUTS)),
-            acquisition_numbers=bool(rng.random() < 0.5),
+            acquisition_numbers=str(rng.choice(ACQUISITION_NUMBERS)),
             echoes_in_one_series=bool(rng.random() < 0.5),
             fat_water_in_one_series=tokens and bool(rng.random() < 0.5),
             image_type_tokens=tokens,

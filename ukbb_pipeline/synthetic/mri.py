@@ -97,9 +97,11 @@ def write_mri_zip(
             acquired = times[step.reconstruct_of]
             series_start = start + timedelta(seconds=90.0 + order * STATION_INTERVAL + 30.0)
         times[order] = acquired
+        counted = 1 + (order if step.reconstruct_of is None else step.reconstruct_of)
         truth = _write_station(
             study,
             step,
+            acquisition_number=counted if quirks.headers.acquisition_numbers == "counted" else 1,
             phantom=phantom,
             quirks=quirks,
             acquired=acquired,
@@ -191,6 +193,7 @@ def _write_station(
     study: Study,
     step: _Step,
     *,
+    acquisition_number: int,
     phantom: Phantom,
     quirks: MriQuirks,
     acquired: datetime,
@@ -253,6 +256,7 @@ def _write_station(
             columns=image.shape[2],
             orientation=quirks.orientation,
             jitter=(jitter[0], jitter[1], jitter[2]),
+            acquisition_number=acquisition_number,
             style=style,
             shared=shared,
             slice_interval=SLAB_DURATION[geometry.station in (2, 3, 4)] / geometry.n_slices,
@@ -300,6 +304,44 @@ def report_member(*, study_uid: str, patient_id: str) -> bytes:
     ds.PatientID = patient_id
     ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
     ds.EncapsulatedDocument = b"%PDF-1.4\n% synthetic report\n%%EOF\n"
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+ENHANCED_MR = "1.2.840.10008.5.1.4.1.1.4.1"
+
+
+def enhanced_member(*, study_uid: str, description: str = "Dixon_noBH_W", n_frames: int = 4) -> bytes:
+    """A multi-frame Enhanced MR Image Storage object, as Siemens XA scanners write one per series: geometry per
+    frame in functional-group sequences, none at the top level (ukbb-format.md 1.8)."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UID(ENHANCED_MR)
+    meta.MediaStorageSOPInstanceUID = UID(f"{study_uid}.77")
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta, ds.preamble = meta, b"\0" * 128
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "DIXON", "WATER"]
+    ds.SOPClassUID, ds.SOPInstanceUID = ENHANCED_MR, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.Manufacturer, ds.SeriesDescription = "MR", "SIEMENS", description
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SeriesNumber = study_uid, f"{study_uid}.76", "4"
+    ds.NumberOfFrames, ds.Rows, ds.Columns = n_frames, 4, 4
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    measures, orientation = Dataset(), Dataset()
+    measures.PixelSpacing, measures.SliceThickness = ["2.232", "2.232"], "3"
+    orientation.ImageOrientationPatient = ["1", "0", "0", "0", "1", "0"]
+    shared = Dataset()
+    shared.PixelMeasuresSequence, shared.PlaneOrientationSequence = [measures], [orientation]
+    ds.SharedFunctionalGroupsSequence = [shared]
+    frames = []
+    for index in range(n_frames):
+        position, frame = Dataset(), Dataset()
+        position.ImagePositionPatient = ["-250", "-190", str(100 - 3 * index)]
+        frame.PlanePositionSequence = [position]
+        frames.append(frame)
+    ds.PerFrameFunctionalGroupsSequence = frames
+    ds.PixelData = np.zeros((n_frames, 4, 4), dtype="<u2").tobytes()
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
