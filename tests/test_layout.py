@@ -78,3 +78,31 @@ def test_a_violation_would_be_seen_also_through_a_relative_or_nested_import(tmp_
 
 def test_the_table_of_stages_and_writers_is_a_leaf_every_layer_may_read():
     assert [name for name in imports(MODULES["ukbb_pipeline.registry"]) if name.startswith("ukbb_pipeline")] == []
+
+
+def test_no_module_writes_into_another_objects_dict():
+    """An object's state is its own: ``other.__dict__[...] = ...`` (priming another class's cache) is refused."""
+    found = []
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.func.value] if (
+                isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("update", "setdefault", "__setitem__")) else []
+            for target in targets:
+                for item in (target, getattr(target, "value", None)):  # other.__dict__ or other.__dict__[key]
+                    mine = isinstance(item, ast.Attribute) and ast.unparse(item.value) == "self"
+                    if isinstance(item, ast.Attribute) and item.attr == "__dict__" and not mine:
+                        found.append(f"{name}:{node.lineno}")
+    assert found == []
+
+
+def test_pairs_holds_science_and_the_users_reader_not_the_collect_stage():
+    """The collect stage's orchestration (settings, the shard's sink) lives in stages.collect, not in pairs."""
+    assert _violations(("ukbb_pipeline.pairs",), ("ukbb_pipeline.runtime.runner", "ukbb_pipeline.config",
+                                                  "ukbb_pipeline.stages", "hydra", "omegaconf")) == []
+
+
+def test_the_runtime_never_imports_the_formats_the_stages_or_the_config():
+    """The run loop knows units, results and sinks; a per-file stage's writer is joined to it in stages.file_stage."""
+    upward = ("ukbb_pipeline.formats", "ukbb_pipeline.stages", "ukbb_pipeline.config", "hydra", "omegaconf")
+    assert _violations(("ukbb_pipeline.runtime",), upward) == []

@@ -11,13 +11,13 @@ from ukbb_pipeline.config import Channel
 from ukbb_pipeline.download.bulk import read_request_file
 from ukbb_pipeline.mri.header import CHANNELS
 from ukbb_pipeline.runtime.inputs import parse_input
-from ukbb_pipeline.withdraw import _named_after
+from ukbb_pipeline.withdraw import named_after
 
 
 @pytest.mark.parametrize("eid", ["123456", "1234567", "12345678"])
 def test_every_reader_takes_the_same_eids(tmp_path, eid):
     assert parse_input(Path(f"{eid}_20201_2_0.zip")).eid == int(eid)
-    assert _named_after(f"{eid}_20201_2_0.h5", {eid}), "withdraw finds what the stages wrote"
+    assert named_after(f"{eid}_20201_2_0.h5", {eid}), "withdraw finds what the stages wrote"
     bulk = tmp_path / "eids.txt"
     bulk.write_text(f"{eid}\n")
     assert read_request_file(bulk).eids == (int(eid),)
@@ -25,7 +25,7 @@ def test_every_reader_takes_the_same_eids(tmp_path, eid):
 
 def test_an_eid_of_nine_digits_is_no_eid():
     assert not ukbb.EID.match("123456789")
-    assert not _named_after("123456789_20201_2_0.h5", {"23456789"})
+    assert not named_after("123456789_20201_2_0.h5", {"23456789"})
 
 
 def test_the_dixon_channels_are_named_once():

@@ -14,8 +14,11 @@ Layers (``tests/test_layout.py`` checks the import rule):
 - runtime: ``runtime`` (the one run loop, manifests, sharding, atomic writes, fingerprints, input discovery, workers)
   handles files and units of work, never pixels: it never imports the science packages.
 - formats: ``formats`` (HDF5, pickle, NIfTI, the collection), each writing and reading its own files.
-- ``dicomio`` (bulk zips and DICOM members), ``download``, ``pairs.build`` / ``pairs.dataset``, ``qc``: the I/O around
-  the science; ``stages`` (one short module per stage) join them.
+- ``dicomio`` (bulk zips and DICOM members), ``download``, ``pairs.dataset`` (the paired collection for training),
+  ``qc``: the I/O around the science; ``stages`` (one short module per stage, or a package when it has helpers, as
+  ``stages.collect``) join them.
+- ``registry`` (the table of stages and the list of writers) and ``flags`` (the flag vocabulary) are leaves every
+  layer may read.
 - ``synthetic`` (the test-data generator) never imports the rest of the product.
 """
 

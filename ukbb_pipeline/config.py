@@ -202,6 +202,7 @@ class StatusConfig(StageConfig):
         default_factory=lambda: registry.zip_folders()
     )
     examples: int = 5  # visits listed per line
+    jobs: Optional[str] = None  # a hydra/launcher=rap sweep folder: also show its platform jobs' states
 
 
 @dataclass
@@ -482,7 +483,7 @@ def check_known_keys(cfg: Any, prefix: str = "") -> None:
 PATH_FIELDS = frozenset({
     "root", "raw_dxa", "raw_mri", "dxa", "mri", "slices", "collected",  # PathsConfig
     "input_dir", "output_dir", "dxa_dir", "eids_file", "exclude_eids_file", "key_file",
-    "train_eids", "val_eids", "test_eids", "ukbfetch", "dx", "stage_dirs", "raw_inputs", "log_dirs",
+    "train_eids", "val_eids", "test_eids", "ukbfetch", "dx", "stage_dirs", "raw_inputs", "log_dirs", "jobs",
 })
 
 

@@ -30,16 +30,8 @@ from ukbb_pipeline.formats import Hdf5Writer, Output
 from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.inputs import InputFile, discover_inputs
 from ukbb_pipeline.runtime.manifest import ManifestRow, ManifestWriter
-from ukbb_pipeline.runtime.runner import (
-    FileStage,
-    RunOptions,
-    StageJob,
-    Task,
-    content_fingerprint,
-    file_unit,
-    run_stage,
-    select_units,
-)
+from ukbb_pipeline.runtime.runner import RunOptions, Task, file_unit, select_units
+from ukbb_pipeline.stages.file_stage import FileStage, StageJob, content_fingerprint, run_stage
 
 ROOT = Path(__file__).resolve().parents[2]
 logging.getLogger("ukbb_pipeline").setLevel(logging.CRITICAL)  # the runner is timed, not the console

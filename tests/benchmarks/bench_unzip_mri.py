@@ -1,6 +1,14 @@
 """Benchmark of the unzip_mri stage on full-size synthetic subjects (run by hand; the test command does not).
 
-    python tests/benchmarks/bench_unzip_mri.py [--subjects 4] [--folder outputs/bench/mri-full] [--rounds 2]
+    python tests/benchmarks/bench_unzip_mri.py [--subjects 4] [--style slice] [--rounds 3] [--folder ...]
+    BENCH_CODE=/path/to/other/checkout python tests/benchmarks/bench_unzip_mri.py --style station   # other code
+
+The zips are realistic: the generator's Siemens CSA blobs (~11.5 kB per slice, ~80 kB per series), the SIEMENS MR
+HEADER groups and localiser references real syngo MR files carry, station gains and noisy slab edges, and the header
+style ``--style`` (docs/reference/real-headers.md): ``slice`` (default: every slice and echo its own AcquisitionTime,
+both echoes in one series told apart by EchoNumbers, ImageType without Dixon values, scanner number text, as real
+Siemens headers), ``station`` (one AcquisitionTime per station, one series per channel: the generator's old tidy
+style, which code from before issue 18 can read too) or ``random`` (each subject its own random style).
 
 For each subject, in one process, with the stage's default settings (F and W, uint16, all checks on) and the default
 HDF5 writer (gzip level 1 + shuffle, one coronal slice per chunk), it prints:
@@ -14,7 +22,8 @@ HDF5 writer (gzip level 1 + shuffle, one coronal slice per chunk), it prints:
 
 Rounds repeat the whole loop; per subject the round with the least stage CPU is kept, and the spread of the
 per-round mean ratio is printed (the machine may be shared: CPU seconds are less disturbed by other jobs than wall
-seconds, and both are shown). Subjects are generated once into ``--folder`` and reused.
+seconds, and both are shown, with the load average). Subjects are generated once into ``--folder`` (by this
+checkout's generator) and reused; ``BENCH_CODE`` runs another checkout's stage on them (e.g. the code before a change).
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -33,7 +43,8 @@ from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+CODE = Path(os.environ.get("BENCH_CODE", REPO))  # whose ukbb_pipeline is measured
+sys.path.insert(0, str(CODE))
 
 import numpy as np  # noqa: E402
 import pydicom  # noqa: E402
@@ -45,19 +56,27 @@ from ukbb_pipeline.runtime.inputs import parse_input  # noqa: E402
 from ukbb_pipeline.stages import unzip_mri  # noqa: E402
 
 
-def make_subjects(folder: Path, n: int) -> list[Path]:
-    """Full-size synthetic Dixon zips (with station gains and noisy slab edges), written once."""
-    from ukbb_pipeline.synthetic import MriQuirks, Phantom, write_mri_zip
-
+def make_subjects(folder: Path, n: int, style: str) -> list[Path]:
+    """Full-size synthetic Dixon zips (realistic headers of ``style``, station gains, noisy slab edges), written
+    once by this checkout's generator."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for index in range(n):
         eid = 2000001 + index
         path = folder / f"{eid}_20201_2_0.zip"
         if not path.exists():
+            if CODE != REPO:
+                raise SystemExit(f"{path} is missing: make the zips with this checkout first (without BENCH_CODE)")
+            from ukbb_pipeline.synthetic import MriQuirks, Phantom, write_mri_zip
+            from ukbb_pipeline.synthetic.header_style import HeaderStyle
+
             rng = np.random.default_rng(index)
-            quirks = MriQuirks(station_gains=tuple(float(g) for g in rng.uniform(0.8, 1.25, 6)), slab_edge_loss=True)
-            print(f"writing {path} ...", flush=True)
+            headers = {"station": HeaderStyle(), "random": HeaderStyle.random(rng),
+                       "slice": HeaderStyle(times="slice", echoes_in_one_series=True, image_type_tokens=False,
+                                            scanner_numbers=True)}[style]
+            quirks = MriQuirks(station_gains=tuple(float(g) for g in rng.uniform(0.8, 1.25, 6)), slab_edge_loss=True,
+                               headers=headers)
+            print(f"writing {path} ({headers}) ...", flush=True)
             write_mri_zip(path, eid=eid, phantom=Phantom.random(index), size="full", quirks=quirks, seed=index)
         paths.append(path)
     return paths
@@ -137,7 +156,7 @@ def peak_memory_mb(path: Path) -> tuple[float, float]:
     figures = []
     for argument in (str(path), "-"):
         result = subprocess.run([sys.executable, "-c", code, argument], capture_output=True, text=True, cwd=REPO,
-                                check=True, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+                                check=True, env={"PYTHONPATH": str(CODE), "PATH": "/usr/bin:/bin"})
         figures.append(float(result.stdout.strip().splitlines()[-1]))
     return figures[0], figures[1]
 
@@ -163,11 +182,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subjects", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--folder", type=Path, default=REPO / "outputs" / "bench" / "mri-full")
+    parser.add_argument("--style", default="slice", choices=["slice", "station", "random"],
+                        help="the zips' header style (see the module text)")
+    parser.add_argument("--folder", type=Path, default=None,
+                        help="where the zips are (made once); default outputs/bench/mri-full-<style>")
     parser.add_argument("--compression", default="gzip", choices=["gzip", "lzf", "none"],
                         help="the HDF5 writer's compression (default: the writer's default, gzip level 1)")
     arguments = parser.parse_args()
-    paths = make_subjects(arguments.folder, arguments.subjects)
+    folder = arguments.folder or REPO / "outputs" / "bench" / f"mri-full-{arguments.style}"
+    paths = make_subjects(folder, arguments.subjects, arguments.style)
+    print(f"code measured: {Path(unzip_mri.__file__).parents[2]}; zips: {folder} (style {arguments.style}); "
+          f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
 
     clock = PhaseClock()
     clock.install()
@@ -214,7 +239,7 @@ def main() -> int:
     print(f"ratio stage/floor: {stage / flo:.2f} (wall), {stage_cpu / floor_cpu:.2f} (CPU); target <= 1.0")
     walls, cpus = [r[0] for r in round_ratios], [r[1] for r in round_ratios]
     print(f"per-round mean ratio: wall {min(walls):.2f}-{max(walls):.2f}, CPU {min(cpus):.2f}-{max(cpus):.2f} "
-          f"over {len(round_ratios)} rounds")
+          f"over {len(round_ratios)} rounds; load average now {os.getloadavg()[0]:.1f}")
 
     worker_peak, imports_peak = peak_memory_mb(paths[0])
     print(f"peak memory of a fresh worker on one subject: {worker_peak:.0f} MB "
@@ -223,7 +248,8 @@ def main() -> int:
     print("\nwriter alone on one subject's output (F + W uint16):")
     for label, seconds, size in writer_comparison(paths[0]):
         print(f"  {label:<18}{seconds:>6.2f} s {size:>7.1f} MB")
-    summary = {"stage_s": stage, "floor_s": flo, "ratio": stage / flo, "stage_cpu_s": stage_cpu,
+    summary = {"style": arguments.style, "code": str(CODE),
+               "stage_s": stage, "floor_s": flo, "ratio": stage / flo, "stage_cpu_s": stage_cpu,
                "floor_cpu_s": floor_cpu, "ratio_cpu": stage_cpu / floor_cpu, "peak_worker_mb": worker_peak,
                "peak_imports_mb": imports_peak, **{f"{step}_cpu_s": mean(f"{step}_cpu") for step in steps}}
     print("\n" + json.dumps(summary))

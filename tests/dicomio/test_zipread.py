@@ -147,8 +147,8 @@ def test_a_zip_larger_than_its_bounds_allow_is_refused_before_it_is_read(tmp_pat
 
 
 def test_at_most_ten_files_are_streamed_at_once_on_a_machine(tmp_path, monkeypatch):
-    """Slots are lock files shared by every process of the machine; the eleventh reader waits for a free one."""
-    monkeypatch.setenv(zipread.STREAM_LOCKS, str(tmp_path / "locks"))
+    """Slots are shared by every process of the machine; the eleventh reader waits for a free one."""
+    monkeypatch.setenv(zipread.STREAM_NAMESPACE, tmp_path.name)
     with contextlib.ExitStack() as held:
         slots = {held.enter_context(zipread.stream_slot()) for _ in range(zipread.MAX_STREAMS)}
         assert slots == set(range(zipread.MAX_STREAMS))

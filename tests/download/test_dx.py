@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from fakes import DX_FOLDERS, FakeTools
+from fake_dx import FakePlatform
+from fakes import DX_FOLDERS, FakeTools, synthetic_zip
 
 from ukbb_pipeline.config import DownloadBackend, DownloadConfig
 from ukbb_pipeline.download.tools import ToolNotFound
@@ -74,9 +75,32 @@ def test_dx_resumes_where_it_stopped(tmp_path, fakes):
 def test_dx_needs_its_executable_and_a_folder_per_field_but_no_key_file(tmp_path, fakes):
     with pytest.raises(ToolNotFound, match=r"dx-missing not found on PATH.*stage\.dx="):
         download.run(make_config(tmp_path, dx="dx-missing"), options=RunOptions())
-    with pytest.raises(ValueError, match=r"stage.dx_folders entry for field\(s\) \[20158\]"):
-        download.run(make_config(tmp_path, dx_folders={"20201": "/Bulk/Whole Body MRI/Dixon"}), options=RunOptions())
+    with pytest.raises(ValueError, match=r"stage.dx_folders entry for field\(s\) \[20158\], and no stage.dx_proj"):
+        download.run(make_config(tmp_path, dx_folders={"20201": "/Bulk/Whole Body MRI/Dixon"}, dx_project=None),
+                     options=RunOptions())
     assert fakes.calls() == []
+
+
+def test_a_field_without_a_folder_is_found_by_its_field_id_property_never_guessed(tmp_path, monkeypatch):
+    """The platform's DXA folder is not known: the files carrying field_id=20158 say where it is."""
+    platform = FakePlatform(tmp_path / "store")
+    for stem in STEMS:
+        folder = tmp_path / "bulk" / stem.split("_")[1] / stem[:2]
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{stem}.zip").write_bytes(synthetic_zip(stem))
+    platform.seed(tmp_path / "bulk" / "20158", "/Bulk/DXA/DXA", properties=lambda p: {"field_id": "20158"})
+    platform.seed(tmp_path / "bulk" / "20201", "/Bulk/Whole Body MRI/Dixon", properties=lambda p: {"field_id": "20201"})
+    for key, value in platform.env().items():
+        monkeypatch.setenv(key, value)
+    (tmp_path / "eids.txt").write_text("".join(f"{eid}\n" for eid in EIDS))
+    config = make_config(tmp_path, dx_project=platform.project, dx_folders={})
+    [summary] = download.run(config, options=RunOptions())
+    assert summary.counts == {"ok": 16, "failed": 0, "skipped": 0}
+    served = tmp_path / "bulk" / "20158" / "10" / "1000002_20158_2_0.zip"
+    assert (tmp_path / "raw" / "dxas" / served.name).read_bytes() == served.read_bytes()
+    platform.seed(tmp_path / "bulk" / "20158", "/Elsewhere", properties=lambda p: {"field_id": "20158"})
+    with pytest.raises(ValueError, match=r"field 20158: its files lie in 2 folders .* stage.dx_folders.20158="):
+        download.run(config, options=RunOptions())
 
 
 def test_on_the_mounted_project_an_eid_list_lists_only_the_folders_it_needs(tmp_path, fakes, monkeypatch):

@@ -18,7 +18,8 @@ from ukbb_pipeline.errors import InputError
 from ukbb_pipeline.formats import Hdf5Writer, Output, Writer
 from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.inputs import InputFile, discover_inputs
-from ukbb_pipeline.runtime.runner import FileStage, RunOptions, StageJob, StageSummary, run_stage
+from ukbb_pipeline.runtime.runner import RunOptions, StageSummary
+from ukbb_pipeline.stages.file_stage import FileStage, StageJob, run_stage
 
 
 def process_number(item: InputFile, *, scale: float, delay: float = 0.0) -> Output:

@@ -53,8 +53,8 @@ def test_a_repeat_without_any_time_is_told_apart_by_series_numbers_and_says_so()
     assert sorted(sorted(s.number for s in a.channels.values()) for a in acquisitions) == [[9, 10, 11, 12],
                                                                                            [25, 26, 27, 28]]
     assert max(acquisitions, key=lambda a: a.order).channels["F"].number == 27
-    assert notes == ["series 9/10/11/12/25/26/27/28 image one slab more than once and carry no acquisition times: "
-                     "told apart by their series numbers"]
+    assert notes == ["series 9/10/11/12/25/26/27/28 hold one slab more than once (repeats or reconstructions) and "
+                     "carry no acquisition times: told apart by their series numbers"]
 
 
 def test_another_acquisition_number_is_another_acquisition():

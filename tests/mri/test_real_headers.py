@@ -100,6 +100,23 @@ def test_a_header_style_that_keeps_the_pixels_gives_the_tidy_arrays(make_zip, ti
     assert not any("non-standard" in note or "not Dixon" in note for note in output.notes), output.notes
 
 
+PACKAGING = {
+    "no manifest": MriQuirks(manifest_name=None),
+    "manifest.csv": MriQuirks(manifest_name="manifest.csv"),
+    "malformed manifest": MriQuirks(manifest_malformed=True),
+    "members in series order": MriQuirks(shuffle_members=False),
+}
+
+
+@pytest.mark.parametrize("quirks", PACKAGING.values(), ids=PACKAGING.keys())
+def test_the_manifest_and_the_member_order_change_nothing(make_zip, tidy, quirks):
+    """The reader never opens the manifest (ukbb-format.md 1.2: misspelt, renamed, malformed or absent) and sorts
+    slices by position, so neither matters."""
+    output = _read(make_zip(quirks))
+    for channel in ALL_CHANNELS:
+        np.testing.assert_array_equal(output.arrays[OUTPUTS[channel]], tidy[1].arrays[OUTPUTS[channel]])
+
+
 @pytest.mark.parametrize("rescale", [(1.2366, 0.0), (1.5, -50.0)], ids=["philips-slope", "slope-and-intercept"])
 @pytest.mark.parametrize("dtype", ["float32", "uint16"])
 def test_rescaled_pixels_are_read_in_their_real_units(make_zip, tidy, rescale, dtype):

@@ -163,7 +163,7 @@ def test_the_report_embeds_the_sheets_and_a_withdrawal_removes_those_that_show_t
     run(root)
     assert [path.name for path in read_stage("unzip_dxa", root / "dxas-processed").pictures] == [
         "contact-sheet-shard0of1-001.png", "contact-sheet-shard0of1-002.png"]
-    withdraw([CLEAN[0]], folders=[root / "dxas-processed"])
+    withdraw([CLEAN[0]], root=root / "dxas-processed")
     left = sheets(root)
     assert all(visit(CLEAN[0]) not in visits for visits in left.values())
     assert list(left) == ["sheets/shard0of1/contact-sheet-shard0of1-002.png"]

@@ -127,7 +127,7 @@ def test_pictures_are_only_in_the_metadata_folder_the_report_embeds_them_and_wit
     assert [path.relative_to(output).parts[:2] for path in output.rglob("*.png")] == [("pipeline-collect", "qc")]
     assert collection.collection_files(output) == [output / "collection-shard0of1.h5"]
     assert [path.name for path in read_stage("collect", output).pictures] == ["contact-sheet-shard0of1-001.png"]
-    withdraw([1000003], folders=[tmp_path])
+    withdraw([1000003], root=tmp_path)
     assert sheet_files(qc(tmp_path)) == []
     run(tmp_path)  # drawn again from the rebuilt shard, without the withdrawn EID
     (sheet,) = sheet_files(qc(tmp_path))

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 import ukbb_pipeline
+from ukbb_pipeline.qc.status import reason_group
 from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.manifest import FAILED, OK, SKIPPED, ManifestRow, ManifestWriter
-from ukbb_pipeline.runtime.state import CACHE_NAME, cohort_records, reason_group, stage_folders, stage_state
+from ukbb_pipeline.runtime.state import CACHE_NAME, cohort_records, stage_folders, stage_state
 
 FP = "settings1-input1"
 

@@ -313,8 +313,8 @@ def test_a_withdrawal_removes_the_shard_holding_the_participant_and_a_rerun_make
     write_visits(tmp_path, VISITS)
     _run(tmp_path)
     shard = tmp_path / "collection" / "collection-shard0of1.h5"
-    report = withdraw({1000002}, folders=[tmp_path])
-    assert shard in report.aggregates_removed
+    report = withdraw({1000002}, root=tmp_path)
+    assert shard in report.remade
     assert not shard.exists()
     _run(tmp_path, RunOptions(exclude_eids=frozenset({1000002})))
     assert list(_read(shard)["eids"]) == [1000001, 1000003]

@@ -16,10 +16,10 @@ from ukbb_pipeline.config import UnzipMriConfig
 from ukbb_pipeline.formats import Hdf5Writer
 from ukbb_pipeline.qc.sheets import sheet_files, sheet_visits
 from ukbb_pipeline.qc.status import cohort_status, flag_kind
-from ukbb_pipeline.runtime import state
+from ukbb_pipeline.runtime import provenance
 from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.manifest import FAILED, OK, ManifestRow, ManifestWriter
-from ukbb_pipeline.runtime.runner import FileStage
+from ukbb_pipeline.stages.file_stage import FileStage
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -101,11 +101,11 @@ def test_flag_kinds():
 
 def test_out_of_date_means_made_with_an_older_output_version_than_the_stage_table_says():
     current = registry.output_version("unzip_mri")
-    assert state.out_of_date("unzip_mri", "")  # recorded before output versions were
-    assert state.out_of_date("unzip_mri", str(current - 1))
-    assert not state.out_of_date("unzip_mri", str(current))
-    assert not state.out_of_date("download", "")  # downloaded zips have no output version
-    assert not state.out_of_date("a_stage_of_another_version", "")
+    assert provenance.out_of_date("unzip_mri", "")  # recorded before output versions were
+    assert provenance.out_of_date("unzip_mri", str(current - 1))
+    assert not provenance.out_of_date("unzip_mri", str(current))
+    assert not provenance.out_of_date("download", "")  # downloaded zips have no output version
+    assert not provenance.out_of_date("a_stage_of_another_version", "")
 
 
 def test_the_output_version_in_the_fingerprint_is_the_one_the_manifest_records(tmp_path, monkeypatch):
@@ -120,7 +120,7 @@ def test_the_output_version_in_the_fingerprint_is_the_one_the_manifest_records(t
                    for entry in registry.STAGES)
     monkeypatch.setattr(registry, "STAGES", bumped)
     assert FileStage(unzip_mri.make_job(config, inputs=[], writer=Hdf5Writer())).fingerprint() != before
-    assert state.out_of_date("unzip_mri", str(registry.output_version("unzip_mri") - 1))
+    assert provenance.out_of_date("unzip_mri", str(registry.output_version("unzip_mri") - 1))
 
 
 def test_the_changelog_names_no_second_table_of_versions():
@@ -216,3 +216,25 @@ def test_status_lists_eids_without_a_zip_and_counts_the_excluded(tmp_path, run_m
     lines = {(line["stage"], line["what"], line["detail"]): line for line in _status_csv(root)}
     assert lines[("unzip_mri", "missing", "EIDs in eids_file with no input")]["examples"] == "1000077, 1000078"
     assert lines[("unzip_dxa", "excluded", "")]["count"] == "1"
+
+
+def test_status_shows_the_withdrawal_register_and_counts_withdrawn_inputs_apart(tmp_path):
+    from ukbb_pipeline.qc.status import cohort_status, format_register, format_status
+    from ukbb_pipeline.runtime.register import record_withdrawal
+
+    raw = tmp_path / "raw" / "mris"
+    raw.mkdir(parents=True)
+    for eid in (1000001, 1000002):
+        (raw / f"{eid}_20201_2_0.zip").write_bytes(b"")
+    assert format_register(tmp_path).startswith("withdrawal register: none")
+    withdrawn_list = tmp_path / "w12345_20261126.csv"
+    withdrawn_list.write_text("1000002\n")
+    record_withdrawal(tmp_path, [1000002], list_path=withdrawn_list)
+
+    (status,) = cohort_status(tmp_path, raw_inputs={"unzip_mri": raw})
+    assert (status.withdrawn, status.excluded) == (1, 0)
+    assert status.missing["inputs not yet run"] == ["1000001 visit 2"]  # the withdrawn one is not "to do"
+    assert "  withdrawn: 1" in format_status([status])
+    assert format_register(tmp_path).splitlines() == [
+        f"withdrawal register ({tmp_path / 'pipeline-runs' / 'withdrawals.csv'}): 1 participant(s), left out by "
+        "every run:", f"  {withdrawn_list}: 1 (applied " + format_register(tmp_path).split("(applied ")[1]]

@@ -822,6 +822,9 @@ def test_mixed_quirks_cycle_through_the_faults():
     assert mri[8].missing_station == 4
     assert dxa[8].only_one_total_body
     assert mixed_quirks(9)[0][8].missing_station is None
+    styles = {q.headers for q in mri.values()}
+    assert len(styles) >= 6, "the subjects show several header styles"
+    assert mixed_quirks(9, include_failures=True)[0][3].headers == mri[3].headers, "the same for the same index"
 
 
 def test_cli_writes_a_cohort(tmp_path, capsys):

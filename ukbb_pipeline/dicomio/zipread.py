@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import io
 import os
+import socket
 import struct
-import tempfile
+import sys
 import time
 import zipfile
 import zlib
@@ -43,7 +43,7 @@ except ImportError:  # pragma: no cover - isal is a dependency; zlib is the fall
 MB = 1024 * 1024
 READ_CHUNK = 64 * MB  # one read call per 64 MiB: a full-size Dixon zip (~60-120 MB) in two or three calls
 MAX_STREAMS = 10  # dxfuse prefetches at most 10 files at once per machine (prefetch.go, maxNumEntriesInTable)
-STREAM_LOCKS = "UKBB_PIPELINE_STREAM_LOCKS"  # the folder of the per-machine slot lock files (default: under /tmp)
+STREAM_NAMESPACE = "UKBB_PIPELINE_STREAM_NAMESPACE"  # a name that sets apart one group of slots (tests)
 _LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, ..., name length, extra field length
 _LOCAL_SIGNATURE = b"PK\x03\x04"
 
@@ -235,27 +235,32 @@ def read_whole(path: Path, *, max_bytes: int) -> bytes:
 
 @contextlib.contextmanager
 def stream_slot(poll_s: float = 0.02) -> Iterator[int]:
-    """Hold one of :data:`MAX_STREAMS` machine-wide slots (an exclusive ``flock`` on ``slot-<n>.lock``) while a file
-    is streamed; waits while all are taken. The locks die with their process, so a killed worker frees its slot."""
-    folder = Path(os.environ.get(STREAM_LOCKS) or Path(tempfile.gettempdir()) / f"ukbb-pipeline-streams-{os.getuid()}")
-    folder.mkdir(parents=True, exist_ok=True)
+    """Hold one of :data:`MAX_STREAMS` machine-wide slots while a file is streamed; waits while all are taken.
+
+    A slot is a Unix socket bound to an abstract name (Linux): every process of the machine sees it, it leaves no
+    file anywhere (nothing is written outside the output folders), and it is released when its process ends, even
+    killed. Where abstract names do not exist (not Linux) there is no dxfuse mount to spare, and no limit."""
+    if not sys.platform.startswith("linux"):
+        yield -1
+        return
+    prefix = f"\0ukbb-pipeline-stream-{os.getuid()}-{os.environ.get(STREAM_NAMESPACE, '')}-"
     first = os.getpid() % MAX_STREAMS  # spread the processes over the slots
     while True:
         for step in range(MAX_STREAMS):
             slot = (first + step) % MAX_STREAMS
-            fd = os.open(folder / f"slot-{slot}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            holder = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                holder.bind(f"{prefix}{slot}")
             except OSError as error:
-                os.close(fd)
-                if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                holder.close()
+                if error.errno != errno.EADDRINUSE:
                     raise
                 continue
             try:
                 yield slot
                 return
             finally:
-                os.close(fd)  # closing the descriptor releases the lock
+                holder.close()  # closing the socket frees the name
         time.sleep(poll_s)
 
 

@@ -13,6 +13,8 @@ from ukbb_pipeline.download.fetch import Backend
 from ukbb_pipeline.download.keyfile import check_key_file
 from ukbb_pipeline.download.tools import find_executable
 from ukbb_pipeline.download.ukbfetch import UkbfetchBackend
+from ukbb_pipeline.rap.dx import Dx
+from ukbb_pipeline.rap.inputs import field_folder
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +41,20 @@ def make_requests(config: DownloadConfig, *, only: frozenset[int] | None,
 def make_backend(config: DownloadConfig) -> Backend:
     """The configured tool, checked before any work: the executable is there, and so is ukbfetch's key file."""
     if config.backend == DownloadBackend.dx:
+        executable = find_executable(config.dx, setting="stage.dx")
         folders = {int(field): folder for field, folder in config.dx_folders.items()}
         missing = [field for field in config.fields if field not in folders]
-        if missing:
-            raise ValueError(f"no stage.dx_folders entry for field(s) {missing}")
+        if missing:  # found by their field_id property, never guessed
+            if config.dx_project is None:
+                raise ValueError(f"no stage.dx_folders entry for field(s) {missing}, and no stage.dx_project in "
+                                 "which to find them by their field_id property")
+            try:
+                for field in missing:
+                    folders[field] = field_folder(Dx(executable), config.dx_project, field)
+            except ValueError as error:
+                raise ValueError(f"{error} with stage.dx_folders.{missing[0]}=<folder>") from None
         return DxBackend(
-            executable=find_executable(config.dx, setting="stage.dx"),
+            executable=executable,
             folders=folders,
             project=config.dx_project,
             timeout_per_file_s=config.timeout_per_file_s,

@@ -95,8 +95,9 @@ def group_acquisitions(series: Sequence[Series]) -> tuple[list[Acquisition], lis
         for group in by_number.values():
             parts = _split(group)
             if len(parts) > 1 and not any(s.acquisition_time or s.acquired for s in group):
-                notes.append(f"series {numbers_text(s.number for s in group)} image one slab more than once and "
-                             f"carry no acquisition times: told apart by their series numbers")
+                notes.append(f"series {numbers_text(s.number for s in group)} hold one slab more than once "
+                             f"(repeats or reconstructions) and carry no acquisition times: told apart by their "
+                             f"series numbers")
             for part in parts:
                 acquisition, note = _one_reconstruction(part)
                 acquisitions.append(acquisition)

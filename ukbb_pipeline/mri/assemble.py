@@ -292,12 +292,8 @@ def _relabel(overlap: Overlap, swapped: Sequence[int]) -> Overlap:
             return data
         return {**data, "F": data["W"], "W": data["F"]}
 
-    relabelled = Overlap(
-        upper=overlap.upper, lower=overlap.lower, z_mm=overlap.z_mm,
-        upper_data=fix(overlap.upper_data, overlap.upper), lower_data=fix(overlap.lower_data, overlap.lower),
-    )
-    relabelled.__dict__["body"] = overlap.body  # the summed channels, hence the body, do not change
-    return relabelled
+    return overlap.relabelled(upper_data=fix(overlap.upper_data, overlap.upper),
+                              lower_data=fix(overlap.lower_data, overlap.lower))
 
 
 def _station_positions(station: Station) -> np.ndarray:

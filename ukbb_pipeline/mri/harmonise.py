@@ -16,7 +16,7 @@ from the common one only by noise and misregistration, or by a fault (a swap, a 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
@@ -35,11 +35,19 @@ class Overlap:
     z_mm: float  # LPS z of the middle of the overlap
     upper_data: dict[str, np.ndarray]  # channel -> float32 (z, y, x)
     lower_data: dict[str, np.ndarray]
+    known_body: np.ndarray | None = field(default=None, repr=False, compare=False)  # see relabelled()
 
     @cached_property
     def body(self) -> np.ndarray:
         """Voxels inside the body in both stations (all channels summed)."""
+        if self.known_body is not None:
+            return self.known_body
         return body_mask(_total(self.upper_data)) & body_mask(_total(self.lower_data))
+
+    def relabelled(self, *, upper_data: dict[str, np.ndarray], lower_data: dict[str, np.ndarray]) -> Overlap:
+        """The same voxels with the channels named anew (F and W exchanged): the summed channels, hence the body,
+        do not change, so the new overlap keeps this one's body instead of computing it again."""
+        return replace(self, upper_data=upper_data, lower_data=lower_data, known_body=self.body)
 
 
 def _total(data: dict[str, np.ndarray]) -> np.ndarray:

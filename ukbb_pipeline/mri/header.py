@@ -161,17 +161,24 @@ def needs_echo(dataset: Parsed) -> bool:
     """Whether a slice whose description and ImageType name no channel may be an echo of a Dixon series (its
     echo tags, after :data:`CHANNEL_TAGS_END`, then decide)."""
     description, image_type = _text(dataset, _SERIES_DESCRIPTION), _text(dataset, _IMAGE_TYPE)
+    return channel_of(description, image_type) is None and _may_be_echo(description, image_type)
+
+
+def _may_be_echo(description: str, image_type: str) -> bool:
     tokens = {token.strip() for token in image_type.upper().split("\\")}
-    if channel_of(description, image_type) is not None or "DERIVED" in tokens or tokens & NOT_MAGNITUDE:
+    if "DERIVED" in tokens or tokens & NOT_MAGNITUDE:
         return False
-    return "dixon" in description.lower() or "DIXON" in image_type.upper()
+    return "dixon" in description.lower() or "DIXON" in tokens
 
 
 def slice_channel(dataset: Parsed) -> tuple[str | None, str]:
     """(channel, SeriesDescription) of a parsed slice, or of its header's start up to the SeriesDescription
     (:data:`CHANNEL_TAGS_END`), or up to the echo tags (:data:`ECHO_TAGS_END`) when :func:`needs_echo`."""
-    description = _text(dataset, _SERIES_DESCRIPTION)
-    return channel_of(description, _text(dataset, _IMAGE_TYPE), _echo(dataset)), description
+    description, image_type = _text(dataset, _SERIES_DESCRIPTION), _text(dataset, _IMAGE_TYPE)
+    channel = channel_of(description, image_type)
+    if channel is None and _may_be_echo(description, image_type):  # the echo tags are read only then
+        channel = channel_of(description, image_type, _echo(dataset))
+    return channel, description
 
 
 def multi_frame(dataset: Parsed) -> str | None:

@@ -79,8 +79,8 @@ def read_dixon_zip(
             if seen is not None and needs_echo(seen):  # both echoes in one series: the echo tags decide
                 seen = walk(peeked, stop_after=ECHO_TAGS_END)
             if seen is not None:  # else the whole member is read and parsed: it decides below
-                refuse_multi_frame(seen, name=info.filename)
                 channel, description = slice_channel(seen)
+                refuse_multi_frame(seen, name=info.filename)
                 if channel is not None and channel not in wanted:
                     continue
                 if channel is None:  # rare: read whole, to tell a non-image object from a non-Dixon image

@@ -10,6 +10,7 @@ import csv
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,10 @@ def _cell(value: Any) -> str:
 class ManifestWriter:
     """Collects the rows of one run of one shard and keeps its CSV file current on disk."""
 
-    def __init__(self, folder: Path, *, stage: str, shard_index: int, shard_count: int, flush_every_s: float = 10.0):
+    def __init__(self, folder: Path, *, stage: str, shard_index: int, shard_count: int, flush_every_s: float = 10.0,
+                 keep: Callable[[ManifestRow], bool] | None = None):
+        """``keep`` is asked about every row before each flush (the withdrawal register): rows it refuses are dropped,
+        from the file and from memory."""
         stamp = file_stamp()
         host = socket.gethostname().split(".")[0]
         name = f"manifest-{stage}-{stamp}-shard{shard_index}of{shard_count}-{host}-{os.getpid()}"
@@ -86,6 +90,7 @@ class ManifestWriter:
         self._rows: list[ManifestRow] = []
         self._flush_every_s = flush_every_s
         self._last_flush = 0.0
+        self._keep = keep
 
     @property
     def rows(self) -> list[ManifestRow]:
@@ -98,6 +103,8 @@ class ManifestWriter:
 
     def flush(self) -> None:
         """Rewrite the CSV file atomically with every row so far (:class:`OutputError` when the disk refuses)."""
+        if self._keep is not None:
+            self._rows = [row for row in self._rows if self._keep(row)]
         records = [row.as_record() for row in self._rows]
         extra = sorted({key for record in records for key in record} - set(BASE_COLUMNS))
         try:

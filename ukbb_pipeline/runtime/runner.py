@@ -8,17 +8,16 @@ A stage is a :class:`Stage`: it says what its units are (:class:`Unit`), which a
 one is processed (:meth:`Stage.process`, in a worker process) and, when its units share one output (collect's shard
 file), how results are gathered (:meth:`Stage.open_sink`). A stage may run its units its own way
 (:meth:`Stage.execute`: download's at most ``parallel`` tool calls at once, independent of ``n_jobs``). The stage
-object travels to each worker once, so per-task arguments are one unit whatever the size of the cohort.
+object travels to each worker once, so per-task arguments are one unit whatever the size of the cohort. The stages
+whose outputs a writer makes, one per input file, are :class:`ukbb_pipeline.stages.file_stage.FileStage`: the runtime
+never imports the formats.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import errno
-import json
 import logging
-import os
 import re
 import time
 import traceback
@@ -29,25 +28,24 @@ from typing import Any
 
 from ukbb_pipeline.errors import ConfigError, InputError, OutputError, StageFailed
 from ukbb_pipeline.flags import SEAM_MISMATCH_LIMIT
-from ukbb_pipeline.formats.base import Output, Writer
 from ukbb_pipeline.runtime.atomic import remove_stale_scratch
 from ukbb_pipeline.runtime.cells import escape_controls
-from ukbb_pipeline.runtime.fingerprint import input_signature, settings_fingerprint
+from ukbb_pipeline.runtime.coverage import coverage_messages
+from ukbb_pipeline.runtime.fingerprint import settings_fingerprint
 from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.inputs import InputFile
-from ukbb_pipeline.runtime.manifest import FAILED, OK, SKIPPED, ManifestRow, ManifestWriter, read_manifests
-from ukbb_pipeline.runtime.parallel import WORKER_DIED, imap_unordered
+from ukbb_pipeline.runtime.manifest import FAILED, OK, SKIPPED, ManifestRow, ManifestWriter
+from ukbb_pipeline.runtime.parallel import imap_unordered
 from ukbb_pipeline.runtime.progress import progress
+from ukbb_pipeline.runtime.register import Withdrawals
 from ukbb_pipeline.runtime.sharding import in_shard
-from ukbb_pipeline.runtime.state import LEFT_OUT, coverage_messages
+from ukbb_pipeline.runtime.state import LEFT_OUT
 
 log = logging.getLogger(__name__)
 
-DONE_EARLIER = "done earlier from the same input with the same settings"
 SETTINGS_CHANGED = "redone: settings changed since the previous output"
 VERSION_RAISED = "redone: the stage's output version was raised since the previous output (CHANGELOG.md)"
-NOT_RETRIED = "(not retried: it killed its worker last time; overwrite=true, or more memory, tries it again)"
-QC_ATTR = "qc_figures"  # every output's own copy of its manifest QC figures (JSON), for a run killed before its row
+
 
 
 @dataclass(frozen=True)
@@ -62,6 +60,9 @@ class RunOptions:
     only_eids: frozenset[int] | None = None
     exclude_eids: frozenset[int] | None = None
     seam_mismatch_limit: float | None = SEAM_MISMATCH_LIMIT  # a seam mismatch above this is a flag (None: never)
+    withdrawals: Withdrawals | None = None  # the root's withdrawal register, honoured whatever the EID lists say
+    eids_file: str | None = None  # where only_eids came from
+    exclude_eids_file: str | None = None  # where exclude_eids came from (stage=withdraw records it)
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,7 @@ class Stage:
     settings: dict[str, Any]  # what changes the outputs; its "version" is recorded in every manifest row
     source: str = ""  # where units were looked for, for messages (e.g. "*.zip in /data/raw/dxas")
     unit_name: str = "input"
+    withdrawals: Withdrawals | None = None  # set by the run: the register checked before each output is written
 
     def fingerprint(self) -> str:
         return settings_fingerprint({"stage": self.name, **self.settings})
@@ -188,10 +190,11 @@ class StageSummary:
 
 def select_units(units: Iterable[Unit], options: RunOptions) -> list[Unit]:
     """The units this run is responsible for: EID filters, then this shard."""
-    only, exclude = options.only_eids, options.exclude_eids
+    only, exclude, withdrawn = options.only_eids, options.exclude_eids, options.withdrawals
     return [
         unit for unit in units
         if not (exclude and unit.eid in exclude)
+        and not (withdrawn and unit.eid in withdrawn)
         and (only is None or unit.eid in only)
         and in_shard(unit.key, index=options.shard_index, count=options.shard_count)
     ]
@@ -204,14 +207,25 @@ def run_units(stage: Stage, units: list[Unit], options: RunOptions) -> StageSumm
     for level, message in coverage_messages(stage.name, (unit.eid for unit in units), only=options.only_eids,
                                             exclude=options.exclude_eids, where=stage.source):
         log.log(level, "%s", message)
+    if options.withdrawals:
+        withdrawn = sum(1 for unit in units if unit.eid in options.withdrawals)
+        if withdrawn:
+            log.info("%s: %d input(s) of withdrawn participants left out (%s)", stage.name, withdrawn,
+                     options.withdrawals.path)
     prepare_folders(stage.name, stage.folders)
+    withdrawals = options.withdrawals
+    stage.withdrawals = withdrawals  # checked again before each output is written (in the workers)
     manifest = ManifestWriter(
-        stage.folders.meta, stage=stage.name, shard_index=options.shard_index, shard_count=options.shard_count
+        stage.folders.meta, stage=stage.name, shard_index=options.shard_index, shard_count=options.shard_count,
+        keep=None if withdrawals is None else (lambda row: row.eid not in withdrawals),
     )
 
     output_version = str(stage.settings.get("version", ""))
 
     def record(result: Result) -> None:
+        if withdrawals is not None and result.unit.eid in withdrawals:  # withdrawn while this run was going
+            log.info("%s: left out: its participant was withdrawn during this run", Path(result.unit.input).name)
+            return
         manifest.add(_row(result, output_version=output_version))
         if result.status == FAILED:
             log.error("%s failed: %s", Path(result.unit.input).name, result.reason)
@@ -386,157 +400,6 @@ def _row(result: Result, *, output_version: str) -> ManifestRow:
         settings_fingerprint=result.fingerprint,
         qc=result.qc,
     )
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Stages whose unit is an input file and whose output is one file (or folder) per input, written by a Writer.
-
-
-@dataclass(frozen=True)
-class StageJob:
-    """A per-file stage: ``process`` turns one input into an :class:`Output`, which ``writer`` writes.
-
-    ``process`` must be picklable (a module-level function or a ``functools.partial`` of one). ``settings`` are
-    everything that changes the outputs; with the input's content they decide what a re-run redoes. ``nested`` asks
-    for the layout with a folder per output where the writer has one (DXA pickles).
-    """
-
-    name: str
-    folders: StageFolders
-    inputs: list[InputFile]
-    process: Callable[[InputFile], Output]
-    writer: Writer
-    settings: dict[str, Any]
-    nested: bool = False
-    source: str = ""
-
-
-class FileStage(Stage):
-    """A :class:`StageJob` as a :class:`Stage` (without its inputs, which stay in the main process)."""
-
-    def __init__(self, job: StageJob):
-        self.name = job.name
-        self.folders = job.folders
-        self.writer = job.writer
-        self.settings = {**job.settings, **job.writer.settings()}
-        self.source = job.source
-        self.nested = job.nested
-        self.make_output = job.process
-
-    def output_path(self, unit: Unit) -> Path:
-        return self.writer.output_path(self.folders, unit.key, nested=self.nested)
-
-    def check_done(self, units: list[Unit], *, fingerprint: str, overwrite: bool) -> Iterator[Task | Result]:
-        ledger, deaths = read_ledger(self.folders.meta) if units and not overwrite else ({}, {})
-        for unit in units:
-            output_fingerprint = content_fingerprint(fingerprint, unit.item.path)
-            died = deaths.get(unit.input)
-            if died is not None and died[0] == output_fingerprint:  # it would kill its worker again
-                yield Result(unit, FAILED, reason=f"{died[1].split(' (not retried')[0]} {NOT_RETRIED}",
-                             fingerprint=output_fingerprint)
-                continue
-            path = self.output_path(unit)
-            try:
-                stat = os.stat(path)
-            except OSError:
-                yield Task(unit, "", output_fingerprint)
-                continue
-            redo = self._redo_reason(unit, output_fingerprint, overwrite=overwrite, stat=stat,
-                                     recorded=ledger.get(unit.input))
-            if redo is None:
-                recovered = {} if unit.input in ledger else self._stored_qc(unit)
-                yield Result(unit, SKIPPED, reason=DONE_EARLIER, output=str(path), fingerprint=output_fingerprint,
-                             qc={**recovered, **_stat_qc(stat)})
-            else:
-                yield Task(unit, redo, output_fingerprint)
-
-    def _redo_reason(self, unit: Unit, fingerprint: str, *, overwrite: bool, stat: os.stat_result,
-                     recorded: tuple[str, str, int, int] | None) -> str | None:
-        """Why this unit must be (re)done, or None when its output is there, opens, and was made the same way.
-
-        When the manifest recorded this very output file (same path, size and modification time), its fingerprint
-        is taken from there, without opening the file: at 100,000 outputs, opening each costs minutes.
-        """
-        if overwrite:
-            return "redone: overwrite=true"
-        path = str(self.output_path(unit))
-        if recorded is not None and recorded[1:] == (path, stat.st_size, stat.st_mtime_ns):
-            stored: str | None = recorded[0]
-        else:
-            stored = self.writer.stored_fingerprint(self.folders, unit.key, nested=self.nested)
-        if stored is None:
-            return "redone: the previous output did not open"
-        if stored.split("-")[0] != fingerprint.split("-")[0]:
-            return self.settings_change(stored.split("-")[0])
-        if stored != fingerprint:
-            return "redone: the input changed since the previous output"
-        return None
-
-    def _stored_qc(self, unit: Unit) -> dict[str, Any]:
-        """The QC figures an output carries (:data:`QC_ATTR`): a run killed before its manifest row was written
-        left them nowhere else, and a skip must not lose its flags (a fat/water swap)."""
-        try:
-            text = self.writer.stored_attrs(self.folders, unit.key, nested=self.nested).get(QC_ATTR)
-            figures = json.loads(text) if isinstance(text, str) else None
-        except (OSError, ValueError, InputError):
-            return {}
-        return figures if isinstance(figures, dict) else {}
-
-    def process(self, task: Task) -> Result:
-        output = self.make_output(task.unit.item)
-        output.attrs = {**output.attrs, QC_ATTR: json.dumps(output.qc, default=str)}
-        path = self._write(task.unit, output, task.fingerprint)
-        reason = "; ".join(part for part in (task.redo, *output.notes) if part)
-        return Result(task.unit, OK, reason=reason, output=str(path), fingerprint=task.fingerprint,
-                      qc={**output.qc, **_stat_qc(os.stat(path))})
-
-    def _write(self, unit: Unit, output: Output, fingerprint: str) -> Path:
-        """Write one output; a full disk or an unwritable folder stops the run, since every other unit would fail."""
-        try:
-            return self.writer.write(self.folders, unit.key, output, fingerprint=fingerprint, nested=self.nested)
-        except OSError as error:
-            code = errno_of(error)
-            if code in STOP_ERRNOS:
-                raise OutputError(f"{self.name}: cannot write to {self.folders.output}: {os.strerror(code)}") from None
-            raise
-
-
-def run_stage(job: StageJob, options: RunOptions) -> StageSummary:
-    """Run a per-file stage over this shard's inputs."""
-    return run_units(FileStage(job), [file_unit(item) for item in job.inputs], options)
-
-
-def _stat_qc(stat: os.stat_result) -> dict[str, Any]:
-    """What the manifest records of an output file, so that a re-run knows it unchanged without opening it."""
-    return {"output_bytes": stat.st_size, "output_mtime_ns": stat.st_mtime_ns}
-
-
-def read_ledger(meta: Path) -> tuple[dict[str, tuple[str, str, int, int]], dict[str, tuple[str, str]]]:
-    """From the latest manifest row of each input: input -> (fingerprint, output, bytes, mtime_ns) for those that
-    made or kept an output, and input -> (fingerprint, reason) for those whose worker process died."""
-    ledger: dict[str, tuple[str, str, int, int]] = {}
-    deaths: dict[str, tuple[str, str]] = {}
-    if not meta.is_dir():
-        return ledger, deaths
-    try:
-        rows = read_manifests(meta)
-    except (OSError, ValueError, KeyError, csv.Error):
-        return ledger, deaths
-    for row in rows:
-        size, mtime = row.get("output_bytes", ""), row.get("output_mtime_ns", "")
-        if row.get("status") in (OK, SKIPPED) and size.isdigit() and mtime.isdigit():
-            ledger[row["input"]] = (row.get("settings_fingerprint", ""), row.get("output", ""), int(size), int(mtime))
-        elif row.get("status") == FAILED and row.get("reason", "").startswith(WORKER_DIED):
-            deaths[row["input"]] = (row.get("settings_fingerprint", ""), row["reason"])
-    return ledger, deaths
-
-
-def content_fingerprint(settings: str, path: Path) -> str:
-    """What an output was made from: the stage's settings and its input's content (``<settings>-<input>``)."""
-    try:
-        return f"{settings}-{input_signature(path)}"
-    except OSError:
-        return f"{settings}-unreadable"  # processing will say why
 
 
 STOP_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}

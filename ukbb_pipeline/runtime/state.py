@@ -1,8 +1,9 @@
 """The state of a cohort: every input's current outcome, across every run and shard, from the per-run manifests.
 
 A manifest row says what one run did with an input (``ok | failed | skipped``). The state says where the input
-stands now: ``done`` or ``failed`` (its latest outcome), with the QC figures, flags, notes, settings fingerprint and
-package version of the run that *made* its output. A re-run that skips an input writes a ``skipped`` row without QC
+stands now: ``done`` or ``failed`` (its latest outcome), with the QC figures, flags (:mod:`ukbb_pipeline.flags`),
+notes, settings fingerprint and versions of the run that *made* its output (whether that is out of date:
+:mod:`.provenance`). A re-run that skips an input writes a ``skipped`` row without QC
 figures; the state keeps those of the latest ``ok`` row with the same settings fingerprint, so flags survive re-runs.
 
 Cheap at 100,000 inputs: manifests are read with the ``csv`` module in one pass, and the folded state is kept per
@@ -16,9 +17,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
-import logging
 import os
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -356,48 +355,3 @@ def cohort_records(
 
 def by_stem(records: Iterable[dict[str, str]]) -> dict[str, dict[str, str]]:
     return {record["stem"]: record for record in records}
-
-
-# A quoted name opens after a non-word character and closes before one: the apostrophe of "exam's" is not a quote.
-_NAMES_IN_REASON = re.compile(r"(?<!\w)'[^']*'(?!\w)|(?<!\w)\"[^\"]*\"(?!\w)|\d+(\.\d+)?")
-
-
-def reason_group(reason: str) -> str:
-    """A failure reason with its particulars (member names, numbers) blanked, to count failures by kind."""
-    first = reason.split("; ")[0]
-    return _NAMES_IN_REASON.sub(lambda match: "'...'" if match.group(0)[:1] in "'\"" else "N", first).strip()
-
-
-# Provenance: whether an output was made by the stage's current output version
-
-
-def out_of_date(stage: str, output_version: str) -> bool:
-    """Whether an output of ``stage`` recorded with ``output_version`` predates the stage's current output version
-    (:data:`ukbb_pipeline.registry.STAGES`; the version a re-run would put in the settings fingerprint, and so
-    redo). An output recorded without one (before output versions were recorded) counts as version 0."""
-    current = registry.stage(stage).version if stage in registry.STAGE_NAMES else None
-    recorded = int(output_version) if output_version.strip().isdigit() else 0
-    return current is not None and recorded < current
-
-
-def eid_coverage(found_eids: Iterable[int | None], *, only: Iterable[int] | None,
-                 exclude: Iterable[int] | None) -> tuple[list[int], int]:
-    """(EIDs of ``only`` with no input, sorted; how many inputs ``exclude`` drops), for the log and the status."""
-    found = [eid for eid in found_eids if eid is not None]
-    excluded = set(exclude or ())
-    missing = sorted(set(only) - set(found) - excluded) if only is not None else []
-    return missing, sum(1 for eid in found if eid in excluded)
-
-
-def coverage_messages(stage: str, found_eids: Iterable[int | None], *, only: Iterable[int] | None,
-                      exclude: Iterable[int] | None, where: str = "", examples: int = 5) -> list[tuple[int, str]]:
-    """(logging level, line) about the EID lists: inputs excluded; EIDs of ``eids_file`` with no input (a few)."""
-    missing, n_excluded = eid_coverage(found_eids, only=only, exclude=exclude)
-    messages = []
-    if n_excluded:
-        messages.append((logging.INFO, f"{stage}: {n_excluded} input(s) of EIDs in exclude_eids_file left out"))
-    if missing:
-        shown = ", ".join(str(eid) for eid in missing[:examples]) + (" ..." if len(missing) > examples else "")
-        place = f" ({where})" if where else ""
-        messages.append((logging.WARNING, f"{stage}: {len(missing)} EID(s) of eids_file have no input{place}: {shown}"))
-    return messages

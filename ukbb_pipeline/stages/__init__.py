@@ -16,6 +16,7 @@ from ukbb_pipeline.formats import Writer, make_writer
 from ukbb_pipeline.runtime.folders import refuse_output_among_inputs
 from ukbb_pipeline.runtime.inputs import read_eid_list
 from ukbb_pipeline.runtime.parallel import default_n_jobs
+from ukbb_pipeline.runtime.register import Withdrawals
 from ukbb_pipeline.runtime.runner import RunOptions, StageSummary, raise_on_failures
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,10 @@ def run_options(config: PipelineConfig) -> RunOptions:
         only_eids=frozenset(read_eid_list(Path(config.eids_file))) if config.eids_file else None,
         exclude_eids=frozenset(read_eid_list(Path(config.exclude_eids_file))) if config.exclude_eids_file else None,
         seam_mismatch_limit=config.seam_mismatch_limit,
+        # every later run honours every withdrawal (a stage given only its own folders has no root, so no register)
+        withdrawals=Withdrawals.of_root(config.paths.root) if config.paths.root is not None else None,
+        eids_file=config.eids_file,
+        exclude_eids_file=config.exclude_eids_file,
     )
 
 
@@ -88,16 +93,19 @@ def run_configured(config: PipelineConfig) -> list[StageSummary]:
     options = run_options(config)
     writer = make_writer(config.writer)
     stage: StageConfig = config.stage
-    from ukbb_pipeline.stages.withdraw import remember_log_folder
+    from ukbb_pipeline.stages.withdraw import remember_log_folder, remember_output_folder
 
-    root = config.paths.root  # None when the stage was given its folders one by one
-    if root is not None:
+    # (a withdrawal cleans its own log folder, and must not make a root; a stage given its folders one by one has none)
+    root = config.paths.root
+    remembers = stage.name != "withdraw" and root is not None
+    if remembers and root is not None:
         remember_log_folder(root)  # logs name subjects: a withdrawal must find every run's
     try:
         summaries = registry.stage(stage.name).run()(stage, options=options, writer=writer, qc=config.qc)
     finally:
-        if root is not None:
+        if remembers and root is not None:
             remember_log_folder(root)  # the demo makes its root
+            remember_output_folder(root, stage.output_dir)  # a withdrawal cleans it wherever it is
     raise_on_failures(summaries, allow_failures=options.allow_failures)
     return summaries
 

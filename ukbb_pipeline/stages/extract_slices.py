@@ -31,7 +31,7 @@ from ukbb_pipeline.registry import output_version
 from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.inputs import InputFile
 from ukbb_pipeline.runtime.manifest import SKIPPED
-from ukbb_pipeline.runtime.runner import RunOptions, StageJob, StageSummary, run_stage
+from ukbb_pipeline.runtime.runner import RunOptions, StageSummary
 from ukbb_pipeline.slices.curved import curved_rows
 from ukbb_pipeline.slices.midcoronal import (
     auto_in_plane_step,
@@ -40,6 +40,7 @@ from ukbb_pipeline.slices.midcoronal import (
     slab_window,
 )
 from ukbb_pipeline.slices.spine import SpineTrack, track_spine
+from ukbb_pipeline.stages.file_stage import StageJob, run_stage
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,8 @@ from ukbb_pipeline.registry import output_version
 from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.inputs import InputFile, discover_inputs, require_ukbb_name, search_description
 from ukbb_pipeline.runtime.manifest import SKIPPED
-from ukbb_pipeline.runtime.runner import RunOptions, StageJob, StageSummary, run_stage
+from ukbb_pipeline.runtime.runner import RunOptions, StageSummary
+from ukbb_pipeline.stages.file_stage import StageJob, run_stage
 from ukbb_pipeline.ukbb import DXA_FIELD
 
 log = logging.getLogger(__name__)

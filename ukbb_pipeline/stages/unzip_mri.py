@@ -22,7 +22,8 @@ from ukbb_pipeline.mri.summary import qc_figures, slice_notes, swap_notes, volum
 from ukbb_pipeline.registry import output_version
 from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.inputs import InputFile, discover_inputs, require_ukbb_name, search_description
-from ukbb_pipeline.runtime.runner import RunOptions, StageJob, StageSummary, run_stage
+from ukbb_pipeline.runtime.runner import RunOptions, StageSummary
+from ukbb_pipeline.stages.file_stage import StageJob, run_stage
 from ukbb_pipeline.ukbb import DIXON_OUTPUT_NAMES, MRI_FIELD
 
 OUTPUT_NAMES = DIXON_OUTPUT_NAMES

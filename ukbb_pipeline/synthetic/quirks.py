@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,12 +14,13 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from ukbb_pipeline.synthetic.header_style import HeaderStyle
+from ukbb_pipeline.synthetic.header_style import TIME_LAYOUTS, HeaderStyle
 from ukbb_pipeline.synthetic.stations import N_STATIONS
 
 CHANNELS = ("in", "opp", "F", "W")
 MRI_TRANSFER_SYNTAXES = (ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian, RLELossless)
 MANIFEST_NAMES = ("manifest.cvs", "manifest.csv", None)
+HEADER_STYLE_SEED = 18  # mixed_quirks: subject i's header style is drawn from [18, i]
 
 
 @dataclass(frozen=True)
@@ -222,13 +224,19 @@ _FAILING = (MriQuirks(missing_station=4), DxaQuirks(only_one_total_body=True))
 def mixed_quirks(
     n_subjects: int, *, include_failures: bool = False
 ) -> tuple[dict[int, MriQuirks], dict[int, DxaQuirks]]:
-    """Quirks for ``make_cohort`` cycling through the catalogue of faults (subject 0 is clean).
+    """Quirks for ``make_cohort`` cycling through the catalogue of faults (subject 0 is clean and tidy; every other
+    subject's MRI headers in a style of its own, :meth:`HeaderStyle.random` with the time layouts in turn, the same
+    for the same index).
 
     With ``include_failures`` the last subject lacks MRI station 4 and its DXA bone image, which a reader should
     report as a failure (unless missing stations are allowed).
     """
     mri = {i: _MRI_CATALOGUE[i % len(_MRI_CATALOGUE)] for i in range(n_subjects)}
+    for i in range(1, n_subjects):
+        style = HeaderStyle.random(np.random.default_rng([HEADER_STYLE_SEED, i]))
+        style = dataclasses.replace(style, times=TIME_LAYOUTS[i % len(TIME_LAYOUTS)])
+        mri[i] = dataclasses.replace(mri[i], headers=style)
     dxa = {i: _DXA_CATALOGUE[i % len(_DXA_CATALOGUE)] for i in range(n_subjects)}
     if include_failures and n_subjects > 1:
-        mri[n_subjects - 1], dxa[n_subjects - 1] = _FAILING
+        mri[n_subjects - 1], dxa[n_subjects - 1] = _FAILING[0], _FAILING[1]
     return mri, dxa

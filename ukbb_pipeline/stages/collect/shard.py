@@ -1,7 +1,7 @@
-"""Building a collection: the settings, one pair's fit (read in any format, fitted, encoded) and the shard's sink.
+"""Building a collect shard: the settings, one pair's fit (read in any format, fitted, encoded) and the shard's sink.
 
 The science is in :mod:`ukbb_pipeline.pairs.fit`, the file layout in :mod:`ukbb_pipeline.formats.collection`; this
-module joins them for the ``collect`` stage.
+module joins them for the ``collect`` stage (:mod:`ukbb_pipeline.stages.collect`), with the runner's sink.
 """
 
 from __future__ import annotations

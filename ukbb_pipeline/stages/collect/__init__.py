@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from ukbb_pipeline import __version__
@@ -19,7 +20,7 @@ from ukbb_pipeline.config import CollectConfig
 from ukbb_pipeline.formats import Hdf5Writer, Writer, collection
 from ukbb_pipeline.formats.chunks import ChunkCodec
 from ukbb_pipeline.formats.outputs import find_outputs
-from ukbb_pipeline.pairs import build, fit
+from ukbb_pipeline.pairs import fit
 from ukbb_pipeline.qc import pair_pictures
 from ukbb_pipeline.registry import output_version
 from ukbb_pipeline.runtime.fingerprint import input_signature, settings_fingerprint
@@ -34,51 +35,74 @@ from ukbb_pipeline.runtime.runner import (
     Task,
     Unit,
     run_units,
+    select_units,
 )
+from ukbb_pipeline.stages.collect import shard
 
 log = logging.getLogger(__name__)
 
 DONE = "done earlier with the same inputs and settings"
 
 
+@dataclass(frozen=True)
+class ShardPlan:
+    """What this run does with its shard file, decided once from the shard's pairs before any work."""
+
+    final: Path  # collection-shard<i>of<n>.h5
+    content: str  # the content fingerprint of the shard's pairs, made with these settings
+    rebuild: bool  # False: the file holds exactly that content, with no failed pair: every pair is skipped
+    redo: str = ""  # why it is rebuilt, when the file there was made with other settings (refused by the runner)
+
+
 class CollectStage(Stage):
+    """The collect stage of one run: its settings, its pairs as units and its shard's plan, all fixed at the start."""
+
     name = "collect"
     unit_name = "pair"
 
-    def __init__(self, config: CollectConfig, *, writer: Writer, seam_mismatch_limit: float | None):
-        self.params = build.make_params(config, seam_mismatch_limit=seam_mismatch_limit)
-        self.split_of, split = build.split_assigner(config)
+    def __init__(self, config: CollectConfig, *, writer: Writer, options: RunOptions, pairs: list[fit.Pair]):
+        self.params = shard.make_params(config, seam_mismatch_limit=options.seam_mismatch_limit)
+        self.split_of, split = shard.split_assigner(config)
         self.hdf5 = writer if isinstance(writer, Hdf5Writer) else Hdf5Writer()
         self.codec = ChunkCodec(compression=self.hdf5.compression, level=self.hdf5.compression_level,
                                 shuffle=self.hdf5.shuffle)
         self.folders = StageFolders(output=Path(config.output_dir), stage="collect")
         self.settings = {"version": output_version("collect"), **self.params.__dict__, "split": split}
-        self.attrs = build.collection_attrs(self.params, split)
+        self.attrs = shard.collection_attrs(self.params, split)
         self.source = f"MRI slabs in {config.input_dir} paired with DXA outputs in {config.dxa_dir}"
-        self.final = self.folders.output
+        # Each pair's split is decided here, in the main process, so that the split lists never travel to workers.
+        self.all_units = [Unit(key=p.mri.stem, input=str(p.mri.path), eid=p.eid, instance=p.instance,
+                               item=(p, self.split_of(p.eid))) for p in pairs]
+        final = self.folders.output / collection.shard_file_name(options.shard_index, options.shard_count)
+        self.plan = self._plan(final, select_units(self.all_units, options), overwrite=options.overwrite)
 
-    def __getstate__(self) -> dict[str, object]:  # workers need no split function (nor the EID lists it holds)
-        return {key: value for key, value in self.__dict__.items() if key != "split_of"}
+    def __getstate__(self) -> dict[str, object]:  # workers need neither the split function (nor its EID lists)
+        return {key: value for key, value in self.__dict__.items() if key not in ("split_of", "all_units")}
 
-    def units(self, pairs: list[fit.Pair]) -> list[Unit]:
-        """One unit per pair, carrying its split (decided here, so that the split lists never travel to workers)."""
-        return [Unit(key=p.mri.stem, input=str(p.mri.path), eid=p.eid, instance=p.instance,
-                     item=(p, self.split_of(p.eid))) for p in pairs]
-
-    def check_done(self, units: list[Unit], *, fingerprint: str, overwrite: bool) -> Iterator[Task | Result]:
-        """All or nothing: the shard file is skipped when it holds exactly these pairs' content, made the same way."""
+    def _plan(self, final: Path, units: list[Unit], *, overwrite: bool) -> ShardPlan:
+        """All or nothing: the shard file is rebuilt unless it holds exactly these pairs' content, made the same way
+        and without a failed pair."""
         signatures = [[u.item[0].mri.path.name, _signature(u.item[0].mri.path), u.item[0].dxa.path.name,
                        _signature(u.item[0].dxa.path), u.item[1]] for u in units]
-        self.content = settings_fingerprint({"settings": fingerprint, "pairs": signatures})
-        stored = None if overwrite else collection.stored_attrs(self.final, locking=self.hdf5.file_locking)
-        unchanged = stored is not None and stored.get("content_fingerprint") == self.content and \
+        content = settings_fingerprint({"settings": self.fingerprint(), "pairs": signatures})
+        stored = None if overwrite else collection.stored_attrs(final, locking=self.hdf5.file_locking)
+        unchanged = stored is not None and stored.get("content_fingerprint") == content and \
             int(stored.get("n_failed", 1)) == 0
-        self.rebuild = not unchanged
-        if self.rebuild:
-            redo = "redone: overwrite=true" if overwrite else ""
-            if stored is not None and stored.get("settings_fingerprint") not in (None, fingerprint):
-                redo = self.settings_change(str(stored["settings_fingerprint"]))  # other settings: refused
-            yield from (Task(unit, redo, fingerprint) for unit in units)
+        redo = ""
+        made_with = None if stored is None else stored.get("settings_fingerprint")
+        if not unchanged and made_with not in (None, self.fingerprint()):
+            redo = self.settings_change(str(made_with))  # other settings, or a raised output version
+        return ShardPlan(final=final, content=content, rebuild=not unchanged, redo=redo)
+
+    @property
+    def final(self) -> Path:
+        return self.plan.final
+
+    def check_done(self, units: list[Unit], *, fingerprint: str, overwrite: bool) -> Iterator[Task | Result]:
+        """Every pair to do when the plan rebuilds the shard file; else every pair skipped, as the file holds it."""
+        if self.plan.rebuild:
+            yield from (Task(unit, "redone: overwrite=true" if overwrite else self.plan.redo, fingerprint)
+                        for unit in units)
             return
         held = collection.stored_visits(self.final, locking=self.hdf5.file_locking)
         earlier = {row["input"]: row["reason"] for row in read_manifests(self.folders.meta)
@@ -88,24 +112,24 @@ class CollectStage(Stage):
             if (unit.eid, unit.instance) in held:
                 yield Result(unit, SKIPPED, reason=DONE, fingerprint=fingerprint, output=str(self.final), qc=qc)
             else:  # left out for its flags when the shard was built
-                reason = earlier.get(unit.input, build.left_out_reason(["flagged when the shard was built"]))
+                reason = earlier.get(unit.input, shard.left_out_reason(["flagged when the shard was built"]))
                 yield Result(unit, SKIPPED, reason=reason, fingerprint=fingerprint, qc=qc)
 
     def process(self, task: Task) -> Result:
         pair, split = task.unit.item
-        record, qc, problems = build.fit_pair(pair, split, params=self.params, codec=self.codec)
+        record, qc, problems = shard.fit_pair(pair, split, params=self.params, codec=self.codec)
         if record is None:
-            return Result(task.unit, SKIPPED, reason=build.left_out_reason(problems), fingerprint=task.fingerprint,
+            return Result(task.unit, SKIPPED, reason=shard.left_out_reason(problems), fingerprint=task.fingerprint,
                           qc=qc)
         return Result(task.unit, OK, output=str(self.final), fingerprint=task.fingerprint, qc=qc, payload=record)
 
     def open_sink(self, tasks: list[Task], options: RunOptions) -> Sink:
-        if not self.rebuild:
+        if not self.plan.rebuild:
             return Sink()
         attrs = {**self.attrs, "shard_index": options.shard_index, "shard_count": options.shard_count,
-                 "settings_fingerprint": self.fingerprint(), "content_fingerprint": self.content,
+                 "settings_fingerprint": self.fingerprint(), "content_fingerprint": self.plan.content,
                  "pipeline_version": __version__}
-        return build.CollectSink(self.final, tasks, params=self.params, codec=self.codec,
+        return shard.CollectSink(self.final, tasks, params=self.params, codec=self.codec,
                                  scratch_dir=self.folders.scratch, attrs=attrs, locking=self.hdf5.file_locking)
 
 
@@ -118,15 +142,14 @@ def _signature(path: Path) -> str:
 
 
 def run(config: CollectConfig, *, options: RunOptions, writer: Writer, qc: bool = True) -> list[StageSummary]:
-    stage = CollectStage(config, writer=writer, seam_mismatch_limit=options.seam_mismatch_limit)
     if not isinstance(writer, Hdf5Writer):
         log.info("collect: the collection is always HDF5 (writer=%s only applies to the other stages)", writer.name)
     pairing = fit.pair_by_visit(find_outputs(Path(config.input_dir), made_by="extract_slices"),
                                 find_outputs(Path(config.dxa_dir), made_by="unzip_dxa", key="stage.dxa_dir"))
-    build.log_unpaired(pairing)
-    stage.final = stage.folders.output / collection.shard_file_name(options.shard_index, options.shard_count)
-    build.warn_other_shard_counts(stage.folders.output, options.shard_count)
-    summary = run_units(stage, stage.units(pairing.pairs), options)
+    shard.log_unpaired(pairing)
+    stage = CollectStage(config, writer=writer, options=options, pairs=pairing.pairs)
+    shard.warn_other_shard_counts(stage.folders.output, options.shard_count)
+    summary = run_units(stage, stage.all_units, options)
     log.info("collect: %d pairs collected, %d left out for their flags, %d failed; collection: %s",
              summary.counts.get(OK, 0), sum(1 for r in summary.rows if r.reason.startswith("left out")),
              summary.counts.get(FAILED, 0), stage.final)
