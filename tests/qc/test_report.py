@@ -177,7 +177,7 @@ def test_the_report_and_status_count_flags_and_notes_alike(root):
 
 
 def test_failures_are_grouped_by_kind_and_an_apostrophe_is_not_a_quote():
-    from ukbb_pipeline.runtime.state import reason_group
+    from ukbb_pipeline.qc.status import reason_group
 
     one = ("1 greyscale 'Total Body' image(s) of the exam's participant, 2 needed (tissue and bone): "
            "'1.2.840.1.dcm' (InstanceNumber 11, 791x272) Total Body")

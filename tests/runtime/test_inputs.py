@@ -60,7 +60,7 @@ def test_what_discovery_passes_over_is_counted_and_named_in_the_log(tmp_path, ca
         found = discover_inputs(tmp_path, suffix=".zip")
     assert [item.stem for item in found] == ["1000001_20201_2_0"]
     assert [record.getMessage() for record in caplog.records] == [
-        f"passed over 3 entries in {tmp_path} that are not *.zip inputs (or two-digit <nn>/ folders of them): "
+        f"passed over 3 entries in {tmp_path} (looked for *.zip inputs, flat or in two-digit <nn>/ folders): "
         "'1000002_20201_2_0.ZIP', '21/readme.txt', 'extra/'"]
 
 

@@ -202,7 +202,8 @@ def test_a_raised_output_version_redoes_the_outputs_as_the_changelog_says(inputs
 
     from toy_stage import toy_job
 
-    from ukbb_pipeline.runtime.runner import VERSION_RAISED, run_stage
+    from ukbb_pipeline.runtime.runner import VERSION_RAISED
+    from ukbb_pipeline.stages.file_stage import run_stage
 
     def job(version: int, scale: float = 1.0):
         plain = toy_job(inputs, tmp_path / "out", scale=scale)

@@ -56,8 +56,8 @@ def log_passed_over(folder: Path, entries: Sequence[str], *, looked_for: str) ->
     if entries:
         shown = ", ".join(repr(name) for name in entries[:5]) + (f" and {len(entries) - 5} more"
                                                                   if len(entries) > 5 else "")
-        log.warning("passed over %d entr%s in %s that %s not %s: %s", len(entries), "y" if len(entries) == 1 else
-                    "ies", folder, "is" if len(entries) == 1 else "are", looked_for, shown)
+        log.warning("passed over %d entr%s in %s (looked for %s): %s", len(entries),
+                    "y" if len(entries) == 1 else "ies", folder, looked_for, shown)
 
 
 def discover_inputs(input_dir: Path, *, suffix: str, eids: Set[int] | None = None,
@@ -91,7 +91,7 @@ def discover_inputs(input_dir: Path, *, suffix: str, eids: Set[int] | None = Non
         for prefix in sorted({str(eid)[:2] for eid in eids}):
             if (input_dir / prefix).is_dir():
                 scan(input_dir / prefix, f"{prefix}/", nested=True)
-    log_passed_over(input_dir, sorted(passed_over), looked_for=f"*{suffix} inputs (or two-digit <nn>/ folders of them)")
+    log_passed_over(input_dir, sorted(passed_over), looked_for=f"*{suffix} inputs, flat or in two-digit <nn>/ folders")
     return sorted(parse_input(path) for path in found)
 
 

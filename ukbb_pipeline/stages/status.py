@@ -31,6 +31,8 @@ def run(config: StatusConfig, *, options: RunOptions, writer: Writer, qc: bool =
                              exclude_eids=options.exclude_eids, seam_mismatch_limit=options.seam_mismatch_limit)
     path = write_status_csv(statuses, output_dir=Path(config.output_dir), examples=config.examples,
                             extra=register_lines(root))
-    log.info("status of %s:\n%s\n%s\n  written to %s", root, format_status(statuses, examples=config.examples),
-             format_register(root), path)
+    log.info("status of %s:", root)
+    for line in [*format_status(statuses, examples=config.examples).splitlines(), *format_register(root).splitlines()]:
+        log.info("%s", line)  # a line per record: the log escapes line breaks inside a value
+    log.info("  written to %s", path)
     return []
