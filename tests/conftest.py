@@ -53,4 +53,15 @@ def run_main(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     return _run
 
 
+@pytest.fixture
+def torch():
+    """PyTorch, for the paired dataset's torch path. CI installs the CPU build (.ci/run) and must run these tests
+    (CI=true: a missing torch is an error); elsewhere they skip without torch (its Linux build on PyPI is CUDA, GBs)."""
+    if os.environ.get("CI") == "true":
+        import torch
+
+        return torch
+    return pytest.importorskip("torch")
+
+
 from local_slurm import accounting, local_slurm  # noqa: E402, F401  (fixtures for the SLURM tests)

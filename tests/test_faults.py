@@ -619,3 +619,75 @@ def test_a_run_killed_before_its_manifest_flush_keeps_the_qc_flags_of_what_it_ma
     assert len(records) == len(eids)
     assert all(record["flags"].startswith("swapped station 3") for record in records), [r["flags"] for r in records]
     assert {record["swapped_stations"] for record in records} == {"3"}
+
+
+# --- issue 20, case 14: every full disk is exit 3 ---------------------------------------------------------------------
+
+
+def _kilobytes_used(folder: Path) -> int:
+    return sum(path.stat().st_blocks * 512 for path in folder.rglob("*") if path.is_file()) // 1024
+
+
+@pytest.mark.slow
+def test_a_disk_that_fills_while_contact_sheets_are_drawn_is_exit_3(tmp_path, dxa):
+    """The outputs and the manifest fit, the contact sheet does not: the run stops with one line, exit 3 (a full
+    disk hides nothing: the next write, anywhere, would fail too), and leaves no partial sheet."""
+    _write_dxa_zips(tmp_path / "raw" / "dxas", dxa, 3)
+    out = tmp_path / "disk"
+    out.mkdir()
+    main = (f"{sys.executable} {REPO / 'main.py'} stage=unzip_dxa paths.root={tmp_path} stage.output_dir={out} "
+            "n_jobs=1 stage.subject_pictures=false")
+    result = _in_private_mounts(
+        f"""
+        mount -t tmpfs -o size=16m tmpfs {out}
+        {main} qc=false hydra.run.dir={tmp_path / 'measure'} > /dev/null 2>&1
+        used=$(du -sk {out} | cut -f1)
+        rm -rf {out}/* && mount -o remount,size=$((used + 24))k {out}
+        {main} hydra.run.dir={tmp_path / 'run'} > {tmp_path / 'full.log'} 2>&1; echo $? > {tmp_path / 'full.rc'}
+        find {out} -name '*.png' > {tmp_path / 'pngs'}; find {out} -name '*.tmp' >> {tmp_path / 'pngs'}
+        ls {out} > {tmp_path / 'listing'}
+        """,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    log = (tmp_path / "full.log").read_text()
+    assert (tmp_path / "full.rc").read_text().strip() == "3", log[-3000:]
+    qc = out / "pipeline-unzip-dxa" / "qc"
+    assert _final_error(log) == f"unzip_dxa: cannot write to {qc}: No space left on device"
+    assert sorted((tmp_path / "listing").read_text().split()) == sorted(
+        [f"{1000600 + i}_20158_2_0.h5" for i in range(3)] + ["pipeline-unzip-dxa"]), "the outputs are all there"
+    assert (tmp_path / "pngs").read_text() == "", "no partial sheet, no scratch file"
+
+
+@pytest.mark.slow
+def test_collect_on_a_disk_that_fills_mid_shard_is_exit_3_not_a_crash(tmp_path):
+    """collect's shard file fills the disk part-way (at several points): each run ends with one line and exit 3,
+    never a segfault (exit 139) after the message, and leaves neither a shard file nor a scratch file."""
+    from paired_inputs import Visit, write_visits
+
+    write_visits(tmp_path, [Visit(1000001 + i) for i in range(6)])
+    out = tmp_path / "disk"
+    out.mkdir()
+    main = (f"{sys.executable} {REPO / 'main.py'} stage=collect paths.root={tmp_path} stage.output_dir={out} "
+            "n_jobs=2 qc=false")
+    fractions = (0.3, 0.5, 0.7, 0.9)
+    runs = "\n".join(
+        f"""rm -rf {out}/* && mount -o remount,size=$((shard * {int(f * 100)} / 100 + 8))k {out}
+        {main} hydra.run.dir={tmp_path / f'run{f}'} > {tmp_path / f'full{f}.log'} 2>&1; echo $? > {tmp_path / f'rc{f}'}
+        find {out} -name 'collection-shard*' -o -name '*.tmp' > {tmp_path / f'left{f}'}"""
+        for f in fractions)
+    result = _in_private_mounts(
+        f"""
+        mount -t tmpfs -o size=64m tmpfs {out}
+        {main} hydra.run.dir={tmp_path / 'measure'} > {tmp_path / 'measure.log'} 2>&1
+        shard=$(du -sk {out}/collection-shard0of1.h5 | cut -f1)
+        {runs}
+        """,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    for f in fractions:
+        log = (tmp_path / f"full{f}.log").read_text()
+        assert (tmp_path / f"rc{f}").read_text().strip() == "3", (f, log[-3000:])
+        assert "No space left on device" in _final_error(log)
+        assert (tmp_path / f"left{f}").read_text() == "", "no shard file and no scratch file left"

@@ -106,3 +106,16 @@ def test_the_runtime_never_imports_the_formats_the_stages_or_the_config():
     """The run loop knows units, results and sinks; a per-file stage's writer is joined to it in stages.file_stage."""
     upward = ("ukbb_pipeline.formats", "ukbb_pipeline.stages", "ukbb_pipeline.config", "hydra", "omegaconf")
     assert _violations(("ukbb_pipeline.runtime",), upward) == []
+
+
+def test_no_test_skips_on_an_import_of_the_project_or_of_a_test_dependency():
+    """An import error must fail, not read as a skip: importorskip only for what the test extra leaves out (torch)."""
+    tests = Path(__file__).parent
+    found = []
+    for path in sorted(tests.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and ast.unparse(node.func).endswith("importorskip") and node.args:
+                name = ast.unparse(node.args[0]).strip("'\"")
+                if name != "torch":
+                    found.append(f"{path.relative_to(tests)}:{node.lineno} importorskip({name})")
+    assert found == []

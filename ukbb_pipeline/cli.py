@@ -423,7 +423,8 @@ def help_text(prog: str = "ukbb-pipeline") -> str:
         "",
         "Exit codes: 0 done; 1 some inputs failed (reasons in the manifest); 2 bad configuration or usage (nothing",
         "processed); 3 the output folder or the machine (full disk, no permission, a missing tool or package);",
-        "4 an unexpected error (a bug: please report it).",
+        "4 an unexpected error (a bug: please report it); 130 / 143 stopped by SIGINT / SIGTERM (Ctrl-C, scancel):",
+        "the inputs finished so far are in the manifest, a re-run does the rest.",
         "",
     ]
     return "\n".join(out)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import os
 
+import nibabel as nib
 import numpy as np
 import pytest
 
 from ukbb_pipeline.formats import Output
+from ukbb_pipeline.formats.nifti import NiftiWriter, read_images
 from ukbb_pipeline.runtime.folders import StageFolders
-
-nib = pytest.importorskip("nibabel")
-from ukbb_pipeline.formats.nifti import NiftiWriter, read_images  # noqa: E402  (needs nibabel)
 
 SPACING = (2.232, 2.5, 3.0)  # sx, sy, sz
 ORIGIN = (-248.9, -120.0, 310.0)  # LPS of voxel [0, 0, 0]
@@ -177,7 +176,6 @@ def test_unzip_dxa_with_writer_nifti_through_main(tmp_path, run_main):
 
 @pytest.mark.slow
 def test_a_stitched_volume_in_nifti_lies_where_the_phantom_is(tmp_path, run_main):
-    pytest.importorskip("ukbb_pipeline.mri", reason="needs the unzip_mri stage")
     from ukbb_pipeline.synthetic import make_cohort
 
     (truth,) = make_cohort(tmp_path / "data" / "raw", n_subjects=1, seed=0)

@@ -141,8 +141,7 @@ def test_importing_the_reader_does_not_import_torch():
     assert result.stdout.strip() == "False"
 
 
-def test_a_torch_dataloader_with_workers_runs_an_epoch(collection):
-    torch = pytest.importorskip("torch")
+def test_a_torch_dataloader_with_workers_runs_an_epoch(collection, torch):
     from torch.utils.data import DataLoader
 
     dataset = PairedDataset(collection).torch_dataset()

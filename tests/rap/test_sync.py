@@ -92,3 +92,15 @@ def test_the_estimate_grows_with_the_cohort_and_shrinks_with_cores():
     fewer_cores = estimate.estimate(stage="unzip_mri", subjects=100_000, jobs=50, instance_type="mem1_ssd1_v2_x4")
     assert fewer_cores["wall_hours"] > large["wall_hours"]
     assert estimate.cores("mem1_ssd1_v2_x16") == 16
+
+
+def test_a_shard_job_lays_out_what_its_stage_writes_and_reads_and_project_paths_go_through_its_mount(tmp_path):
+    from ukbb_pipeline.rap.job import in_mount, laid_out
+
+    assert laid_out("extract_slices", folder="/ukbb") == [
+        "/ukbb/mri-mid-corr-slices", "/ukbb/mris-processed", "/ukbb/pipeline-runs"]
+    assert laid_out("unzip_dxa", folder="/ukbb") == ["/ukbb/dxas-processed", "/ukbb/pipeline-runs"]
+    assert laid_out("status", folder="/ukbb") == ["/ukbb"]
+    mount = tmp_path / "mnt"
+    assert in_mount("exclude_eids_file=/mnt/project/w/list.csv", mount) == f"exclude_eids_file={mount}/w/list.csv"
+    assert in_mount("eids_file=/mnt/projects.txt", mount) == "eids_file=/mnt/projects.txt"

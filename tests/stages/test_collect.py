@@ -48,8 +48,7 @@ def test_bicubic_keeps_constants_exactly_and_lines_within_a_twentieth_of_a_step(
     np.testing.assert_allclose(flat, 5.0, atol=1e-5)
 
 
-def test_resampling_matches_torch_bicubic_when_torch_is_there():
-    torch = pytest.importorskip("torch")
+def test_resampling_matches_torch_bicubic(torch):
     image = np.random.default_rng(1).random((2, 120, 61)).astype(np.float32) * 100
     for spacing in ((2.232, 3.0), (2.427, 2.419)):
         for scaling in collect.SCALING_RULES:
@@ -384,8 +383,6 @@ def test_every_compression_stores_the_same_items_also_after_closing_gaps(tmp_pat
 
 @pytest.mark.slow
 def test_synthetic_zips_through_every_stage_then_collect_with_main(tmp_path, run_main):
-    pytest.importorskip("ukbb_pipeline.mri", reason="needs the unzip_mri stage")
-    pytest.importorskip("ukbb_pipeline.slices.midcoronal", reason="needs the extract_slices stage")
     from ukbb_pipeline.pairs.dataset import PairedDataset
     from ukbb_pipeline.synthetic import make_cohort
 
@@ -487,7 +484,6 @@ def test_with_keep_flagged_every_pair_is_in_with_its_flags(tmp_path):
 
 @pytest.mark.parametrize("writer_name", ["nifti"])
 def test_nifti_inputs_give_the_same_collection_as_hdf5(tmp_path, writer_name):
-    pytest.importorskip("nibabel")
     from ukbb_pipeline.formats.nifti import NiftiWriter
 
     write_visits(tmp_path / "h5", VISITS[:2], flags=FLAGS)

@@ -436,7 +436,6 @@ def test_main_unzip_mri_then_extract_slices_end_to_end(tmp_path, run_main):
 
 
 def test_nifti_volumes_give_the_same_slab_as_hdf5_and_the_flags_travel_with_it(tmp_path, cohort):
-    pytest.importorskip("nibabel")
     from ukbb_pipeline.formats.nifti import NiftiWriter
 
     volume = cohort[1]

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import Iterator, Sequence
@@ -88,7 +89,7 @@ class CollectionWriter:
         self.final = final
         self.codec = codec
         self._stack = contextlib.ExitStack()
-        tmp = self._stack.enter_context(atomic_file(final, scratch_dir=scratch_dir))
+        tmp = self._tmp = self._stack.enter_context(atomic_file(final, scratch_dir=scratch_dir))
         kwargs = {} if locking is None else {"locking": locking}
         self.handle = self._stack.enter_context(h5py.File(tmp, "w", **kwargs))
         self.datasets = self._create(n, mri_channels=mri_channels, dxa_channels=dxa_channels,
@@ -142,10 +143,25 @@ class CollectionWriter:
         for key, value in {"format": FORMAT, "format_version": FORMAT_VERSION, **attrs,
                            "created_at": time.strftime("%Y-%m-%dT%H:%M:%S")}.items():
             self.handle.attrs[key] = _attr(value)
-        self._stack.close()
+        try:
+            self._stack.close()
+        except BaseException:
+            self.abandon()
+            raise
+        self.datasets = {}
 
     def abandon(self) -> None:
-        """Drop the unfinished file (nothing appears where readers look)."""
+        """Drop the unfinished file (nothing appears where readers look).
+
+        On a full disk HDF5 cannot close a file it still has to write to, and an object left for the garbage
+        collector crashed the interpreter at exit (exit 139). So the scratch file is emptied first (its space comes
+        back), then every HDF5 object is closed here and forgotten.
+        """
+        with contextlib.suppress(OSError):
+            os.truncate(self._tmp, 0)
+        with contextlib.suppress(Exception):
+            self.handle.close()
+        self.datasets = {}
         with contextlib.suppress(Exception):
             self._stack.__exit__(RuntimeError, RuntimeError("abandoned"), None)
 

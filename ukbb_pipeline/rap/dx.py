@@ -45,7 +45,12 @@ class Dx:
             args += ["--property", f"{key}={value}"]
         if name is not None:
             args += ["--name", name, "--name-mode", "exact"]
-        return [item["describe"] for item in json.loads(self.call(*args) or "[]")]
+        try:
+            return [item["describe"] for item in json.loads(self.call(*args) or "[]")]
+        except DxError as error:
+            if "ResourceNotFound" in str(error) or "could not be found" in str(error):
+                return []  # a folder not made yet: nothing in it
+            raise
 
     def upload(self, local: Path, *, project: str, folder: str, name: str) -> str:
         """A new file object ``project:folder/name`` with ``local``'s bytes; its id."""

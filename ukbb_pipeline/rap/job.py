@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ukbb_pipeline import registry
+from ukbb_pipeline.config import PathsConfig
 from ukbb_pipeline.rap.dx import Dx
 from ukbb_pipeline.rap.sync import CANONICAL_MOUNT, Uploader, mirror, project_mount
 from ukbb_pipeline.ukbb import DXA_FIELD, MRI_FIELD
@@ -23,10 +25,36 @@ log = logging.getLogger("ukbb_pipeline.rap.job")
 
 RAW_PATHS = {DXA_FIELD: "paths.raw_dxa", MRI_FIELD: "paths.raw_mri"}
 UPLOAD_EVERY_S = float(os.environ.get("UKBB_RAP_UPLOAD_EVERY_S", "30"))
+MOUNTED = {value.removeprefix("paths.") for value in RAW_PATHS.values()}  # the bulk zips, read through the mount
+
+
+def _folders(entry: registry.StageEntry) -> tuple[str, ...]:
+    output, reads = entry.paths_keys()
+    return tuple(key for key in (output, *reads) if key is not None and key not in MOUNTED)
+
+
+READS = {  # the stage folders (PathsConfig keys) a per-input stage writes and reads, from the table of stages
+    entry.name: _folders(entry) for entry in registry.STAGES if entry.version is not None
+}
+SHARED = ("pipeline-runs",)  # what every stage honours under the root: the withdrawal register
+
+
+def subfolder(key: str) -> str:
+    """A stage folder's name under the root (``mris-processed``), from :class:`PathsConfig`'s defaults."""
+    return str(getattr(PathsConfig(), key)).removeprefix("${paths.root}/")
+
+
+def laid_out(stage: str, *, folder: str) -> list[str]:
+    """The project folders to lay out locally: a per-input stage's own output folder, the folders it reads, and the
+    withdrawal register (at 100,000 subjects a job lists and links what it needs, not the whole cohort); the stages
+    that read across the root (report, status, withdraw) lay out all of it."""
+    if stage not in READS:
+        return [folder]
+    return [*(f"{folder}/{subfolder(key)}" for key in READS[stage]), *(f"{folder}/{name}" for name in SHARED)]
 
 
 def stage_overrides(*, local: Path, mount: Path, inputs: dict[int, str]) -> list[str]:
-    """Where the stage reads and writes inside the job."""
+    """Where the stage reads and writes inside the job: the root on local disk, the bulk zips through the mount."""
     found = [f"{RAW_PATHS[field]}={mount}/{folder.strip('/')}" for field, folder in inputs.items()
              if field in RAW_PATHS]
     return [f"paths.root={local}", *found]
@@ -52,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     local = Path.home() / "project" / args.folder.strip("/")
     local.mkdir(parents=True, exist_ok=True)
     dx = Dx()
-    versions = mirror(dx.find_files(project, folder=args.folder), folder=args.folder, mount=mount, local=local)
+    stage = next((item.split("=", 1)[1] for item in args.overrides if item.startswith("stage=")), "")
+    listing = [obj for part in laid_out(stage, folder=args.folder) for obj in dx.find_files(project, folder=part)]
+    versions = mirror(listing, folder=args.folder, mount=mount, local=local)
     uploader = Uploader(dx, project=project, folder=args.folder, local=local, mount=mount, versions=versions)
     inputs = {int(field): folder for field, folder in (item.split("=", 1) for item in args.input)}
     overrides = [in_mount(item, mount) for item in args.overrides]

@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 
 CANONICAL_MOUNT = "/mnt/project"  # where every platform job sees the project
 MOUNT_VARIABLE = "UKBB_RAP_PROJECT_MOUNT"  # set only by the tests' fake platform; real jobs see /mnt/project
-NOT_UPLOADED = ("state.csv",)  # caches rebuilt from the manifests by whoever reads them
-LOCAL_ONLY = ("pipeline-runs",)  # the job's own log folders: its log is the platform's (dx watch)
+NOT_UPLOADED = (  # caches rebuilt from the manifests by whoever reads them; the job's own folders (its log is the
+    "state.csv", "log-folders.txt", "output-folders.txt")  # platform's, dx watch), appended by every job at once
 SCRATCH = "tmp"  # the stages' scratch folders
 COPIED = (".txt", ".csv", ".json", ".yaml", ".log")  # mirrored as copies
 
@@ -53,8 +53,7 @@ def relative(obj: dict[str, Any], folder: str) -> str | None:
 
 def wanted(path: str) -> bool:
     parts = path.split("/")
-    return (parts[-1] not in NOT_UPLOADED and SCRATCH not in parts[:-1] and parts[0] not in LOCAL_ONLY
-            and not parts[-1].startswith("."))
+    return parts[-1] not in NOT_UPLOADED and SCRATCH not in parts[:-1] and not parts[-1].startswith(".")
 
 
 def is_manifest(path: str) -> bool:

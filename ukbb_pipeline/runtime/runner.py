@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import os
 import re
 import time
 import traceback
@@ -403,6 +404,14 @@ def _row(result: Result, *, output_version: str) -> ManifestRow:
 
 
 STOP_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def stop_if_disk_refuses(error: BaseException, *, stage: str, folder: Path) -> None:
+    """Raise :class:`OutputError` (exit 3) when ``error`` is a full, read-only or unwritable disk: a step that must
+    not fail the run (a contact sheet) still cannot hide that every later write will fail too."""
+    code = errno_of(error) if isinstance(error, OSError) else None
+    if code in STOP_ERRNOS:
+        raise OutputError(f"{stage}: cannot write to {folder}: {os.strerror(code)}") from None
 
 
 def errno_of(error: OSError) -> int | None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,29 +40,19 @@ def run_options(config: PipelineConfig) -> RunOptions:
     )
 
 
-def _paths_key(value: str) -> str | None:
-    """``${paths.dxa}`` -> ``dxa``; None for a folder that is not one of ``paths``."""
-    match = re.fullmatch(r"\$\{paths\.(\w+)\}", value)
-    return match.group(1) if match else None
-
-
 def _folders_of_stages() -> tuple[dict[str, str], dict[str, str]]:
-    """From the table of stages and their schemas' defaults: the ``paths`` folder each processing stage makes, and
-    the stage reading each ``paths`` folder (``input_dir``, ``dxa_dir``, ...)."""
+    """From the table of stages: the ``paths`` folder each processing stage makes, and the stage reading each
+    ``paths`` folder (``input_dir``, ``dxa_dir``, ...)."""
     makes: dict[str, str] = {}
     read_by: dict[str, str] = {}
     for entry in registry.STAGES:
         if entry.version is None:  # not a processing stage
             continue
-        schema = entry.schema()
-        for item in dataclasses.fields(schema):
-            key = _paths_key(str(getattr(schema, item.name))) if item.name.endswith("_dir") else None
-            if key is None:
-                continue
-            if item.name == "output_dir":
-                makes[entry.name] = key
-            else:
-                read_by.setdefault(key, entry.name)
+        output, reads = entry.paths_keys()
+        if output is not None:
+            makes[entry.name] = output
+        for key in reads:
+            read_by.setdefault(key, entry.name)
     return makes, read_by
 
 

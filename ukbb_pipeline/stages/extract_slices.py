@@ -31,7 +31,7 @@ from ukbb_pipeline.registry import output_version
 from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.inputs import InputFile
 from ukbb_pipeline.runtime.manifest import SKIPPED
-from ukbb_pipeline.runtime.runner import RunOptions, StageSummary
+from ukbb_pipeline.runtime.runner import RunOptions, StageSummary, stop_if_disk_refuses
 from ukbb_pipeline.slices.curved import curved_rows
 from ukbb_pipeline.slices.midcoronal import (
     auto_in_plane_step,
@@ -263,7 +263,8 @@ def run(config: ExtractSlicesConfig, *, options: RunOptions, writer: Writer, qc:
                 sheet_size=config.sheet_size,
                 seam_mismatch_limit=options.seam_mismatch_limit,
             )
-        except Exception:  # the outputs and manifest are written; a picture must not fail the run
+        except Exception as error:  # the outputs and manifest are written; a picture must not fail the run ...
+            stop_if_disk_refuses(error, stage=STAGE, folder=job.folders.qc)  # ... but a full disk stops it
             log.exception("%s: contact sheets failed", STAGE)
         else:
             if drawn:

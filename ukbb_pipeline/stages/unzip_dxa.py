@@ -14,7 +14,7 @@ from ukbb_pipeline.registry import output_version
 from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.inputs import InputFile, discover_inputs, require_ukbb_name, search_description
 from ukbb_pipeline.runtime.manifest import SKIPPED
-from ukbb_pipeline.runtime.runner import RunOptions, StageSummary
+from ukbb_pipeline.runtime.runner import RunOptions, StageSummary, stop_if_disk_refuses
 from ukbb_pipeline.stages.file_stage import StageJob, run_stage
 from ukbb_pipeline.ukbb import DXA_FIELD
 
@@ -84,7 +84,8 @@ def _draw_contact_sheets(config: UnzipDxaConfig, job: StageJob, summary: StageSu
             folders=job.folders, shard_index=options.shard_index, shard_count=options.shard_count,
             processed={Path(row.input).name.split(".", 1)[0] for row in summary.rows if row.status != SKIPPED},
             sheet_size=config.sheet_size)
-    except Exception:  # the outputs and manifest are written
+    except Exception as error:  # the outputs and manifest are written; only a full or read-only disk stops the run
+        stop_if_disk_refuses(error, stage="unzip_dxa", folder=job.folders.qc)
         log.exception("unzip_dxa: contact sheets failed")
     else:
         if drawn:

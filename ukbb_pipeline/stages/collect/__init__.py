@@ -36,6 +36,7 @@ from ukbb_pipeline.runtime.runner import (
     Unit,
     run_units,
     select_units,
+    stop_if_disk_refuses,
 )
 from ukbb_pipeline.stages.collect import shard
 
@@ -164,7 +165,8 @@ def _draw_pair_sheets(stage: CollectStage, summary: StageSummary) -> None:
         drawn = pair_pictures.update_pair_sheets(
             stage.final, folders=stage.folders,
             n_left_out=sum(1 for row in summary.rows if row.reason.startswith("left out")))
-    except Exception:  # the collection and manifest are written
+    except Exception as error:  # the collection and manifest are written; only a full or read-only disk stops the run
+        stop_if_disk_refuses(error, stage="collect", folder=stage.folders.qc)
         log.exception("collect: pair pictures failed")
     else:
         if drawn:
