@@ -70,8 +70,8 @@ def dxa_root(tmp_path: Path) -> Path:
         (["stage=report", "paths.root=/nonexistent/ukbb"], 2, "/nonexistent/ukbb"),
     ],
 )
-def test_a_refused_setting_is_one_line_exit_2_and_leaves_no_run_folder(tmp_path, args, code, says):
-    result = _main(*args, cwd=tmp_path)
+def test_a_refused_setting_is_one_line_exit_2_and_leaves_no_run_folder(tmp_path, main_in_process, args, code, says):
+    result = main_in_process(*args, cwd=tmp_path)
     assert result.returncode == code, result.stderr[-2000:]
     last = _last_line(result)
     assert says in last and last.endswith(f"[exit {code}]"), last
@@ -133,11 +133,11 @@ def test_a_bug_still_shows_its_traceback_and_full_error_shows_every_one(tmp_path
     assert "Traceback" in full.stderr and "ConfigError" in full.stderr
 
 
-def test_help_lists_every_stage_and_its_options_and_hides_the_schemas(tmp_path):
+def test_help_lists_every_stage_and_its_options_and_hides_the_schemas(tmp_path, main_in_process):
     from ukbb_pipeline import registry
 
     started = time.perf_counter()
-    result = _main("--help", cwd=tmp_path)
+    result = main_in_process("--help", cwd=tmp_path)
     took = time.perf_counter() - started
     assert result.returncode == 0
     text = result.stdout
@@ -175,7 +175,7 @@ def test_python_dash_m_is_the_same_command(tmp_path):
     assert "usage: python -m ukbb_pipeline" in help_text.stdout
 
 
-def test_a_slurm_sweep_wider_than_max_array_size_is_refused_before_submitting(tmp_path):
+def test_a_slurm_sweep_wider_than_max_array_size_is_refused_before_submitting(tmp_path, main_in_process):
     tools = tmp_path / "bin"
     tools.mkdir()
     (tools / "scontrol").write_text("#!/bin/sh\necho 'MaxArraySize            = 4'\n")
@@ -183,8 +183,8 @@ def test_a_slurm_sweep_wider_than_max_array_size_is_refused_before_submitting(tm
     (tools / "sbatch").write_text(f"#!/bin/sh\ntouch {tmp_path / 'submitted'}\nexit 1\n")
     (tools / "sbatch").chmod(0o755)
     env = {"PATH": f"{tools}{os.pathsep}{os.environ['PATH']}"}
-    result = _main("-m", "stage=unzip_dxa", "shard.count=5", "shard.index=range(5)", "hydra/launcher=slurm",
-                   cwd=tmp_path, env=env)
+    result = main_in_process("-m", "stage=unzip_dxa", "shard.count=5", "shard.index=range(5)", "hydra/launcher=slurm",
+                             cwd=tmp_path, env=env)
     assert result.returncode == 2
     assert "a sweep of 5 jobs is wider than this cluster's MaxArraySize=4" in _last_line(result)
     assert not (tmp_path / "submitted").exists()

@@ -194,7 +194,7 @@ def test_a_stitched_volume_in_nifti_lies_where_the_phantom_is(tmp_path, run_main
         return float(np.corrcoef(values, fat)[0, 1])
 
     assert agreement((0, 0, 0)) > 0.95  # every voxel holds the phantom's fat at its world position
-    for shift in ((10, 0, 0), (0, 10, 0), (0, 0, 15)):
+    for shift in ((10, 0, 0), (0, 10, 0), (0, 0, 30)):  # the phantom varies slowest along z
         assert agreement(shift) < agreement((0, 0, 0)) - 0.05
     assert agreement((0, 0, 0), mirror=True) < 0.8  # left is not right
 
