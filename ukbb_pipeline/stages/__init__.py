@@ -33,7 +33,8 @@ def run_options(config: PipelineConfig) -> RunOptions:
         only_eids=frozenset(read_eid_list(Path(config.eids_file))) if config.eids_file else None,
         exclude_eids=frozenset(read_eid_list(Path(config.exclude_eids_file))) if config.exclude_eids_file else None,
         seam_mismatch_limit=config.seam_mismatch_limit,
-        withdrawals=Withdrawals.of_root(config.paths.root),  # every later run honours every withdrawal
+        # every later run honours every withdrawal (a stage given only its own folders has no root, so no register)
+        withdrawals=Withdrawals.of_root(config.paths.root) if config.paths.root is not None else None,
         eids_file=config.eids_file,
         exclude_eids_file=config.exclude_eids_file,
     )
@@ -82,15 +83,17 @@ def run_configured(config: PipelineConfig) -> list[StageSummary]:
     stage: StageConfig = config.stage
     from ukbb_pipeline.stages.withdraw import remember_log_folder, remember_output_folder
 
-    remembers = stage.name != "withdraw"  # (a withdrawal cleans its own log folder, and must not make a root)
-    if remembers:
-        remember_log_folder(config.paths.root)  # logs name subjects: a withdrawal must find every run's
+    # (a withdrawal cleans its own log folder, and must not make a root; a stage given its folders one by one has none)
+    root = config.paths.root
+    remembers = stage.name != "withdraw" and root is not None
+    if remembers and root is not None:
+        remember_log_folder(root)  # logs name subjects: a withdrawal must find every run's
     try:
         summaries = registry.stage(stage.name).run()(stage, options=options, writer=writer, qc=config.qc)
     finally:
-        if remembers:
-            remember_log_folder(config.paths.root)  # the demo makes its root
-            remember_output_folder(config.paths.root, stage.output_dir)  # a withdrawal cleans it wherever it is
+        if remembers and root is not None:
+            remember_log_folder(root)  # the demo makes its root
+            remember_output_folder(root, stage.output_dir)  # a withdrawal cleans it wherever it is
     raise_on_failures(summaries, allow_failures=options.allow_failures)
     return summaries
 
