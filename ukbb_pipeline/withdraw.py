@@ -79,14 +79,6 @@ def recorded_folders(root: Path, *, kind: str = LOG_FOLDERS, existing_only: bool
     return [folder for folder in folders if not existing_only or folder.is_dir()]
 
 
-def record_log_folder(root: Path, folder: Path) -> None:
-    record_folder(root, folder, kind=LOG_FOLDERS)
-
-
-def recorded_log_folders(root: Path, *, existing_only: bool = True) -> list[Path]:
-    return recorded_folders(root, kind=LOG_FOLDERS, existing_only=existing_only)
-
-
 def holds_pipeline_folders(root: Path) -> bool:
     """Whether ``root`` (or a folder in it) has a ``pipeline-*`` folder: a data root the pipeline wrote to, or over
     which runs recorded their output folders."""

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ukbb_pipeline import registry
 from ukbb_pipeline.config import PathsConfig
 from ukbb_pipeline.rap.dx import Dx
 from ukbb_pipeline.rap.sync import CANONICAL_MOUNT, Uploader, mirror, project_mount
@@ -24,9 +25,16 @@ log = logging.getLogger("ukbb_pipeline.rap.job")
 
 RAW_PATHS = {DXA_FIELD: "paths.raw_dxa", MRI_FIELD: "paths.raw_mri"}
 UPLOAD_EVERY_S = float(os.environ.get("UKBB_RAP_UPLOAD_EVERY_S", "30"))
-READS = {  # the stage folders (PathsConfig keys) a per-input stage writes and reads
-    "unzip_dxa": ("dxa",), "unzip_mri": ("mri",), "extract_slices": ("slices", "mri"),
-    "collect": ("collected", "dxa", "slices"),
+MOUNTED = {value.removeprefix("paths.") for value in RAW_PATHS.values()}  # the bulk zips, read through the mount
+
+
+def _folders(entry: registry.StageEntry) -> tuple[str, ...]:
+    output, reads = entry.paths_keys()
+    return tuple(key for key in (output, *reads) if key is not None and key not in MOUNTED)
+
+
+READS = {  # the stage folders (PathsConfig keys) a per-input stage writes and reads, from the table of stages
+    entry.name: _folders(entry) for entry in registry.STAGES if entry.version is not None
 }
 SHARED = ("pipeline-runs",)  # what every stage honours under the root: the withdrawal register
 
