@@ -194,9 +194,9 @@ def _clean(top: Path, who: _Withdrawn, report: WithdrawalReport, seen: set[tuple
         in_meta = any(part.startswith(META_PREFIX) for part in relative)
         kind = "log" if area == "log" else "meta" if in_meta else "data"
         for name in list(dirs):
-            path = folder / name
-            if who.named(name):
-                _remove(path, who, report)
+            if STEM_NAMED.match(name):  # a visit's output folder: removed when withdrawn, else not searched
+                if who.named(name):
+                    _remove(folder / name, who, report)
                 dirs.remove(name)
         collect_folder = kind == "data" and (folder / f"{META_PREFIX}collect").is_dir()
         for name in files:
@@ -211,8 +211,9 @@ def _clean(top: Path, who: _Withdrawn, report: WithdrawalReport, seen: set[tuple
 
 def _clean_file(path: Path, name: str, kind: str, who: _Withdrawn, report: WithdrawalReport, *,
                 collection: object) -> None:
-    if who.named(name):
-        _remove(path, who, report)
+    if STEM_NAMED.match(name):  # a visit's output, zip, sidecar or picture: another participant's is not read
+        if who.named(name):
+            _remove(path, who, report)
         return
     if collection:
         if _lists_eid(path, who.eids):
