@@ -54,6 +54,45 @@ def run_main(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
 
 
 @pytest.fixture
+def main_in_process(monkeypatch: pytest.MonkeyPatch) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``python main.py ARGS`` from ``cwd``, run in this process (no interpreter start-up): the same function the
+    command runs (:func:`ukbb_pipeline.cli.main`), its exit code, stdout and stderr. For what a separate process adds
+    nothing to; tests of start-up imports, ``python -m`` and the installed command keep a real subprocess."""
+    import contextlib
+    import io
+    import logging
+
+    def _run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        from hydra.core.global_hydra import GlobalHydra
+
+        from ukbb_pipeline import cli
+
+        monkeypatch.chdir(cwd)
+        for key, value in (env or {}).items():
+            monkeypatch.setenv(key, value)
+        root = logging.getLogger()
+        handlers, level, argv = root.handlers[:], root.level, sys.argv[:]
+        out, err = io.StringIO(), io.StringIO()
+        code = 0
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                cli.main(list(args), conf=REPO / "conf", prog="python main.py")
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
+        finally:
+            sys.argv = argv
+            GlobalHydra.instance().clear()
+            for handler in root.handlers[:]:
+                if handler not in handlers:
+                    root.removeHandler(handler)
+                    handler.close()
+            root.setLevel(level)
+        return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+
+    return _run
+
+
+@pytest.fixture
 def torch():
     """PyTorch, for the paired dataset's torch path. CI installs the CPU build (.ci/run) and must run these tests
     (CI=true: a missing torch is an error); elsewhere they skip without torch (its Linux build on PyPI is CUDA, GBs)."""

@@ -42,24 +42,36 @@ def dxa_root(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     ("args", "code", "says"),
     [
-        (["stage=extract_slices", "stage.n_neighbours=-1"], 2, "stage.n_neighbours=-1 is refused: must be >= 0"),
+        (["stage=extract_slices", "paths.root=/d", "stage.n_neighbours=-1"], 2,
+         "stage.n_neighbours=-1 is refused: must be >= 0"),
         (["n_jobs=0"], 2, "n_jobs=0 is refused"),
         (["shard.index=5"], 2, "shard.index=5 is refused: must be in [0, shard.count=1)"),
-        (["stage=extract_slices", "stage.n_neighbors=3"], 2, "unknown key stage.n_neighbors (did you mean "
-                                                              "stage.n_neighbours?)"),
-        (["stage=extract_slices", "+stage.n_neighbors=3"], 2, "unknown key stage.n_neighbors (did you mean "
-                                                               "stage.n_neighbours?)"),
+        (["stage=extract_slices", "paths.root=/d", "stage.n_neighbors=3"], 2,
+         "unknown key stage.n_neighbors (did you mean stage.n_neighbours?)"),
+        (["stage=extract_slices", "paths.root=/d", "+stage.n_neighbors=3"], 2,
+         "unknown key stage.n_neighbors (did you mean stage.n_neighbours?)"),
         (["+stage.n_neighbors=3"], 2, "did you mean stage.extract_slices.n_neighbours?"),  # the demo's sub-stage
         (["stage=unzip_mri_schema"], 2, "Could not find 'stage/unzip_mri_schema'"),
         (["stage=unzip_dxa", "paths.root=/nonexistent/ukbb"], 2, "input folder /nonexistent/ukbb/raw/dxas does not "
                                                                  "exist"),
-        (["stage=withdraw"], 2, "stage=withdraw needs exclude_eids_file"),
-        (["stage=download", "stage.eids_file=/nonexistent/eids.txt"], 2, "/nonexistent/eids.txt does not exist"),
+        (["stage=withdraw", "paths.root=/d"], 2, "stage=withdraw needs exclude_eids_file"),
+        (["stage=download", "paths.root=/d", "stage.eids_file=/nonexistent/eids.txt"], 2,
+         "/nonexistent/eids.txt does not exist"),
+        (["stage=unzip_mri"], 2, "stage=unzip_mri needs paths.root=<your data folder> (or stage.input_dir and "
+                                 "stage.output_dir): only the demo has a default folder (outputs/demo)"),
+        (["stage=unzip_mri", "paths.root=/d", "stage.eids_file=eids.txt"], 2,
+         "unknown key stage.eids_file (did you mean eids_file=...? it is a top-level key, not a stage option)"),
+        (["stage=extract_slices", "paths.root=/nonexistent/ukbb"], 2, "input folder /nonexistent/ukbb/mris-processed "
+         "does not exist: stage=unzip_mri makes it (run that stage first with the same paths.root, or set "
+         "stage.input_dir=<the folder>)"),
+        (["stage=collect", "paths.root=/nonexistent/ukbb", "stage.input_dir=."], 2, "input folder "
+         "/nonexistent/ukbb/dxas-processed does not exist: stage=unzip_dxa makes it (run that stage first with the "
+         "same paths.root, or set stage.dxa_dir=<the folder>)"),
         (["stage=report", "paths.root=/nonexistent/ukbb"], 2, "/nonexistent/ukbb"),
     ],
 )
-def test_a_refused_setting_is_one_line_exit_2_and_leaves_no_run_folder(tmp_path, args, code, says):
-    result = _main(*args, cwd=tmp_path)
+def test_a_refused_setting_is_one_line_exit_2_and_leaves_no_run_folder(tmp_path, main_in_process, args, code, says):
+    result = main_in_process(*args, cwd=tmp_path)
     assert result.returncode == code, result.stderr[-2000:]
     last = _last_line(result)
     assert says in last and last.endswith(f"[exit {code}]"), last
@@ -121,11 +133,11 @@ def test_a_bug_still_shows_its_traceback_and_full_error_shows_every_one(tmp_path
     assert "Traceback" in full.stderr and "ConfigError" in full.stderr
 
 
-def test_help_lists_every_stage_and_its_options_and_hides_the_schemas(tmp_path):
+def test_help_lists_every_stage_and_its_options_and_hides_the_schemas(tmp_path, main_in_process):
     from ukbb_pipeline import registry
 
     started = time.perf_counter()
-    result = _main("--help", cwd=tmp_path)
+    result = main_in_process("--help", cwd=tmp_path)
     took = time.perf_counter() - started
     assert result.returncode == 0
     text = result.stdout
@@ -134,7 +146,7 @@ def test_help_lists_every_stage_and_its_options_and_hides_the_schemas(tmp_path):
         assert f"\n  {name} " in text
     assert "_schema" not in text and "schema/" not in text
     for option in ("stage.n_neighbours=5", "stage.scaling=physical", "stage.channels=[F,W]", "stage.parallel=10",
-                   "shard.count=1", "paths.root=outputs/demo", "writer.compression_level=1"):
+                   "shard.count=1", "paths.root=null", "writer.compression_level=1"):
         assert option in text
     line = next(line for line in text.splitlines() if "stage.n_neighbours=5" in line)
     assert "mid-coronal" in line, "each option has its one-line meaning"
@@ -163,7 +175,7 @@ def test_python_dash_m_is_the_same_command(tmp_path):
     assert "usage: python -m ukbb_pipeline" in help_text.stdout
 
 
-def test_a_slurm_sweep_wider_than_max_array_size_is_refused_before_submitting(tmp_path):
+def test_a_slurm_sweep_wider_than_max_array_size_is_refused_before_submitting(tmp_path, main_in_process):
     tools = tmp_path / "bin"
     tools.mkdir()
     (tools / "scontrol").write_text("#!/bin/sh\necho 'MaxArraySize            = 4'\n")
@@ -171,8 +183,8 @@ def test_a_slurm_sweep_wider_than_max_array_size_is_refused_before_submitting(tm
     (tools / "sbatch").write_text(f"#!/bin/sh\ntouch {tmp_path / 'submitted'}\nexit 1\n")
     (tools / "sbatch").chmod(0o755)
     env = {"PATH": f"{tools}{os.pathsep}{os.environ['PATH']}"}
-    result = _main("-m", "stage=unzip_dxa", "shard.count=5", "shard.index=range(5)", "hydra/launcher=slurm",
-                   cwd=tmp_path, env=env)
+    result = main_in_process("-m", "stage=unzip_dxa", "shard.count=5", "shard.index=range(5)", "hydra/launcher=slurm",
+                             cwd=tmp_path, env=env)
     assert result.returncode == 2
     assert "a sweep of 5 jobs is wider than this cluster's MaxArraySize=4" in _last_line(result)
     assert not (tmp_path / "submitted").exists()
@@ -200,3 +212,46 @@ def test_run_local_resolves_paths_from_the_callers_folder_and_runs_the_whole_cha
     assert (root / "collection" / "collection-shard0of1.h5").is_file(), "collect ran after the failed input"
     assert list((root / "pipeline-report").glob("report-*.html")), "and the report"
     assert not (REPO / "r2").exists()
+
+
+def test_version_is_the_packages(tmp_path):
+    from ukbb_pipeline import __version__
+
+    result = _main("--version", cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (0, f"ukbb-pipeline {__version__}\n")
+
+
+@pytest.mark.parametrize("header", ["", "# @package _global_\n"])
+def test_an_installed_users_settings_are_merged_with_or_without_the_package_header(tmp_path, header):
+    settings = tmp_path / "xdg" / "ukbb-pipeline" / "local" / "default.yaml"
+    settings.parent.mkdir(parents=True)
+    settings.write_text(f"{header}paths:\n  root: /data/ukbb\nn_jobs: 3\n")
+    result = _main("stage=unzip_mri", "--cfg", "job", cwd=tmp_path, env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")})
+    assert result.returncode == 0, result.stderr
+    assert "  root: /data/ukbb\n" in result.stdout and "\nn_jobs: 3\n" in result.stdout
+    assert "stage.n_jobs" not in result.stdout
+
+
+def test_a_bad_key_in_the_settings_file_names_the_key_and_the_file(tmp_path):
+    settings = tmp_path / "xdg" / "ukbb-pipeline" / "local" / "default.yaml"
+    settings.parent.mkdir(parents=True)
+    settings.write_text("paths:\n  rot: /data/ukbb\n")
+    result = _main("stage=unzip_mri", cwd=tmp_path, env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")})
+    assert result.returncode == 2
+    assert _last_line(result) == ("python main.py: In 'local/default': ConfigKeyError raised while composing config: "
+                                  "Key 'rot' not in 'PathsConfig'; `--help` lists the stages and options [exit 2]")
+
+
+def test_a_checkouts_conf_local_is_merged_last(tmp_path):
+    import shutil
+
+    conf = tmp_path / "conf"
+    shutil.copytree(REPO / "conf", conf, ignore=shutil.ignore_patterns("local"))
+    (conf / "local").mkdir()
+    (conf / "local" / "default.yaml").write_text("paths:\n  root: /data/ukbb\nn_jobs: 16\n")
+    code = ("from pathlib import Path; from ukbb_pipeline.cli import main; "
+            f"main(['stage=collect', '--cfg', 'job'], conf=Path({str(conf)!r}))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(REPO), "XDG_CONFIG_HOME": str(tmp_path / "none")})
+    assert result.returncode == 0, result.stderr
+    assert "  root: /data/ukbb\n" in result.stdout and "\nn_jobs: 16\n" in result.stdout

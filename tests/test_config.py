@@ -18,7 +18,9 @@ from ukbb_pipeline.config import (
     UnzipDxaConfig,
     UnzipMriConfig,
     WithdrawConfig,
+    pipeline_config,
 )
+from ukbb_pipeline.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,13 +34,33 @@ STAGES = {
 }
 
 
-def test_defaults_run_the_demo_with_hdf5(compose):
-    config = OmegaConf.to_object(compose())
+def test_defaults_run_the_demo_with_hdf5_in_its_own_folder(compose):
+    config = pipeline_config(compose())
     assert isinstance(config, PipelineConfig)
     assert isinstance(config.stage, DemoConfig)
     assert isinstance(config.writer, Hdf5WriterConfig)
     assert config.paths.root == "outputs/demo"
     assert config.stage.unzip_mri.output_dir == "outputs/demo/mris-processed"
+
+
+@pytest.mark.parametrize(("stage", "keys"), [
+    ("unzip_mri", "stage.input_dir and stage.output_dir"),
+    ("collect", "stage.input_dir and stage.output_dir and stage.dxa_dir"),
+    ("status", "stage.input_dir and stage.output_dir and stage.raw_inputs"),
+    ("download", "stage.output_dir"),
+])
+def test_outside_the_demo_a_stage_without_a_root_is_refused_naming_its_folders(compose, stage, keys):
+    with pytest.raises(ConfigError) as refused:
+        pipeline_config(compose([f"stage={stage}"]))
+    assert str(refused.value) == (f"stage={stage} needs paths.root=<your data folder> (or {keys}): "
+                                  "only the demo has a default folder (outputs/demo)")
+
+
+def test_a_stage_given_its_own_folders_needs_no_root(compose):
+    config = pipeline_config(compose(["stage=unzip_mri", "stage.input_dir=/mnt/mris", "stage.output_dir=/data/out"]))
+    assert (config.paths.root, config.stage.input_dir, config.stage.output_dir) == (None, "/mnt/mris", "/data/out")
+    moved = pipeline_config(compose(["stage=extract_slices", "paths.mri=/a", "paths.slices=/b"]))
+    assert (moved.stage.input_dir, moved.stage.output_dir) == ("/a", "/b")
 
 
 @pytest.mark.parametrize(("stage", "schema"), STAGES.items())
@@ -168,7 +190,7 @@ def test_values_out_of_range_and_appended_keys_are_refused_naming_the_key(compos
     from ukbb_pipeline.stages import pipeline_config
 
     with pytest.raises(ConfigError) as caught:
-        pipeline_config(compose(["stage=extract_slices", override]))
+        pipeline_config(compose(["stage=extract_slices", "paths.root=/data/ukbb", override]))
     assert message in str(caught.value)
 
 

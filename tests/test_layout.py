@@ -119,3 +119,13 @@ def test_no_test_skips_on_an_import_of_the_project_or_of_a_test_dependency():
                 if name != "torch":
                     found.append(f"{path.relative_to(tests)}:{node.lineno} importorskip({name})")
     assert found == []
+
+
+def test_the_formats_and_the_io_around_the_science_never_import_the_stages_or_hydra():
+    io = ("ukbb_pipeline.formats", "ukbb_pipeline.dicomio", "ukbb_pipeline.download", "ukbb_pipeline.qc",
+          "ukbb_pipeline.pairs", "ukbb_pipeline.rap")
+    assert _violations(io, ("ukbb_pipeline.stages", "hydra")) == []
+
+
+def test_the_flag_vocabulary_is_a_leaf_every_layer_may_read():
+    assert [name for name in imports(MODULES["ukbb_pipeline.flags"]) if name.startswith("ukbb_pipeline")] == []

@@ -29,3 +29,16 @@ def test_a_failing_shard_does_not_stop_a_local_sweep(tmp_path, run_main):
     rows = read_manifests(tmp_path / "data" / "dxas-processed")
     assert sorted(int(row["eid"]) for row in rows if row["status"] == "ok") == list(good), "shard 1 ran too"
     assert [row["status"] for row in rows if row["eid"] == str(bad)] == ["failed"]
+
+
+@pytest.mark.parametrize("sweep", ["stage.n_neighbours=3,5", "experiment=paper,null"])
+def test_a_sweep_over_a_stage_setting_is_refused_before_any_job_starts(tmp_path, run_main, sweep):
+    result = run_main("-m", "stage=extract_slices", f"paths.root={tmp_path / 'data'}", sweep,
+                      f"hydra.sweep.dir={tmp_path / 'sweep'}")
+
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"python main.py: a sweep over {sweep.split('=')[0]} would write every value's outputs into one output "
+        "folder: run one command per value, each with its own paths.root=... or stage.output_dir=... "
+        "(sweep shards, not settings) [exit 2]"]
+    assert not (tmp_path / "sweep").exists() and not (tmp_path / "data").exists()

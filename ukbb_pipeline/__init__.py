@@ -5,7 +5,7 @@ Command line: ``ukbb-pipeline --help``. Python, one file at a time (see :mod:`uk
 :class:`PairedDataset`; every run's manifests as one table: :func:`read_manifests`.
 The names are imported on first use, so ``import ukbb_pipeline`` (and ``--help``) stays light.
 The cohort's state across every run and shard (outcomes, QC figures, flags, the version that made each output):
-:func:`cohort_state`.
+:func:`cohort_state` (typed records), :func:`cohort_table` (the same as a pandas DataFrame).
 
 Layers (``tests/test_layout.py`` checks the import rule):
 
@@ -33,14 +33,16 @@ try:
 except PackageNotFoundError:  # a checkout that was never installed
     __version__ = "0+unknown"
 
-__all__ = ["PairedDataset", "cohort_state", "open_volume", "read_dxa_zip", "read_manifests", "stitch_mri_zip"]
+__all__ = ["PairedDataset", "cohort_state", "cohort_table", "open_volume", "read_dxa_zip", "read_manifests",
+           "stitch_mri_zip"]
 
 _HOMES = {
     "stitch_mri_zip": "ukbb_pipeline.api",
     "read_dxa_zip": "ukbb_pipeline.api",
     "open_volume": "ukbb_pipeline.api",
     "read_manifests": "ukbb_pipeline.runtime.manifest",
-    "cohort_state": "ukbb_pipeline.runtime.state",
+    "cohort_state": "ukbb_pipeline.runtime.cohort",
+    "cohort_table": "ukbb_pipeline.runtime.cohort",
     "PairedDataset": "ukbb_pipeline.pairs.dataset",
 }
 

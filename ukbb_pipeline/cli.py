@@ -38,6 +38,20 @@ def config_dir() -> Path:
     return PACKAGED_CONF if (PACKAGED_CONF / "config.yaml").is_file() else CHECKOUT_CONF
 
 
+def user_config_dir() -> Path:
+    """Where an installed user keeps settings: ``$XDG_CONFIG_HOME/ukbb-pipeline`` (``~/.config/ukbb-pipeline``);
+    its ``local/default.yaml`` is merged last, as a checkout's ``conf/local/default.yaml`` is."""
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config").expanduser() / "ukbb-pipeline"
+
+
+def with_user_settings(args: Sequence[str]) -> list[str]:
+    """Add the user's config folder to Hydra's search path when it holds ``local/default.yaml``."""
+    folder = user_config_dir()
+    if not (folder / "local" / "default.yaml").is_file() or any(a.startswith("hydra.searchpath") for a in args):
+        return list(args)
+    return [f"hydra.searchpath=[file://{folder.resolve()}]", *args]  # before any --flag: Hydra parses them so
+
+
 def quote_home_paths(args: Sequence[str]) -> list[str]:
     """Quote ``key=~/...`` values, which Hydra's override grammar cannot lex; the ``~`` is expanded later."""
     quoted = []
@@ -86,6 +100,26 @@ def check_slurm_sweep(args: Sequence[str]) -> None:
     if jobs > limit:
         raise ConfigError(f"a sweep of {jobs} jobs is wider than this cluster's MaxArraySize={limit} "
                           f"(scontrol show config): use shard.count <= {limit}; each shard then takes more inputs")
+
+
+def check_sweep_settings(args: Sequence[str]) -> None:
+    """Refuse, before any job starts, a multirun whose jobs vary a stage's settings: every point would write into
+    the same output folder (Hydra sweeps are products, so sweeping the folder alongside cannot pair them)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from ukbb_pipeline.config import PATH_FIELDS
+    from ukbb_pipeline.errors import ConfigError
+
+    if not ({"-m", "--multirun"} & set(args)):
+        return
+    for override in OverridesParser.create().parse_overrides([a for a in args if not a.startswith("-")]):
+        key = override.key_or_group
+        varies_settings = key == "experiment" or (
+            key.startswith(("stage.", "writer.")) and key.rpartition(".")[2] not in PATH_FIELDS)
+        if override.is_sweep_override() and varies_settings:
+            raise ConfigError(
+                f"a sweep over {key} would write every value's outputs into one output folder: run one command "
+                f"per value, each with its own paths.root=... or stage.output_dir=... (sweep shards, not settings)")
 
 
 def _one_line(error: BaseException) -> str:
@@ -188,6 +222,8 @@ def _composition_message(error: BaseException) -> str:
                 "e.g. 'key=\"a b\"'; `--help` lists the stages and options")
     text = str(error).split("\n")
     first = re.sub(r"\s*To append to your config use \S+", "", text[0])
+    if first.endswith(":") and len(text) > 1:  # "In 'local/default': ConfigKeyError raised while composing config:"
+        first = f"{first} {text[1].strip()}"
     if "Could not find" in first:  # an unknown choice: name the choices, not Hydra's search path
         start = next((i for i, line in enumerate(text) if line.startswith("Available options")), len(text))
         choices = []
@@ -208,6 +244,11 @@ def main(argv: Sequence[str] | None = None, *, conf: Path | None = None, prog: s
     if "--help" in args or "-h" in args:
         sys.stdout.write(help_text(prog=prog))
         sys.exit(EXIT_OK)
+    if "--version" in args:  # the package's, not Hydra's
+        from ukbb_pipeline import __version__
+
+        sys.stdout.write(f"ukbb-pipeline {__version__}\n")
+        sys.exit(EXIT_OK)
     full_error = _full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
     _launching_pid = os.getpid()
     _exit_codes.clear()
@@ -222,8 +263,9 @@ def main(argv: Sequence[str] | None = None, *, conf: Path | None = None, prog: s
     register_configs()
     config_path = str((conf or config_dir()).resolve())
     run = hydra.main(version_base="1.3", config_path=config_path, config_name="config")(task)
-    sys.argv = [prog, *quote_home_paths(args)]
+    sys.argv = [prog, *quote_home_paths(with_user_settings(args))]
     try:
+        check_sweep_settings(args)
         check_slurm_sweep(args)
     except Exception as error:
         if full_error:
@@ -336,7 +378,7 @@ def _options(schema: type, prefix: str, comments: dict[tuple[str, str], str], sk
             lines.extend(_options(type(value), f"{prefix}{item.name}.", comments))
             continue
         shown = f"{prefix}{item.name}" + (".*" if isinstance(value, StageConfig) else f"={_default_text(value)}")
-        lines.append(f"  {shown:<44} {meaning}".rstrip())
+        lines.append(f"  {shown:<44} {meaning}".rstrip() if len(shown) < 44 else f"  {shown}  {meaning}".rstrip())
     return lines
 
 
@@ -373,13 +415,16 @@ def help_text(prog: str = "ukbb-pipeline") -> str:
         out += [f"  {line}" for line in _options(entry.schema, "writer.", comments, skip=("name",))]
     out += [
         "",
-        "Experiments: experiment=paper (the paper's settings for every stage it touches). Machine settings:",
-        "conf/local/default.yaml in a checkout. Paths take ~ and $VARS. --cfg job prints the composed config;",
+        "Experiments: experiment=paper (the paper's settings for every stage it touches). Your settings:",
+        "~/.config/ukbb-pipeline/local/default.yaml (conf/local/default.yaml in a checkout). Paths take ~ and $VARS.",
+        "--cfg job prints the composed config;",
         "--hydra-help shows Hydra's own options. HYDRA_FULL_ERROR=1 prints a traceback with any error.",
+        "--version prints the package's version.",
         "",
         "Exit codes: 0 done; 1 some inputs failed (reasons in the manifest); 2 bad configuration or usage (nothing",
         "processed); 3 the output folder or the machine (full disk, no permission, a missing tool or package);",
-        "4 an unexpected error (a bug: please report it).",
+        "4 an unexpected error (a bug: please report it); 130 / 143 stopped by SIGINT / SIGTERM (Ctrl-C, scancel):",
+        "the inputs finished so far are in the manifest, a re-run does the rest.",
         "",
     ]
     return "\n".join(out)

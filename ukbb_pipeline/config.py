@@ -42,6 +42,11 @@ class Scaling(str, Enum):
     paper_loader = "paper_loader"  # the public loader's factors: target/spacing for MRI, none for DXA
 
 
+class NiftiLayout(str, Enum):
+    ras = "ras"  # the closest canonical storage, axis codes (R, A, S), as dcm2niix and nibabel.as_closest_canonical
+    pipeline = "pipeline"  # the pipeline's array axes (L, P, I), as in HDF5 and pickle outputs
+
+
 class SlabMethod(str, Enum):
     median = "median"  # the original scripts' row: the weighted median of the body's fat along y (a flat slab)
     spine = "spine"  # through the spine: a classical tracker's curve (slices/spine.py)
@@ -61,7 +66,7 @@ class DownloadBackend(str, Enum):
 class PathsConfig:
     """Where the data lives: every stage folder defaults to a name under ``root``."""
 
-    root: str = "outputs/demo"  # the folder every stage folder is named under (~ and $VARS are expanded)
+    root: Optional[str] = None  # the folder every stage folder is under; every stage but the demo needs one
     raw_dxa: str = "${paths.root}/raw/dxas"  # DXA bulk zips (field 20158)
     raw_mri: str = "${paths.root}/raw/mris"  # Dixon MRI bulk zips (field 20201)
     dxa: str = "${paths.root}/dxas-processed"  # unzip_dxa's output
@@ -205,7 +210,7 @@ class DownloadConfig(StageConfig):
     """Bulk zips for an EID list, fetched ``parallel`` at a time, verified, and resumed on a re-run."""
 
     name: str = "download"
-    input_dir: str = "${paths.root}"  # unused: the inputs are requests (eids_file x fields x instances)
+    input_dir: str = ""  # unused: the inputs are requests (eids_file x fields x instances)
     output_dir: str = "${paths.root}/raw"  # zips go to raw/dxas/ (20158), raw/mris/ (20201), raw/<field>/ (others)
     eids_file: Optional[str] = None  # an EID list or a ukbconv .bulk file; None = the top-level eids_file
     key_file: str = ".ukbkey"  # ukbfetch's key file; only its path is ever passed, logged or saved
@@ -283,6 +288,7 @@ class NiftiWriterConfig(WriterConfig):
 
     name: str = "nifti"
     compression_level: int = 1  # gzip, 1-9
+    layout: NiftiLayout = NiftiLayout.ras  # ras: voxels stored R-A-S (as dcm2niix); pipeline: the (L, P, I) axes
 
 
 @dataclass
@@ -434,6 +440,10 @@ def schema_keys(schema: Any, prefix: str = "") -> list[str]:
     return keys
 
 
+TOP_LEVEL_KEYS = frozenset({"n_jobs", "eids_file", "exclude_eids_file", "overwrite", "allow_failures", "qc", "shard",
+                            "paths", "writer"})
+
+
 def unknown_key_message(key: str, valid: list[str]) -> str:
     """``unknown key stage.n_neighbors (did you mean stage.n_neighbours?)``: the closest valid key, by difflib."""
     import difflib
@@ -444,6 +454,8 @@ def unknown_key_message(key: str, valid: list[str]) -> str:
         by_name.setdefault(candidate.rpartition(".")[2], candidate)
     close = difflib.get_close_matches(name, list(by_name), n=1, cutoff=0.6)
     hint = f" (did you mean {parent + '.' if parent else ''}{by_name[close[0]]}?)" if close else ""
+    if parent and name in TOP_LEVEL_KEYS and name not in by_name:  # stage.eids_file on a processing stage
+        hint = f" (did you mean {name}=...? it is a top-level key, not a stage option)"
     return f"unknown key {key}{hint}; `--help` lists the options"
 
 
@@ -506,13 +518,48 @@ def expand_paths(node: Any) -> None:
                 setattr(node, item.name, [expand_path(path) for path in value])
 
 
+# ---- the root: only the demo has a default folder, so real data never lands beside the synthetic cohort ----
+
+DEMO_ROOT = "outputs/demo"  # the demo's folder when paths.root is not given
+STAGE_FOLDER_KEYS = ("input_dir", "output_dir", "dxa_dir", "stage_dirs", "raw_inputs")  # folders a stage may use
+
+
+def settle_root(cfg: Any) -> None:
+    """Give the demo its own root; refuse any other stage whose folders need ``paths.root`` when none is given."""
+    import re
+    from typing import cast
+
+    from omegaconf import OmegaConf
+
+    from ukbb_pipeline.errors import ConfigError
+
+    if cfg.paths.root is not None:
+        return
+    name = cfg.stage.name
+    if name == "demo":
+        cfg.paths.root = DEMO_ROOT
+        return
+    paths = cast(dict[str, Any], OmegaConf.to_container(cfg.paths, resolve=False))
+    stage = cast(dict[str, Any], OmegaConf.to_container(cfg.stage, resolve=False))
+
+    def uses_root(value: object) -> bool:
+        refs = re.findall(r"\$\{paths\.(\w+)\}", str(value))
+        return any(ref == "root" or "${paths.root}" in str(paths.get(ref, "")) for ref in refs)
+
+    needed = [f"stage.{key}" for key in STAGE_FOLDER_KEYS if key in stage and uses_root(stage[key])]
+    if needed:
+        raise ConfigError(f"stage={name} needs paths.root=<your data folder> (or {' and '.join(needed)}): "
+                          f"only the demo has a default folder ({DEMO_ROOT})")
+
+
 def pipeline_config(cfg: Any) -> PipelineConfig:
-    """The typed config of a composed one: unknown keys refused, paths expanded, every range checked."""
+    """The typed config of a composed one: unknown keys refused, the root settled, paths expanded, ranges checked."""
     from typing import cast
 
     from omegaconf import OmegaConf
 
     check_known_keys(cfg)
+    settle_root(cfg)
     config = cast(PipelineConfig, OmegaConf.to_object(cfg))
     expand_paths(config)
     validate(config)

@@ -17,7 +17,9 @@ layer may read it, and ``--help`` and the config checks never import the science
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
@@ -37,7 +39,7 @@ class StageEntry:
     version: int | None = None  # the version of its outputs (None: outputs it does not make, e.g. downloaded zips)
     reads_zips: bool = False  # its inputs are bulk zips in its input folder (status lists those not yet run)
     upstream: str | None = None  # the stage whose outputs are its inputs (status lists those not yet run)
-    seconds_per_subject: float | None = None  # in the worker, full-size synthetic subjects (platform estimates)
+    seconds_per_input: float | None = None  # one core, one input, read and write included (platform estimates)
 
     @property
     def schema(self) -> Any:
@@ -48,31 +50,41 @@ class StageEntry:
         """The entry point (the module is imported on first use: ``--help`` imports none)."""
         return importlib.import_module(self.module).run
 
+    def paths_keys(self) -> tuple[str | None, tuple[str, ...]]:
+        """The ``paths`` keys its schema's folders default to: (its output's, those it reads), e.g. collect ->
+        (``collected``, (``slices``, ``dxa``)); None and () where a folder is not one of ``paths``."""
+        schema = self.schema()
+        keys = {}
+        for item in dataclasses.fields(schema):
+            match = re.fullmatch(r"\$\{paths\.(\w+)\}", str(getattr(schema, item.name)))
+            if item.name.endswith("_dir") and match:
+                keys[item.name] = match.group(1)
+        return keys.pop("output_dir", None), tuple(keys.values())
+
     def default(self, key: str) -> str:
         """A folder the schema names by default (``output_dir``, ``input_dir``), as an interpolation of ``paths``."""
         return str(getattr(self.schema(), key))
 
 
+# Output versions: unzip_dxa 2: the participant's one consistent Total Body pair, checked against content.
+# unzip_mri 2: regional swaps, repeats by coverage, derived series, touching slabs; 3: one gain per station for every
+# channel (F/(F+W) as acquired), seam_ratio_* and seam_fat_fraction_step. extract_slices 2: slabs carry unzip_mri's
+# flags for collect; 3: centre_rows, stage.method=spine. collect 2: per-pair flags, flagged pairs left out; 3: flags
+# in ukbb_pipeline.flags' words. Seconds per input: measured (README's throughput table), collect's assumed.
 STAGES: tuple[StageEntry, ...] = (
     StageEntry("demo", "DemoConfig", "ukbb_pipeline.stages.demo"),
     StageEntry("download", "DownloadConfig", "ukbb_pipeline.stages.download", tracked=True),
     StageEntry("unzip_dxa", "UnzipDxaConfig", "ukbb_pipeline.stages.unzip_dxa", tracked=True, version=2,
-               reads_zips=True,  # 2: the participant's one consistent Total Body pair, checked against content
-               seconds_per_subject=0.04),
+               reads_zips=True, seconds_per_input=0.04),
     StageEntry("unzip_mri", "UnzipMriConfig", "ukbb_pipeline.stages.unzip_mri", tracked=True, version=3,
-               reads_zips=True,  # 2: regional swaps, repeats by coverage, derived series, touching slabs
-               seconds_per_subject=1.84),
-    # 3: one gain per station for every channel (F/(F+W) as acquired), seam_ratio_* and seam_fat_fraction_step
-    StageEntry("extract_slices", "ExtractSlicesConfig", "ukbb_pipeline.stages.extract_slices", tracked=True, version=3,
-               upstream="unzip_mri",  # 2: slabs carry unzip_mri's flags (swapped_stations, ...) for collect
-               seconds_per_subject=0.15),
-    # 3: centre_rows; stage.method=spine (curved slab, the spine's centreline)
-    StageEntry("collect", "CollectConfig", "ukbb_pipeline.stages.collect", tracked=True,
-               version=3,  # 2: per-pair flags, flagged pairs left out; 3: flags in ukbb_pipeline.flags' words
-               seconds_per_subject=0.1),
-    StageEntry("report", "ReportConfig", "ukbb_pipeline.stages.report"),
+               reads_zips=True, seconds_per_input=1.84),
+    StageEntry("extract_slices", "ExtractSlicesConfig", "ukbb_pipeline.stages.extract_slices", tracked=True,
+               version=3, upstream="unzip_mri", seconds_per_input=0.15),
+    StageEntry("collect", "CollectConfig", "ukbb_pipeline.stages.collect", tracked=True, version=3,
+               seconds_per_input=0.1),
+    StageEntry("report", "ReportConfig", "ukbb_pipeline.stages.report", seconds_per_input=0.01),
     StageEntry("withdraw", "WithdrawConfig", "ukbb_pipeline.stages.withdraw"),
-    StageEntry("status", "StatusConfig", "ukbb_pipeline.stages.status"),
+    StageEntry("status", "StatusConfig", "ukbb_pipeline.stages.status", seconds_per_input=0.001),
 )
 STAGE_NAMES: tuple[str, ...] = tuple(entry.name for entry in STAGES)
 

@@ -79,14 +79,6 @@ def recorded_folders(root: Path, *, kind: str = LOG_FOLDERS, existing_only: bool
     return [folder for folder in folders if not existing_only or folder.is_dir()]
 
 
-def record_log_folder(root: Path, folder: Path) -> None:
-    record_folder(root, folder, kind=LOG_FOLDERS)
-
-
-def recorded_log_folders(root: Path, *, existing_only: bool = True) -> list[Path]:
-    return recorded_folders(root, kind=LOG_FOLDERS, existing_only=existing_only)
-
-
 def holds_pipeline_folders(root: Path) -> bool:
     """Whether ``root`` (or a folder in it) has a ``pipeline-*`` folder: a data root the pipeline wrote to, or over
     which runs recorded their output folders."""
@@ -202,9 +194,9 @@ def _clean(top: Path, who: _Withdrawn, report: WithdrawalReport, seen: set[tuple
         in_meta = any(part.startswith(META_PREFIX) for part in relative)
         kind = "log" if area == "log" else "meta" if in_meta else "data"
         for name in list(dirs):
-            path = folder / name
-            if who.named(name):
-                _remove(path, who, report)
+            if STEM_NAMED.match(name):  # a visit's output folder: removed when withdrawn, else not searched
+                if who.named(name):
+                    _remove(folder / name, who, report)
                 dirs.remove(name)
         collect_folder = kind == "data" and (folder / f"{META_PREFIX}collect").is_dir()
         for name in files:
@@ -219,8 +211,9 @@ def _clean(top: Path, who: _Withdrawn, report: WithdrawalReport, seen: set[tuple
 
 def _clean_file(path: Path, name: str, kind: str, who: _Withdrawn, report: WithdrawalReport, *,
                 collection: object) -> None:
-    if who.named(name):
-        _remove(path, who, report)
+    if STEM_NAMED.match(name):  # a visit's output, zip, sidecar or picture: another participant's is not read
+        if who.named(name):
+            _remove(path, who, report)
         return
     if collection:
         if _lists_eid(path, who.eids):

@@ -36,7 +36,7 @@ SAME_PIXELS = {
     "no times": HeaderStyle(times="absent"),
     "no AcquisitionNumber": HeaderStyle(acquisition_numbers="absent"),
     "AcquisitionNumber counted": HeaderStyle(acquisition_numbers="counted"),
-    "echoes in one series, told by EchoTime": HeaderStyle(echoes_in_one_series=True, image_type_tokens=False),
+    "echoes in one series, told by EchoNumbers": HeaderStyle(echoes_in_one_series=True, image_type_tokens=False),
     "echoes in one series, told by ImageType": HeaderStyle(echoes_in_one_series=True),
     "F and W in one series, told by ImageType": HeaderStyle(fat_water_in_one_series=True),
     "ImageType without Dixon values": HeaderStyle(image_type_tokens=False),
@@ -98,6 +98,18 @@ def test_a_header_style_that_keeps_the_pixels_gives_the_tidy_arrays(make_zip, ti
         np.testing.assert_array_equal(output.arrays[OUTPUTS[channel]], tidy[1].arrays[OUTPUTS[channel]])
     assert output.attrs["origin"] == pytest.approx(tidy[1].attrs["origin"], abs=1e-6)
     assert not any("non-standard" in note or "not Dixon" in note for note in output.notes), output.notes
+
+
+@pytest.mark.parametrize("echoes_in_one_series", [False, True], ids=["own series", "echoes in one series"])
+def test_phase_images_in_the_magnitude_series_are_passed_over(make_zip, tidy, echoes_in_one_series):
+    """Philips keeps each echo's phase image in its series: never a channel, whatever the description says."""
+    style = HeaderStyle(phase_images=True, echoes_in_one_series=echoes_in_one_series)
+    output = _read(make_zip(MriQuirks(headers=style)))
+    for channel in ALL_CHANNELS:
+        np.testing.assert_array_equal(output.arrays[OUTPUTS[channel]], tidy[1].arrays[OUTPUTS[channel]])
+    n_phase = 2 * sum(len(s.geometry.z) for s in tidy[0].stations)  # in and opp of every slice
+    assert any(note.startswith(f"ignored {n_phase} slice(s) that are not Dixon magnitude images")
+               for note in output.notes), output.notes
 
 
 PACKAGING = {

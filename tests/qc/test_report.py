@@ -95,18 +95,21 @@ def test_the_page_shows_counts_failures_flags_swaps_and_seams(root, tmp_path):
     assert re.fullmatch(r"report-\d{8}-\d{6}\.html", page.name)
     text = html.unescape(_text(page.read_text()))
 
-    # counts per stage: stage, done, failed, with flags or notes, inputs
-    assert "unzip_dxa 3 1 1 4" in text
-    assert "unzip_mri 3 1 1 4" in text
-    assert "extract_slices 2 0 0 2" in text
-    assert "collect 0 0 0 0 not run" in text
+    # counts per stage: stage, done, failed, flagged, with notes, inputs (flags and notes counted as status counts)
+    assert "unzip_dxa 3 1 0 1 4" in text
+    assert "unzip_mri 3 1 1 0 4" in text
+    assert "extract_slices 2 0 0 0 2" in text
+    assert "collect 0 0 0 0 0 not run" in text
     # failures with their reasons
     assert "2 failed input(s)" in text
     assert "1000004 2 1000004_20158_2_0.zip 1 'Total Body' image(s) in the zip, 2 needed" in text
     assert "station 4 missing (stations 1, 2, 3, 5, 6 found)" in text
-    # flagged: notes and swaps, not a mere redo
-    assert "4 Total Body images: used the most recent pair" in text
-    assert "swapped station 3" in text  # the flag, in the words of ukbb_pipeline.flags
+    # flagged (a swap) and notes (a repeat chosen) apart; a mere redo is neither
+    flagged = text[text.index("Flagged subjects"):text.index("Notes")]
+    assert "1 input(s) done with a flag" in flagged and "1000002_20201_2_0.zip swapped station 3" in flagged
+    notes = text[text.index("Notes"):text.index("Fat/water swaps")]
+    assert "1 input(s) done with notes only" in notes
+    assert "1000003_20158_2_0.zip 4 Total Body images: used the most recent pair" in notes
     assert "settings changed" not in text
     # the swap table and the seam table, worst seam first
     assert "1 of 3 checked input(s) have swapped stations" in text
@@ -161,3 +164,24 @@ def test_stage_report_through_main(root, run_main):
     assert len(pages) == 1
     assert "station 4 missing" in pages[0].read_text()
     assert str(pages[0]) in result.stdout + result.stderr
+
+
+def test_the_report_and_status_count_flags_and_notes_alike(root):
+    from ukbb_pipeline.qc.status import cohort_status
+
+    text = html.unescape(_text(_report(root).read_text()))
+    for status in cohort_status(root):
+        flagged = len({v for visits in status.flagged.values() for v in visits})
+        assert f"{status.stage} {status.done} " in text
+        assert re.search(rf"{status.stage} {status.done} \d+ {flagged} {status.noted} ", text), status
+
+
+def test_failures_are_grouped_by_kind_and_an_apostrophe_is_not_a_quote():
+    from ukbb_pipeline.qc.status import reason_group
+
+    one = ("1 greyscale 'Total Body' image(s) of the exam's participant, 2 needed (tissue and bone): "
+           "'1.2.840.1.dcm' (InstanceNumber 11, 791x272) Total Body")
+    other = one.replace("1.2.840.1.dcm", "9.9.dcm").replace("791x272", "787x277")
+    assert reason_group(one) == reason_group(other) == (
+        "N greyscale '...' image(s) of the exam's participant, N needed (tissue and bone): '...' "
+        "(InstanceNumber N, NxN) Total Body")

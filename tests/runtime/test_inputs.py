@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -35,21 +37,43 @@ def test_with_an_eid_list_only_the_needed_two_digit_folders_are_listed(tmp_path,
     for eid in (1000001, 2100005, 3300007):
         _touch(tmp_path / str(eid)[:2] / f"{eid}_20201_2_0.zip")
     listed: list[Path] = []
-    original_glob = Path.glob
+    original_scandir = os.scandir
 
-    def recording_glob(self, pattern):
-        listed.append(self)
-        return original_glob(self, pattern)
+    def recording_scandir(path):
+        listed.append(Path(path))
+        return original_scandir(path)
 
-    monkeypatch.setattr(Path, "glob", recording_glob)
+    monkeypatch.setattr(os, "scandir", recording_scandir)
     found = discover_inputs(tmp_path, suffix=".zip", eids={2100005})
     assert [item.eid for item in found] == [2100005]
     assert set(listed) == {tmp_path, tmp_path / "21"}
 
 
+def test_what_discovery_passes_over_is_counted_and_named_in_the_log(tmp_path, caplog):
+    _touch(tmp_path / "1000001_20201_2_0.zip")
+    _touch(tmp_path / "1000002_20201_2_0.ZIP")  # names are case-sensitive: UK Biobank's are lower case
+    _touch(tmp_path / "extra" / "3000001_20201_2_0.zip")  # not a two-digit folder
+    _touch(tmp_path / "21" / "readme.txt")
+    _touch(tmp_path / ".complete-6")  # hidden and pipeline-* entries are the pipeline's own: not mentioned
+    _touch(tmp_path / "pipeline-download" / "x.csv")
+    with caplog.at_level(logging.WARNING):
+        found = discover_inputs(tmp_path, suffix=".zip")
+    assert [item.stem for item in found] == ["1000001_20201_2_0"]
+    assert [record.getMessage() for record in caplog.records] == [
+        f"passed over 3 entries in {tmp_path} (looked for *.zip inputs, flat or in two-digit <nn>/ folders): "
+        "'1000002_20201_2_0.ZIP', '21/readme.txt', 'extra/'"]
+
+
+def test_nothing_passed_over_says_nothing(tmp_path, caplog):
+    _touch(tmp_path / "1000001_20201_2_0.zip")
+    with caplog.at_level(logging.WARNING):
+        discover_inputs(tmp_path, suffix=".zip")
+    assert caplog.records == []
+
+
 def test_a_missing_input_folder_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        discover_inputs(tmp_path / "nope", suffix=".zip")
+    with pytest.raises(FileNotFoundError, match="does not exist: stage=download makes it"):
+        discover_inputs(tmp_path / "nope", suffix=".zip", made_by="download")
 
 
 def test_eid_lists_accept_comments_headers_and_bulk_files(tmp_path):

@@ -13,7 +13,7 @@ import h5py
 import pytest
 from toy_stage import run_toy, write_inputs
 
-from ukbb_pipeline.errors import StageFailed
+from ukbb_pipeline.errors import ConfigError, StageFailed
 from ukbb_pipeline.runtime.manifest import read_manifests
 from ukbb_pipeline.runtime.runner import RunOptions, raise_on_failures
 
@@ -47,12 +47,17 @@ def test_a_second_run_skips_what_is_done_with_the_same_settings(inputs, tmp_path
     assert again.counts == {"ok": 0, "failed": 0, "skipped": 12}
 
 
-def test_a_changed_setting_redoes_the_outputs_and_says_why(inputs, tmp_path):
+def test_a_changed_setting_stops_the_run_before_any_work_unless_overwrite(inputs, tmp_path):
     run_toy(inputs, tmp_path / "out", scale=1.0)
-    redone = run_toy(inputs, tmp_path / "out", scale=3.0)
+    before = sorted(path.name for path in (tmp_path / "out").rglob("*"))
+    with pytest.raises(ConfigError, match=r"12 output\(s\) in .* were made with other settings .*overwrite=true"):
+        run_toy(inputs, tmp_path / "out", scale=3.0)
+    assert sorted(path.name for path in (tmp_path / "out").rglob("*")) == before  # not even a manifest
+    assert _value(tmp_path / "out" / "1000004_99999_2_0.h5") == 4.0
+    redone = run_toy(inputs, tmp_path / "out", RunOptions(overwrite=True), scale=3.0)
     assert redone.counts["ok"] == 12
-    assert all("settings changed" in row.reason for row in redone.rows)
     assert _value(tmp_path / "out" / "1000004_99999_2_0.h5") == 12.0
+    assert run_toy(inputs, tmp_path / "other", scale=3.0).counts["ok"] == 12  # another output folder
 
 
 def test_overwrite_redoes_everything(inputs, tmp_path):
@@ -190,6 +195,26 @@ def test_the_stage_travels_to_each_worker_once_not_with_every_input(inputs, tmp_
     assert summary.counts == {"ok": 12, "failed": 0, "skipped": 0}
     assert 1 <= CountingStage.pickled <= 2  # once per worker; the units travel alone
     assert _value(tmp_path / "out" / "1000007_99999_2_0.h5") == 7.0
+
+
+def test_a_raised_output_version_redoes_the_outputs_as_the_changelog_says(inputs, tmp_path):
+    import dataclasses
+
+    from toy_stage import toy_job
+
+    from ukbb_pipeline.runtime.runner import VERSION_RAISED
+    from ukbb_pipeline.stages.file_stage import run_stage
+
+    def job(version: int, scale: float = 1.0):
+        plain = toy_job(inputs, tmp_path / "out", scale=scale)
+        return dataclasses.replace(plain, settings={"version": version, **plain.settings})
+
+    run_stage(job(2), RunOptions())
+    upgraded = run_stage(job(3), RunOptions())  # only the stage's output version moved: an upgrade, not a choice
+    assert upgraded.counts["ok"] == 12
+    assert {row.reason for row in upgraded.rows} == {VERSION_RAISED}
+    with pytest.raises(ConfigError, match="made with other settings"):  # a setting of the user's still stops it
+        run_stage(job(3, scale=2.0), RunOptions())
 
 
 # --- issue 20, case 11: a worker that dies is its input's failure ---------------------------------------------------

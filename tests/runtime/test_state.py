@@ -11,7 +11,7 @@ import ukbb_pipeline
 from ukbb_pipeline.qc.status import reason_group
 from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.manifest import FAILED, OK, SKIPPED, ManifestRow, ManifestWriter
-from ukbb_pipeline.runtime.state import CACHE_NAME, cohort_state, stage_folders, stage_state
+from ukbb_pipeline.runtime.state import CACHE_NAME, cohort_records, stage_folders, stage_state
 
 FP = "settings1-input1"
 
@@ -126,9 +126,9 @@ def test_a_root_gives_every_stage_in_pipeline_order(tmp_path):
     (tmp_path / "pipeline-report").mkdir()  # no manifests: not a stage
     os.makedirs(tmp_path / "dxas-processed" / "1000001_20158_2_0")  # a per-subject folder is never looked into
     assert list(stage_folders(tmp_path)) == ["download", "unzip_dxa", "extract_slices"]
-    assert [r["stage"] for r in cohort_state(tmp_path)] == ["download", "unzip_dxa", "extract_slices"]
+    assert [r["stage"] for r in cohort_records(tmp_path)] == ["download", "unzip_dxa", "extract_slices"]
     assert [r["stage"] for r in ukbb_pipeline.cohort_state(tmp_path / "dxas-processed")] == ["unzip_dxa"]
-    assert [r["stage"] for r in cohort_state(tmp_path, stages=["download"])] == ["download"]
+    assert [r["stage"] for r in cohort_records(tmp_path, stages=["download"])] == ["download"]
 
 
 def test_failure_reasons_group_by_kind():

@@ -234,7 +234,8 @@ def test_a_rerun_skips_an_unchanged_shard_and_rebuilds_a_changed_one(tmp_path):
     assert _run(tmp_path).counts == {"ok": 0, "failed": 0, "skipped": 2}
     write_visits(tmp_path, VISITS[2:3])  # a new pair arrives
     assert _run(tmp_path).counts == {"ok": 3, "failed": 0, "skipped": 0}
-    assert _run(tmp_path, target_spacing=2.5).counts["ok"] == 3  # new settings
+    with pytest.raises(ConfigError, match="made with other settings"):  # new settings never overwrite silently
+        _run(tmp_path, target_spacing=2.5)
     assert _run(tmp_path, RunOptions(overwrite=True), target_spacing=2.5).counts["ok"] == 3
     collection = _read(tmp_path / "collection" / "collection-shard0of1.h5")
     np.testing.assert_allclose(collection["mri_pixel_spacing"], 2.5)

@@ -289,10 +289,10 @@ def test_bad_lines_in_the_eid_list_are_refused_with_their_numbers(tmp_path, fake
 
 @pytest.mark.slow
 def test_the_command_line_refuses_shards_and_more_than_10_downloads(run_main):
-    result = run_main("stage=download", "stage.parallel=12")
+    result = run_main("stage=download", "paths.root=.", "stage.parallel=12")
     assert result.returncode != 0
     assert "stage.parallel=12 is refused" in result.stderr
-    result = run_main("stage=download", "shard.count=3")
+    result = run_main("stage=download", "paths.root=.", "shard.count=3")
     assert result.returncode != 0
     assert "download refuses shard.count=3" in result.stderr
 

@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from ukbb_pipeline.config import ExtractSlicesConfig
+from ukbb_pipeline.errors import ConfigError
 from ukbb_pipeline.formats import Hdf5Writer, Output, PickleWriter, Writer
 from ukbb_pipeline.formats.pickle import safe_load
 from ukbb_pipeline.formats.sidecar import read_sidecar
@@ -94,8 +95,9 @@ def stage_config(root: Path, **settings: object) -> ExtractSlicesConfig:
                                **settings)
 
 
-def run_stage(root: Path, *, writer: Writer | None = None, qc: bool = True, **settings: object) -> StageSummary:
-    (summary,) = extract_slices.run(stage_config(root, **settings), options=RunOptions(n_jobs=1),
+def run_stage(root: Path, *, writer: Writer | None = None, qc: bool = True, overwrite: bool = False,
+              **settings: object) -> StageSummary:
+    (summary,) = extract_slices.run(stage_config(root, **settings), options=RunOptions(n_jobs=1, overwrite=overwrite),
                                     writer=writer or Hdf5Writer(), qc=qc)
     return summary
 
@@ -319,13 +321,15 @@ def test_qc_false_draws_nothing(tmp_path, cohort):
     assert not list((tmp_path / "mri-mid-corr-slices").rglob("*.png"))
 
 
-def test_rerun_skips_and_a_changed_setting_redoes(tmp_path, cohort):
+def test_rerun_skips_and_a_changed_setting_is_refused_unless_overwrite(tmp_path, cohort):
     write_volume(tmp_path / "mris-processed", cohort[0], writer=Hdf5Writer())
     assert run_stage(tmp_path, qc=False).counts[OK] == 1
     assert run_stage(tmp_path, qc=False).counts[SKIPPED] == 1
-    again = run_stage(tmp_path, qc=False, n_neighbours=2)
+    with pytest.raises(ConfigError, match="made with other settings"):
+        run_stage(tmp_path, qc=False, n_neighbours=2)
+    again = run_stage(tmp_path, qc=False, n_neighbours=2, overwrite=True)
     assert again.counts[OK] == 1
-    assert "settings changed" in again.rows[0].reason
+    assert "overwrite=true" in again.rows[0].reason
 
 
 def write_bad_inputs(folder: Path, good: Volume) -> dict[str, str]:

@@ -151,8 +151,8 @@ def _status_csv(root: Path) -> list[dict[str, str]]:
 
 
 def _flags(root: Path) -> dict[tuple[str, str], tuple[str, str, str]]:
-    return {(r["stage"], r["stem"]): (r["state"], r["flags"], r.get("swapped_stations", ""))
-            for r in ukbb_pipeline.cohort_state(root)}
+    return {(r["stage"], r["stem"]): (r["state"], r["flags"], r.get("swapped_stations"))
+            for r in ukbb_pipeline.cohort_state(root)}  # typed: flags a list, swapped_stations a list of ints
 
 
 @pytest.mark.slow
@@ -161,8 +161,8 @@ def test_the_demo_run_twice_shows_the_same_flags_swaps_and_seams(tmp_path, run_m
     first = run_main(f"paths.root={root}", "stage.subjects=3", "n_jobs=1")
     assert first.returncode == 0, first.stderr[-3000:]
     state_first = _flags(root)
-    assert state_first[("unzip_mri", "1000002_20201_2_0")][:3:2] == ("done", "3")
-    assert state_first[("unzip_mri", "1000002_20201_2_0")][1].startswith("swapped station 3")
+    assert state_first[("unzip_mri", "1000002_20201_2_0")][:3:2] == ("done", [3])
+    assert state_first[("unzip_mri", "1000002_20201_2_0")][1][0].startswith("swapped station 3")
     (report_first,) = sorted((root / "pipeline-report").glob("report-*.html"))
     sheets_first = {path.name: sheet_visits(path) for path in sheet_files(
         StageFolders(root / "mri-mid-corr-slices", "extract_slices").qc)}
@@ -216,3 +216,25 @@ def test_status_lists_eids_without_a_zip_and_counts_the_excluded(tmp_path, run_m
     lines = {(line["stage"], line["what"], line["detail"]): line for line in _status_csv(root)}
     assert lines[("unzip_mri", "missing", "EIDs in eids_file with no input")]["examples"] == "1000077, 1000078"
     assert lines[("unzip_dxa", "excluded", "")]["count"] == "1"
+
+
+def test_status_shows_the_withdrawal_register_and_counts_withdrawn_inputs_apart(tmp_path):
+    from ukbb_pipeline.qc.status import cohort_status, format_register, format_status
+    from ukbb_pipeline.runtime.register import record_withdrawal
+
+    raw = tmp_path / "raw" / "mris"
+    raw.mkdir(parents=True)
+    for eid in (1000001, 1000002):
+        (raw / f"{eid}_20201_2_0.zip").write_bytes(b"")
+    assert format_register(tmp_path).startswith("withdrawal register: none")
+    withdrawn_list = tmp_path / "w12345_20261126.csv"
+    withdrawn_list.write_text("1000002\n")
+    record_withdrawal(tmp_path, [1000002], list_path=withdrawn_list)
+
+    (status,) = cohort_status(tmp_path, raw_inputs={"unzip_mri": raw})
+    assert (status.withdrawn, status.excluded) == (1, 0)
+    assert status.missing["inputs not yet run"] == ["1000001 visit 2"]  # the withdrawn one is not "to do"
+    assert "  withdrawn: 1" in format_status([status])
+    assert format_register(tmp_path).splitlines() == [
+        f"withdrawal register ({tmp_path / 'pipeline-runs' / 'withdrawals.csv'}): 1 participant(s), left out by "
+        "every run:", f"  {withdrawn_list}: 1 (applied " + format_register(tmp_path).split("(applied ")[1]]

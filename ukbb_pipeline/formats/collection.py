@@ -30,7 +30,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -233,12 +233,6 @@ def collection_files(source: str | Path | Sequence[str | Path]) -> list[Path]:
 def other_shard_counts(folder: Path, count: int) -> list[str]:
     """Shard files in ``folder`` made with another shard count (stale: a reader given the folder refuses them)."""
     return sorted(p.name for p in folder.glob("collection-shard*of*.h5") if not p.name.endswith(f"of{count}.h5"))
-
-
-@contextlib.contextmanager
-def open_shard(path: Path) -> Iterator[h5py.File]:
-    with h5py.File(path, "r") as handle:
-        yield handle
 
 
 def check_shard(path: Path, handle: h5py.File, reference: dict[str, Any] | None) -> dict[str, Any]:

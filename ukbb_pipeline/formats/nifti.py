@@ -1,17 +1,25 @@
-"""NIfTI outputs, for viewers (ITK-SNAP, 3D Slicer, FSLeyes): one ``.nii.gz`` per image.
+"""NIfTI outputs, for viewers (ITK-SNAP, 3D Slicer, FSLeyes) and segmenters (nnU-Net, TotalSegmentator): one
+``.nii.gz`` per image.
 
 Layout: ``<output_dir>/<stem>/<dataset>.nii.gz`` (e.g. ``fat_scan.nii.gz``, ``water_scan.nii.gz``), written as one
 folder atomically; the settings fingerprint and every attribute go to a JSON sidecar in the stage's metadata folder,
 as with the pickle writer.
 
-Geometry. MRI volumes and slabs keep their array axes (i: x right->left, j: y anterior->posterior, k: z head->feet)
-and voxel (i, j, k) lies at LPS ``origin + (i*sx, j*sy, -k*sz)``. NIfTI's world space is RAS, so the affine negates
-x and y: RAS = (-(ox + i*sx), -(oy + j*sy), oz - k*sz). qform and sform both hold it (code 1, scanner).
+Storage (``writer.layout``). ``ras`` (the default): voxels stored in the closest canonical layout, axis codes
+(R, A, S): the first array axis runs to the patient's right, the second anterior, the third superior, as dcm2niix
+writes a Dixon station and ``nibabel.as_closest_canonical`` gives, so code that reads the raw array (or builds an
+nnU-Net dataset without reorienting) sees what other UK Biobank NIfTI files show. ``pipeline``: the pipeline's own
+array axes, as in HDF5 and pickle outputs (i: x right->left, j: y anterior->posterior, k: z head->feet; axis codes
+(L, P, I)). Either way the affine (qform and sform, code 1, scanner) puts every voxel at its true position, and the
+readers here give the pipeline's axes back.
 
-DXA images (2-D, no position in the DICOM) are written as 2-D NIfTI coronal images (rows, columns, 1): rows run
-head->feet and columns towards the patient's left (DICOM PatientOrientation ``L\\F``), so the affine is
-RAS = (-column*sc, 0, -row*sr) with the origin at 0. They open in the right orientation, but their position is not
-the MRI's: the DXA and the MRI share no coordinate system.
+The pipeline's volumes put voxel (i, j, k) at LPS ``origin + (i*sx, j*sy, -k*sz)``; NIfTI's world space is RAS, so
+the affine in the pipeline's axes negates x and y: RAS = (-(ox + i*sx), -(oy + j*sy), oz - k*sz).
+
+DXA images (2-D, no position in the DICOM) are 2-D coronal images: in the pipeline's axes (rows, columns, 1), rows
+running head->feet and columns towards the patient's left (DICOM PatientOrientation ``L\\F``), so RAS =
+(-column*sc, 0, -row*sr) with the origin at 0; stored R-A-S they are (columns, 1, rows) with the rows flipped. They
+open in the right orientation, but their position is not the MRI's: the DXA and the MRI share no coordinate system.
 """
 
 from __future__ import annotations
@@ -33,6 +41,9 @@ from ukbb_pipeline.runtime.folders import StageFolders
 
 INSTALL_HINT = 'writer=nifti needs nibabel: pip install nibabel (or pip install "<your checkout>[nifti]")'
 SCANNER = 1  # NIfTI xform code: scanner-based anatomical coordinates
+LAYOUTS = ("ras", "pipeline")  # writer.layout: the closest canonical storage, or the pipeline's own array axes
+VOLUME_AXES = ("L", "P", "I")  # the pipeline's volume and slab axes as NIfTI axis codes
+PROJECTION_AXES = ("I", "L", "A")  # a DXA image (rows, columns, 1)
 
 
 def require_nibabel() -> Any:
@@ -75,9 +86,15 @@ class NiftiWriter(Writer):
     name = "nifti"
     suffix = ".nii.gz"
 
-    def __init__(self, *, compression_level: int = 1):
+    def __init__(self, *, compression_level: int = 1, layout: str = "ras"):
+        if layout not in LAYOUTS:
+            raise ValueError(f"writer.layout must be one of {', '.join(LAYOUTS)}, got {layout}")
         require_nibabel()  # fail at start-up, with the install line, when it is missing
         self.compression_level = compression_level
+        self.layout = layout
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "layout": self.layout}
 
     def output_path(self, folders: StageFolders, stem: str, *, nested: bool = False) -> Path:
         """The folder ``<output_dir>/<stem>/`` holding one ``<dataset>.nii.gz`` per image."""
@@ -94,8 +111,10 @@ class NiftiWriter(Writer):
             for name, array in output.arrays.items():
                 data = array if array.ndim == 3 else np.asarray(array)[:, :, None]
                 image = nibabel.Nifti1Image(np.asarray(data), affine)
-                image.set_qform(affine, code=SCANNER)
-                image.set_sform(affine, code=SCANNER)
+                if self.layout == "ras":
+                    image = nibabel.as_closest_canonical(image)
+                image.set_qform(image.affine, code=SCANNER)
+                image.set_sform(image.affine, code=SCANNER)
                 image.header.set_xyzt_units("mm")
                 image.header["descrip"] = f"ukbb-pipeline {stem} {name}".encode()[:79]
                 path = tmp_dir / f"{name}{self.suffix}"
@@ -108,7 +127,8 @@ class NiftiWriter(Writer):
             "settings_fingerprint": fingerprint,
             "pipeline_version": __version__,
             "files": sizes,
-            "affine": affine.tolist(),
+            "layout": self.layout,
+            "affine": affine.tolist(),  # in the pipeline's axes (the files hold it reoriented when stored R-A-S)
             "attrs": output.attrs,
         }
         write_sidecar(folders, stem, sidecar)
@@ -145,7 +165,7 @@ class NiftiWriter(Writer):
 
 def make_writer(config: Any) -> NiftiWriter:
     """The writer ``writer=nifti`` configures (it needs nibabel: without it, the line that installs it)."""
-    return NiftiWriter(compression_level=config.compression_level)
+    return NiftiWriter(compression_level=config.compression_level, layout=config.layout.value)
 
 
 def find(path: Path) -> Path | None:
@@ -163,13 +183,21 @@ def images_in(folder: Path) -> dict[str, Path]:
     return {path.name[: -len(".nii.gz")]: path for path in sorted(folder.glob("*.nii.gz"))}
 
 
-def _load(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _load(path: Path, axes: tuple[str, str, str]) -> tuple[np.ndarray, np.ndarray]:
+    """An image's voxels and affine in the pipeline's ``axes`` (axis codes), whatever layout the file stores."""
     nibabel = require_nibabel()
+    orientations = nibabel.orientations
     try:
         image = nibabel.load(path)
-        return np.asanyarray(image.dataobj), np.asarray(image.affine, dtype=np.float64)
+        data = np.asanyarray(image.dataobj)
+        affine = np.asarray(image.affine, dtype=np.float64)
     except Exception as error:  # a truncated gzip or a foreign file: a bad input
         raise InputError(f"{path.name} is not a readable NIfTI file ({first_line(error)})") from error
+    if data.ndim != 3:
+        return data, affine
+    change = orientations.ornt_transform(orientations.io_orientation(affine), orientations.axcodes2ornt(axes))
+    return (orientations.apply_orientation(data, change),
+            affine @ orientations.inv_ornt_aff(change, data.shape))
 
 
 def open_volume(path: Path, *, locking: bool | None = None) -> MriVolume:
@@ -177,7 +205,7 @@ def open_volume(path: Path, *, locking: bool | None = None) -> MriVolume:
     files = images_in(path)
     if not files:
         raise InputError("no .nii.gz images in the folder")
-    loaded = {name: _load(file) for name, file in files.items()}
+    loaded = {name: _load(file, VOLUME_AXES) for name, file in files.items()}
     affine = next(iter(loaded.values()))[1]
     attrs = sidecar_attrs(path)
     spacing = attrs.get("spacing", [-affine[0, 0], -affine[1, 1], -affine[2, 2]])
@@ -194,7 +222,7 @@ def read_images(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
         raise InputError(f"has no image {missing[0]!r} (it has {', '.join(files) or 'none'})")
     out = {}
     for name in names:
-        data, _ = _load(files[name])
+        data, _ = _load(files[name], PROJECTION_AXES)
         out[name] = data[:, :, 0] if data.ndim == 3 and data.shape[2] == 1 else data
     return out
 
@@ -205,6 +233,6 @@ def read_attrs(path: Path) -> dict[str, Any]:
     if "pixel_spacing" not in attrs and "spacing" not in attrs:
         files = images_in(path)
         if files:
-            _, affine = _load(next(iter(files.values())))
+            _, affine = _load(next(iter(files.values())), PROJECTION_AXES)
             attrs["pixel_spacing"] = [-affine[2, 0], -affine[0, 1]]
     return attrs

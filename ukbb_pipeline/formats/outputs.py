@@ -21,7 +21,7 @@ import numpy as np
 from ukbb_pipeline import registry
 from ukbb_pipeline.errors import InputError
 from ukbb_pipeline.formats.volumes import MriVolume
-from ukbb_pipeline.runtime.inputs import InputFile, parse_input
+from ukbb_pipeline.runtime.inputs import InputFile, log_passed_over, missing_folder, parse_input
 
 
 def _formats() -> list[ModuleType]:
@@ -57,15 +57,18 @@ def read_attrs(path: Path) -> dict[str, Any]:
     return format_of(path).read_attrs(path)
 
 
-def find_outputs(folder: Path) -> list[InputFile]:
+def find_outputs(folder: Path, *, made_by: str = "", key: str = "stage.input_dir") -> list[InputFile]:
     """The per-input outputs in a stage's output folder, in any format, one per stem (the table's first format wins).
 
-    Names without an EID, the ``pipeline-*`` metadata folders and hidden entries are ignored. NIfTI outputs without
-    nibabel installed are refused here, before any work, with the line that installs it.
+    The ``pipeline-*`` metadata folders and hidden entries are ignored; other entries that are not outputs (names
+    without an EID, other files) are counted and named in a warning. A missing folder is an error naming the stage
+    that makes it (``made_by``) and the key that moves it. NIfTI outputs without nibabel installed are refused here,
+    before any work, with the line that installs it.
     """
     if not folder.is_dir():
-        raise FileNotFoundError(f"folder {folder} does not exist")
+        raise missing_folder(folder, made_by=made_by, key=key)
     found: dict[str, tuple[int, InputFile]] = {}
+    passed_over: list[str] = []
     formats = _formats()
     with os.scandir(folder) as entries:
         for entry in entries:
@@ -74,12 +77,15 @@ def find_outputs(folder: Path) -> list[InputFile]:
             rank, path = next(((rank, path) for rank, module in enumerate(formats)
                                if (path := module.find(Path(entry.path))) is not None), (-1, None))
             if path is None:
+                passed_over.append(entry.name + ("/" if entry.is_dir() else ""))
                 continue
             item = parse_input(path)
             if item.eid is None:
+                passed_over.append(entry.name + ("/" if entry.is_dir() else ""))
                 continue
             if item.stem not in found or rank < found[item.stem][0]:
                 found[item.stem] = (rank, item)
+    log_passed_over(folder, sorted(passed_over), looked_for="outputs named <eid>_<field>_<instance>_<array>")
     for rank in sorted({rank for rank, _ in found.values()}):
         if hasattr(formats[rank], "require"):
             formats[rank].require()  # e.g. NIfTI inputs without nibabel: refused at start-up, with the install line

@@ -59,7 +59,7 @@ class Stitched:
     stations: list[int]
     swapped: list[int]  # station numbers (any part swapped)
     fixed: bool  # whether swapped stations were swapped back
-    regions: list[str]  # where (regions.py vocabulary: "3:whole", "5:left-leg", "3:z 120 to 60 mm", ...)
+    regions: list[str]  # where (regions.py vocabulary: "3:whole", "5:left-leg z 0 to -240 mm, x 3 to 180 mm, 310 ml")
     uncertain: bool  # some seam's fat/water agreement is too weak to tell
     scales: dict[str, list[float]]  # per output channel, the scale applied to each station
     patterns: list[float]  # per station, the fat pattern score (nan: not checked)
@@ -117,8 +117,14 @@ def stitch_stations(
     # Regional swaps first (judged within each station); the later steps see them undone.
     shared = [c for c in dict.fromkeys([*channels, *FAT_WATER]) if all(c in s.channels for s in stations)]
     regions: list[SwapRegion] = []
+    doubtful: list[SwapRegion] = []
     if all(c in shared for c in FAT_WATER):
-        regions = [region for i, station in enumerate(stations) for region in _regions(station, i)]
+        for i, station in enumerate(stations):
+            for region in _regions(station, i):
+                (regions if region.certain else doubtful).append(region)
+    for region in doubtful:
+        notes.append(f"fat/water uncertain in station {stations[region.index].number} "
+                     f"({region.label(stations[region.index].number)}; evidence {region.evidence:.2f}): not fixed")
     undone = [_undo_regions(station, [r for r in regions if r.index == i]) for i, station in enumerate(stations)]
     source_stations = undone if params.fix_swaps else list(stations)
     stations = undone
@@ -167,7 +173,7 @@ def stitch_stations(
     for i, station in enumerate(stations):
         own = [region for region in regions if region.index == i]
         if i in swapped_index:  # labelled swapped after its regions were undone: the rest of it was swapped
-            rest = complement(own, z=_shared_z(station))
+            rest = complement(own)
             labels += [region.label(station.number) for region in rest] if own else [f"{station.number}:whole"]
         else:
             labels += [region.label(station.number) for region in own]
@@ -178,8 +184,8 @@ def stitch_stations(
         swapped=sorted({stations[i].number for i in swapped_index} | {stations[r.index].number for r in regions}),
         fixed=params.fix_swaps and bool(swapped_index or regions),
         regions=labels,
-        uncertain=bool(patterns) and any(np.isfinite(a) and abs(a) < UNCERTAIN_AGREEMENT
-                                         for a in agreements.values()),
+        uncertain=bool(doubtful) or (bool(patterns) and any(np.isfinite(a) and abs(a) < UNCERTAIN_AGREEMENT
+                                                             for a in agreements.values())),
         scales=scales,
         patterns=patterns,
         trims=[extent.trimmed for extent in extents],
@@ -361,7 +367,8 @@ def _regions(station: Station, index: int) -> list[SwapRegion]:
     step = max(1, int(PATTERN_PIXEL_MM // fat.sy))
     fat_part, water_part = (v[:, ::step, ::step].astype(np.float32) for v in volumes)
     x = (fat.x0 + np.arange(fat.volume.shape[2]) * fat.sx)[::step]
-    return find_regions(fat_part, water_part, x=x, z=z, row_spacing=fat.sy * step, index=index)
+    return find_regions(fat_part, water_part, x=x, z=z, row_spacing=fat.sy * step, column_spacing=fat.sx * step,
+                        step=step, index=index)
 
 
 def _shared_z(station: Station) -> np.ndarray:
@@ -378,13 +385,11 @@ def _undo_regions(station: Station, regions: Sequence[SwapRegion]) -> Station:
     fat_volume, water_volume = fat.volume.copy(), water.volume.copy()
     for region in regions:
         for series, own, other in ((fat, fat_volume, water), (water, water_volume, fat)):
-            slices, columns = region.mask(series.z, series.x0 + np.arange(series.volume.shape[2]) * series.sx,
-                                          z_step=series.z_step)
-            for k in np.flatnonzero(slices):
+            for k in range(series.z.size):
+                mask = region.slice_mask(float(series.z[k]), series.volume.shape[1:], z_step=series.z_step)
                 match = np.flatnonzero(same_positions(other.z, series.z[k:k + 1], step=series.z_step))
-                if match.size and other.volume.shape[1:] == series.volume.shape[1:]:
-                    source = fat.volume if series is water else water.volume
-                    own[k][:, columns] = source[match[0]][:, columns]
+                if mask is not None and match.size and other.volume.shape[1:] == series.volume.shape[1:]:
+                    own[k][mask] = other.volume[match[0]][mask]
     channels = {**station.channels, "F": fat.replace_volume(fat_volume, fat.z),
                 "W": water.replace_volume(water_volume, water.z)}
     return Station(number=station.number, channels=channels, notes=list(station.notes))

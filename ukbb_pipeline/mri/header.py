@@ -116,16 +116,19 @@ class Echo:
 
 def channel_of(description: str, image_type: str = "", echo: Echo | None = None) -> str | None:
     """The Dixon channel of a slice: the last ``_`` token of its SeriesDescription, else its ImageType values, else
-    (an original image of a Dixon series) its echo; None when nothing says."""
+    (an original image of a Dixon series) its echo; None when nothing says, and for phase, real or imaginary
+    images whatever their description."""
+    tokens = {token.strip().upper() for token in image_type.split("\\")}
+    if tokens & NOT_MAGNITUDE:
+        return None
     suffix = description.strip().rsplit("_", 1)[-1].strip().lower() if "_" in description else ""
     if suffix in _SUFFIXES:
         return _SUFFIXES[suffix]
-    tokens = {token.strip().upper() for token in image_type.split("\\")}
     found = {channel for token, channel in _IMAGE_TYPES.items() if token in tokens}
     if found:
         return found.pop() if len(found) == 1 else None
     dixon = "DIXON" in tokens or "dixon" in description.lower()
-    if echo is None or not dixon or "DERIVED" in tokens or tokens & NOT_MAGNITUDE:  # F and W are derived
+    if echo is None or not dixon or "DERIVED" in tokens:  # F and W are derived: their echo says nothing
         return None
     return echo_channel(echo)
 
@@ -169,6 +172,11 @@ def _may_be_echo(description: str, image_type: str) -> bool:
     if "DERIVED" in tokens or tokens & NOT_MAGNITUDE:
         return False
     return "dixon" in description.lower() or "DIXON" in tokens
+
+
+def other_image(dataset: Parsed) -> bool:
+    """Whether a slice's ImageType marks an image that is no Dixon channel: phase, real or imaginary."""
+    return bool({token.strip() for token in _text(dataset, _IMAGE_TYPE).upper().split("\\")} & NOT_MAGNITUDE)
 
 
 def slice_channel(dataset: Parsed) -> tuple[str | None, str]:

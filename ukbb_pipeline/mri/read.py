@@ -36,6 +36,7 @@ from ukbb_pipeline.mri.header import (
     SliceHeader,
     has_native_pixels,
     needs_echo,
+    other_image,
     read_header,
     refuse_multi_frame,
     slice_channel,
@@ -83,6 +84,9 @@ def read_dixon_zip(
                 refuse_multi_frame(seen, name=info.filename)
                 if channel is not None and channel not in wanted:
                     continue
+                if channel is None and other_image(seen):  # a phase image, say: an image, not a channel
+                    not_dixon[description or "(no SeriesDescription)"] += 1
+                    continue
                 if channel is None:  # rare: read whole, to tell a non-image object from a non-Dixon image
                     try:
                         what = _non_image(dicom.parse(Member(info.filename, members.read(info)), require_pixels=False))
@@ -117,7 +121,7 @@ def read_dixon_zip(
         notes.append(f"passed over {len(non_image)} non-image DICOM member(s): {', '.join(non_image[:4])}")
     if not_dixon:
         listed = ", ".join(f"{name!r} ({count})" for name, count in sorted(not_dixon.items())[:4])
-        notes.append(f"ignored {sum(not_dixon.values())} slice(s) that are not Dixon images: {listed}")
+        notes.append(f"ignored {sum(not_dixon.values())} slice(s) that are not Dixon magnitude images: {listed}")
     return DixonRead(series=series, n_members=n_members, notes=notes)
 
 

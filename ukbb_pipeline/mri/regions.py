@@ -1,21 +1,34 @@
-"""Fat/water swaps of a region within a station: one leg, one side, or a z-range of a slab (ukbb-format.md 1.7).
+"""Fat/water swaps of any shape within a station, found from local evidence, voxel by voxel (ukbb-format.md 1.7).
 
-Real swaps are regional ("labels inverted at the voxel level"; RECOH classifies each leg of stations 5-6 on its
-own). Each half of the body (split at its midline, the x centre of the body's voxels; in the leg stations the halves
-are the legs) is a chain of slices, and the evidence is that of swaps.py at the scale of slices: adjacent slices
-image nearly the same tissue, so their fat/water agreement is strongly positive unless exactly one of them is
-swapped (the edge of a swapped z-range); the fat pattern of each slice (fat just under the anterior skin) says which
-side of such an edge is right; and the two halves of a slice, mirrored about the midline, mostly image alike tissue
-(the legs, the two sides of the trunk), so their agreement links the halves. Each half-slice is labelled right or
-swapped to agree best with all three, with the cost of a swapped label per mm as in swaps.py (exact, by dynamic
-programming along the chain). Runs of swapped slices on one side, or on both, are the regions. A station labelled
-swapped everywhere is left to the whole-station labelling of swaps.py, which also uses the seams.
+Real swaps are regional ("labels inverted at the voxel level", Basty et al. 2021), mostly at the field of view's
+edges (arms, flanks) where B0 is worst. A swap leaves the in-phase signal F + W as it was and exchanges which image
+holds it. Fat is the bright tissue of the in-phase image (short T1: UK Biobank's Dixon is a T1-weighted gradient
+echo) and the water-rich tissues (muscle, organs) the darker one, so each voxel carries its own evidence:
 
-Regions are named ``<station>:<part>`` (the ``swapped_regions`` vocabulary, also in the README):
-``<n>:whole`` (the whole station), ``<n>:left-leg`` / ``<n>:right-leg`` (one leg over the whole station),
-``<n>:left-half`` / ``<n>:right-half`` (one side of the trunk), ``<n>:z <top> to <bottom> mm`` (both sides over a
-z-range, LPS z of the slice centres), and ``<n>:left-leg z <top> to <bottom> mm`` etc. for one side over a z-range.
-Left and right are the patient's (LPS x above the midline is left).
+- its **tissue** from the in-phase brightness alone: the body's in-phase values split in two classes (Otsu's
+  threshold), fat above, water-rich tissue below; ``t`` in [-1, 1] says how far a voxel is towards either level;
+- its **label** from the fat fraction ``FF = F / (F + W)``;
+- evidence ``e = (2 FF - 1) * t``: positive where they agree (fat with a high fraction, muscle with a low one),
+  negative where they contradict (a swap). Mixed voxels (marrow, partial fat) have FF and t near their middles and
+  little evidence either way. The subcutaneous fat that wraps the body is the strongest prior: swapped, it is bright
+  tissue with a low fat fraction, which no normal tissue is.
+
+Partial volume dims fat at the body's surface (and where a limb ends along z) so that dim, fat-labelled voxels are
+not evidence on their own: the body is eroded by a voxel, faint voxels are left out, and a region needs seeds of
+*bright* tissue labelled water (what partial volume cannot make). Evidence is averaged over ~15 mm, regions grow from
+the seeds through voxels whose averaged evidence is negative, and each connected region (3-D labelling) is one
+:class:`SwapRegion` with its own voxel mask, so only those voxels are exchanged back. A region whose evidence is
+weak is "uncertain": reported, not fixed. A region covering most of the station is left to the whole-station
+labelling of swaps.py, which also weighs the seams. Where the station's fat is not clearly brighter than its
+water-rich tissue (``MIN_CONTRAST``), brightness cannot tell them apart, and where pixels are coarser than
+``MAX_PIXEL_MM`` (thumbnail-sized test data) fat layers are not resolved: there halves.py judges halves of the body
+over z-ranges instead, from slice-level evidence; its regions are kept as voxel masks too.
+
+Regions are named ``<station>:<part> z <top> to <bottom> mm, x <low> to <high> mm, <volume> ml`` (the
+``swapped_regions`` vocabulary): ``<part>`` is ``left-leg`` / ``right-leg`` (stations showing two legs) or
+``left-half`` / ``right-half`` when the region lies on one side of the body's midline, and is left out when it
+crosses it; ``z`` gives the LPS z of its first and last slice, ``x`` its LPS x extent. ``<n>:whole`` is a whole
+station (swaps.py). Left and right are the patient's (LPS x above the midline is left).
 """
 
 from __future__ import annotations
@@ -23,207 +36,208 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
+from ukbb_pipeline.mri.halves import HalfRegion, find_half_regions, midline_and_legs
 from ukbb_pipeline.mri.harmonise import body_mask
-from ukbb_pipeline.mri.swaps import DEEP_BAND_MM, OUTER_BAND_MM, SWAP_COST
 
-BLOCK_MM = 40.0  # the fat pattern of this much of a side weighs as much as one station's in swaps.py
-LEG_GAP_FRACTION = 0.5  # the body is two legs when its midline is a gap in this share of the slices ...
-LEG_GAP_DEPTH = 0.4  # ... a gap: the midline column holds less than 40% of the deepest column's body
-MIRROR_WEIGHT = 0.5  # the two halves of a slice mirror each other less closely than adjacent slices match
+MAX_PIXEL_MM = 6.0  # coarser pixels than this cannot resolve a subcutaneous fat layer: halves.py judges instead
+MIN_CONTRAST = 1.5  # fat's in-phase level over water-rich tissue's: below it brightness cannot tell them apart
+FAINT = 0.6  # voxels fainter than this share of the water-rich tissue's level are left out (lungs, partial volume)
+SMOOTH_MM = 15.0  # in-plane width of the evidence average (three slices along z)
+SEED_EVIDENCE = -0.15  # averaged evidence of bright tissue below this seeds a region
+GROW_EVIDENCE = -0.1  # a region grows through voxels whose averaged evidence is below this
+CERTAIN_EVIDENCE = -0.3  # a region's mean evidence below this is a swap; between this and GROW: uncertain
+EDGE_EVIDENCE = -0.15  # a neighbour of a region whose own evidence is below this joins it ...
+EXTEND_STEPS = 3  # ... up to this many voxels out
+ERODE = ndimage.generate_binary_structure(3, 1)  # the body is eroded by a voxel (its surface's partial volume)
+IN_PLANE = np.ones((1, 3, 3), dtype=bool)
+END_SLICES = 4  # a region this close to a station's end slice is carried on to it
+MIN_REGION_ML = 8.0  # smaller regions are noise
+WHOLE_STATION_SHARE = 0.6  # a region holding this share of the station's body is the whole-station check's
 
 
 @dataclass(frozen=True)
 class SwapRegion:
-    """A region of one station whose F and W are exchanged: a side (or both) over a z-range."""
+    """A region of one station whose F and W are exchanged: its voxels on the station's (subsampled) grid."""
 
     index: int  # the station's index in the station list
-    side: str  # "left", "right" or "both"
-    z_top: float  # LPS z (mm) of the first and last slice centre in the region
-    z_bottom: float
+    voxels: np.ndarray  # bool (slices, rows // step, columns // step) on the slices ``z``
+    z: np.ndarray  # LPS z of the station's slices that ``voxels`` covers
+    step: int  # in-plane subsampling of ``voxels``
     midline: float  # LPS x (mm) splitting the sides
     legs: bool  # the station shows two legs (the sides are legs)
-    whole_z: bool  # the region spans the station's whole z range
+    x_range: tuple[float, float]  # LPS x of the region's first and last column
+    volume_ml: float
+    evidence: float  # mean averaged evidence inside (negative: swapped)
+    certain: bool = True
+    rest: bool = False  # the rest of a station labelled swapped as a whole outside its other regions
+
+    @property
+    def side(self) -> str:
+        if self.x_range[0] > self.midline:
+            return "left"
+        if self.x_range[1] <= self.midline:
+            return "right"
+        return "both"
 
     def label(self, number: int) -> str:
         """The ``swapped_regions`` text of this region (see the module text)."""
-        z_text = f"z {self.z_top:.0f} to {self.z_bottom:.0f} mm"
-        if self.side == "both":
-            return f"{number}:{'whole' if self.whole_z else z_text}"
-        part = f"{self.side}-{'leg' if self.legs else 'half'}"
-        return f"{number}:{part}" if self.whole_z else f"{number}:{part} {z_text}"
+        if self.rest:
+            return f"{number}:whole outside the other regions"
+        slices = np.flatnonzero(self.voxels.any(axis=(1, 2)))
+        top, bottom = (float(self.z[slices[0]]), float(self.z[slices[-1]])) if slices.size else (0.0, 0.0)
+        part = "" if self.side == "both" else f"{self.side}-{'leg' if self.legs else 'half'} "
+        return (f"{number}:{part}z {top:.0f} to {bottom:.0f} mm, x {self.x_range[0]:.0f} to {self.x_range[1]:.0f} mm, "
+                f"{self.volume_ml:.0f} ml")
 
-    def mask(self, z: np.ndarray, x: np.ndarray, *, z_step: float) -> tuple[np.ndarray, np.ndarray]:
-        """Which slices (at ``z``) and columns (at ``x``) of a series lie in the region."""
-        slack = z_step / 2
-        slices = (z <= self.z_top + slack) & (z >= self.z_bottom - slack)
-        if self.side == "left":
-            columns = x > self.midline
-        elif self.side == "right":
-            columns = x <= self.midline
-        else:
-            columns = np.ones(x.shape, dtype=bool)
-        return slices, columns
-
-
-STATES = np.array([(1, 1), (1, -1), (-1, 1), (-1, -1)])  # labels (right half, left half) of a slice
+    def slice_mask(self, z: float, shape: tuple[int, int], *, z_step: float) -> np.ndarray | None:
+        """The region's mask (rows, columns) on a full-resolution slice at LPS ``z``; None off the region."""
+        k = np.flatnonzero(np.abs(self.z - z) <= max(z_step, 1e-3) * 0.25)
+        if not k.size or not self.voxels[k[0]].any():
+            return None
+        plane = self.voxels[k[0]]
+        rows = np.minimum(np.arange(shape[0]) // self.step, plane.shape[0] - 1)
+        columns = np.minimum(np.arange(shape[1]) // self.step, plane.shape[1] - 1)
+        return plane[np.ix_(rows, columns)]
 
 
-def ladder_labels(patterns: np.ndarray, along: np.ndarray, across: np.ndarray, *, cost: float) -> np.ndarray:
-    """Labels (+1 right, -1 swapped), shape (2, slices), of the two halves of a station: maximising the pattern of
-    each half-slice times its label, plus the agreement of adjacent slices (``along``, per half) and of the two
-    halves of a slice (``across``) times the product of their labels, minus ``cost`` per swapped half-slice.
-    Exact (Viterbi over the four labelings of a slice)."""
-    n = patterns.shape[1]
-    right, left = STATES[:, 0], STATES[:, 1]
+@dataclass(frozen=True)
+class Evidence:
+    """Per voxel of a station: the swap evidence (negative: swapped), its bright-tissue part, and where it counts."""
 
-    def own(k: int) -> np.ndarray:
-        return (patterns[0, k] * right + patterns[1, k] * left + across[k] * right * left
-                - cost * ((right < 0).astype(float) + (left < 0)))
-
-    score = own(0)
-    back = np.zeros((n, 4), dtype=np.intp)
-    for k in range(1, n):
-        link = along[0, k - 1] * np.outer(right, right) + along[1, k - 1] * np.outer(left, left)
-        gain = score[:, None] + link  # [previous, current]
-        back[k] = np.argmax(gain, axis=0)
-        score = gain[back[k], np.arange(4)] + own(k)
-    state = int(np.argmax(score))
-    out = np.empty((2, n), dtype=np.int64)
-    for k in range(n - 1, -1, -1):
-        out[:, k] = STATES[state]
-        state = int(back[k, state])
-    return out
+    evidence: np.ndarray
+    bright: np.ndarray
+    core: np.ndarray
+    contrast: float = 0.0  # fat's in-phase level over water-rich tissue's
 
 
-def slice_evidence(fat: np.ndarray, water: np.ndarray, *, columns: np.ndarray, row_spacing: float
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Per slice the fat pattern score (swaps.pattern_score, one slice at a time), and per pair of adjacent slices
-    their fat/water agreement (swaps.seam_agreement), on ``columns``; vectorised over the slices."""
-    f, w = fat[:, :, columns], water[:, :, columns]
-    total = f + w
+def otsu_threshold(values: np.ndarray, *, bins: int = 128) -> float:
+    """The threshold splitting ``values`` into two classes of least within-class variance (Otsu 1979)."""
+    hist, edges = np.histogram(values, bins=bins)
+    centres = (edges[:-1] + edges[1:]) / 2
+    below = np.cumsum(hist)
+    above = below[-1] - below
+    sums = np.cumsum(hist * centres)
+    mean_below = sums / np.maximum(below, 1)
+    mean_above = (sums[-1] - sums) / np.maximum(above, 1)
+    return float(centres[np.argmax(below * above * (mean_below - mean_above) ** 2)])
+
+
+def swap_evidence(fat: np.ndarray, water: np.ndarray) -> Evidence:
+    """The evidence of every voxel of a station (z, y, x; see the module text)."""
+    total = fat + water
     body = body_mask(total)
-    rows = np.arange(body.shape[1], dtype=np.float64)[None, :, None]
-    has_body = body.any(axis=1, keepdims=True)
-    depth = (rows - np.argmax(body, axis=1)[:, None, :]) * row_spacing
-    outer = body & has_body & (depth >= 0) & (depth < max(OUTER_BAND_MM, row_spacing))
-    deep = body & has_body & (depth >= DEEP_BAND_MM[0]) & (depth < max(DEEP_BAND_MM[1], DEEP_BAND_MM[0] + row_spacing))
-    contrast = (f - w) / np.maximum(total, 1e-6)
-    n_outer, n_deep = outer.sum(axis=(1, 2)), deep.sum(axis=(1, 2))
-    usable = (body.sum(axis=(1, 2)) >= 50) & (n_outer >= 10) & (n_deep >= 10)
-    patterns = np.where(
-        usable,
-        (contrast * outer).sum(axis=(1, 2)) / np.maximum(n_outer, 1)
-        - (contrast * deep).sum(axis=(1, 2)) / np.maximum(n_deep, 1),
-        0.0,
-    )
-    both = body[:-1] & body[1:]
-    agreements = pair_agreements(f[:-1], w[:-1], f[1:], w[1:], both)
-    return patterns, agreements
-
-
-def pair_agreements(fat_a: np.ndarray, water_a: np.ndarray, fat_b: np.ndarray, water_b: np.ndarray,
-                    mask: np.ndarray) -> np.ndarray:
-    """swaps.seam_agreement of each pair of planes (axis 0) on ``mask``: (same - cross channel correlation) / 2;
-    0 where fewer than 50 voxels are shared. Each of the four images is centred once and serves two correlations."""
-    weight = mask.astype(np.float64)
-    n = np.maximum(weight.sum(axis=(1, 2)), 1.0)[:, None, None]
-    fa, wa, fb, wb = (_centred(image, weight, n) for image in (fat_a, water_a, fat_b, water_b))
-    same = _correlation(fa, fb) + _correlation(wa, wb)
-    cross = _correlation(fa, wb) + _correlation(wa, fb)
-    return np.where(mask.sum(axis=(1, 2)) >= 50, (same - cross) / 2, 0.0)
-
-
-def _centred(image: np.ndarray, weight: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``image`` minus its weighted mean per plane, times the weight; and its sum of squares per plane."""
-    a = image.astype(np.float64)
-    da = (a - (a * weight).sum(axis=(1, 2))[:, None, None] / n) * weight
-    return da, (da * da).sum(axis=(1, 2))
-
-
-def _correlation(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """Pearson correlation per plane of two centred images; 0 where either is constant."""
-    norm = np.sqrt(a[1] * b[1])
-    return np.where(norm > 0, (a[0] * b[0]).sum(axis=(1, 2)) / np.maximum(norm, 1e-300), 0.0)
-
-
-def midline_and_legs(fat: np.ndarray, water: np.ndarray, *, x: np.ndarray) -> tuple[float, bool]:
-    """The body's midline (x centre of its voxels above the table's band) and whether the station shows two legs
-    (a gap at the midline)."""
-    body = body_mask(fat + water)
-    depth = body.sum(axis=1).astype(np.float64)  # (z, x): rows of body per column, the table's included
-    beneath = np.where(depth > 0, depth, np.inf).min(axis=1, keepdims=True)  # the table spans nearly every column
-    above = np.clip(depth - np.where(np.isfinite(beneath), beneath, 0.0), 0.0, None)
-    columns = above.sum(axis=0)
-    midline = float((columns * x).sum() / columns.sum()) if columns.sum() > 0 else float(x.mean())
-    centre = int(np.argmin(np.abs(x - midline)))
-    with_body = above.max(axis=1) > 0
-    gap = above[:, max(0, centre - 1): centre + 2].min(axis=1) < LEG_GAP_DEPTH * above.max(axis=1)
-    return midline, bool(with_body.any() and (gap & with_body).sum() >= LEG_GAP_FRACTION * with_body.sum())
+    core = ndimage.binary_erosion(body, structure=ERODE)
+    if int(core.sum()) < 100:
+        empty = np.zeros(fat.shape, np.float32)
+        return Evidence(empty, empty, np.zeros(fat.shape, bool))
+    threshold = otsu_threshold(total[core])
+    fat_level = float(np.median(total[core & (total > threshold)]))
+    water_level = float(np.median(total[core & (total <= threshold) & (total > 0.3 * threshold)]))
+    core &= total > FAINT * water_level
+    middle, half = (fat_level + water_level) / 2, max((fat_level - water_level) / 2, 1e-6)
+    tissue = np.clip((total - middle) / half, -1.0, 1.0)
+    label = 2 * fat / np.maximum(total, 1e-6) - 1
+    evidence = np.where(core, label * tissue, 0.0).astype(np.float32)
+    return Evidence(evidence, np.where(tissue > 0, evidence, 0.0).astype(np.float32), core,
+                    contrast=fat_level / max(water_level, 1e-6))
 
 
 def find_regions(fat: np.ndarray, water: np.ndarray, *, x: np.ndarray, z: np.ndarray, row_spacing: float,
-                 index: int) -> list[SwapRegion]:
-    """The regional swaps of one station (z, y, x arrays on slices at ``z``, columns at ``x``; see the module
-    text); [] when none, or when the whole station reads as swapped (a matter for the whole-station labelling)."""
-    if z.size < 2:
+                 column_spacing: float, step: int, index: int) -> list[SwapRegion]:
+    """The swapped regions of one station (z, y, x arrays subsampled by ``step`` in-plane, slices at ``z``, columns
+    at ``x``); [] when none, or when the swap covers most of the station (the whole-station labelling's)."""
+    found = swap_evidence(fat, water)
+    core = found.core
+    if not core.any():
         return []
+    if found.contrast < MIN_CONTRAST or max(row_spacing, column_spacing) > MAX_PIXEL_MM:
+        return [_from_half(half, body=body_mask(fat + water), x=x, z=z, step=step,
+                           voxel_ml=row_spacing * column_spacing * _z_step(z, row_spacing) / 1000.0)
+                for half in find_half_regions(fat, water, x=x, z=z, row_spacing=row_spacing, index=index)]
+    window = (3, _odd(SMOOTH_MM / row_spacing), _odd(SMOOTH_MM / column_spacing))
+    count = np.maximum(ndimage.uniform_filter(core.astype(np.float32), window), 1e-3)
+    averaged = ndimage.uniform_filter(found.evidence, window) / count
+    bright = ndimage.uniform_filter(found.bright, window) / count
+    growing = core & (averaged < GROW_EVIDENCE)
+    labels, _ = ndimage.label(growing, structure=ndimage.generate_binary_structure(3, 2))
+    seeds = np.unique(labels[growing & (bright < SEED_EVIDENCE)])
+    voxel_ml = row_spacing * column_spacing * _z_step(z, row_spacing) / 1000.0
     midline, legs = midline_and_legs(fat, water, x=x)
-    step = float(np.median(np.abs(np.diff(z))))
-    weight = step / BLOCK_MM  # per-slice evidence weighs as much per mm as a block's
-    halves = (np.flatnonzero(x <= midline), np.flatnonzero(x > midline))
-    if min(h.size for h in halves) < 2:
-        return []
-    patterns = np.zeros((2, z.size))
-    along = np.zeros((2, z.size - 1))
-    for side, columns in enumerate(halves):
-        patterns[side], along[side] = slice_evidence(fat, water, columns=columns, row_spacing=row_spacing)
-    width = min(h.size for h in halves)
-    near_right, near_left = halves[0][-width:], halves[1][:width][::-1]  # mirrored about the midline
-    body = body_mask(fat + water)
-    across = pair_agreements(fat[:, :, near_right], water[:, :, near_right], fat[:, :, near_left],
-                             water[:, :, near_left], body[:, :, near_right] & body[:, :, near_left])
-    swapped = ladder_labels(patterns * weight, along, across * MIRROR_WEIGHT, cost=SWAP_COST * weight) < 0
-    if swapped.all():
-        return []
-    return regions_from_flags(swapped, z=z, midline=midline, legs=legs, index=index)
-
-
-def regions_from_flags(swapped: np.ndarray, *, z: np.ndarray, midline: float, legs: bool, index: int
-                       ) -> list[SwapRegion]:
-    """The regions of a (right, left) x slices map of swapped half-slices: runs on both sides, then on one."""
+    edge = ndimage.binary_dilation(body_mask(fat + water), iterations=1) & ~core  # partial-volume rim
+    components = [labels == seed for seed in seeds[seeds > 0]]
+    components = [c for c in components if c.sum() * voxel_ml >= MIN_REGION_ML]
+    if sum(int(c.sum()) for c in components) >= WHOLE_STATION_SHARE * core.sum():
+        return []  # the whole station (trunk and arms apart): the whole-station labelling's, with the seams
     regions = []
-    both = swapped[0] & swapped[1]
-    for side, name in ((None, "both"), (0, "right"), (1, "left")):
-        flags = both if side is None else swapped[side] & ~both
-        for start, stop in _runs(flags):
-            regions.append(SwapRegion(index=index, side=name, z_top=float(z[start]), z_bottom=float(z[stop - 1]),
-                                      midline=midline, legs=legs, whole_z=start == 0 and stop == z.size))
+    for component in components:
+        mean = float(averaged[component].mean())
+        voxels = _to_the_ends(_extend(component, evidence=found.evidence, core=core, rim=edge), body=core | edge)
+        columns = np.nonzero(voxels)[2]
+        regions.append(SwapRegion(index=index, voxels=voxels, z=z, step=step, midline=midline, legs=legs,
+                                  x_range=(float(np.percentile(x[columns], 2)), float(np.percentile(x[columns], 98))),
+                                  volume_ml=float(component.sum()) * voxel_ml, evidence=mean,
+                                  certain=mean < CERTAIN_EVIDENCE))
     return regions
 
 
-def complement(regions: list[SwapRegion], *, z: np.ndarray) -> list[SwapRegion]:
-    """The rest of a station (slices at ``z``) outside ``regions``: what is swapped when the station as a whole is
-    labelled swapped and ``regions`` were undone first."""
+def _z_step(z: np.ndarray, default: float) -> float:
+    return float(np.median(np.abs(np.diff(z)))) if z.size > 1 else default
+
+
+def _from_half(half: HalfRegion, *, body: np.ndarray, x: np.ndarray, z: np.ndarray, step: int,
+               voxel_ml: float) -> SwapRegion:
+    """A half region (halves.py: a side over a z-range) as a voxel region."""
+    slices, columns = half.mask(z, x, z_step=_z_step(z, 1.0))
+    voxels = np.zeros(body.shape, dtype=bool)
+    voxels[np.ix_(slices, np.ones(body.shape[1], bool), columns)] = True
+    inside = columns.nonzero()[0]
+    return SwapRegion(index=half.index, voxels=voxels, z=z, step=step, midline=half.midline, legs=half.legs,
+                      x_range=(float(x[inside[0]]), float(x[inside[-1]])) if inside.size else (0.0, 0.0),
+                      volume_ml=float((voxels & body).sum()) * voxel_ml, evidence=float("nan"))
+
+
+def _odd(voxels: float) -> int:
+    """An odd window width near ``voxels`` (an even one would shift the average by half a voxel)."""
+    n = max(1, round(voxels))
+    return n if n % 2 else n + 1
+
+
+def _extend(component: np.ndarray, *, evidence: np.ndarray, core: np.ndarray, rim: np.ndarray) -> np.ndarray:
+    """A region's voxels: its component, the neighbouring voxels in-plane whose own evidence is clearly a swap (the
+    average blurs the region's edge), its enclosed holes, and the body's rim next to it (partial volume, no
+    evidence)."""
+    voxels = component
+    for _ in range(EXTEND_STEPS):
+        voxels = voxels | (ndimage.binary_dilation(voxels, structure=IN_PLANE) & core & (evidence < EDGE_EVIDENCE))
+    voxels = ndimage.binary_fill_holes(voxels)
+    return voxels | (ndimage.binary_dilation(voxels, structure=IN_PLANE) & rim)
+
+
+def _to_the_ends(voxels: np.ndarray, *, body: np.ndarray) -> np.ndarray:
+    """A region reaching within ``END_SLICES`` of a station's end carries on to it: the slab's edge slices lose signal
+    and fold (their evidence is unreliable), and a swap does not stop there. Its nearest slice's mask is copied."""
+    slices = np.flatnonzero(voxels.any(axis=(1, 2)))
+    if not slices.size:
+        return voxels
+    out = voxels.copy()
+    if slices[0] <= END_SLICES:
+        out[: slices[0]] = voxels[slices[0]] & body[: slices[0]]
+    if slices[-1] >= voxels.shape[0] - 1 - END_SLICES:
+        out[slices[-1] + 1:] = voxels[slices[-1]] & body[slices[-1] + 1:]
+    return out
+
+
+def complement(regions: list[SwapRegion]) -> list[SwapRegion]:
+    """The rest of a station outside ``regions``: what is swapped when the station as a whole is labelled swapped
+    and ``regions`` were undone first."""
     if not regions:
         return []
-    flags = np.zeros((2, z.size), dtype=bool)
-    for region in regions:
-        inside = (z <= region.z_top + 1e-6) & (z >= region.z_bottom - 1e-6)
-        for side, name in ((0, "right"), (1, "left")):
-            if region.side in (name, "both"):
-                flags[side] |= inside
     first = regions[0]
-    return regions_from_flags(~flags, z=z, midline=first.midline, legs=first.legs, index=first.index)
-
-
-def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
-    """(start, stop) of the runs of True in ``flags``."""
-    runs, start = [], None
-    for i, flag in enumerate([*flags.tolist(), False]):
-        if flag and start is None:
-            start = i
-        elif not flag and start is not None:
-            runs.append((start, i))
-            start = None
-    return runs
+    inside = np.zeros_like(first.voxels)
+    for region in regions:
+        inside |= region.voxels
+    return [SwapRegion(index=first.index, voxels=~inside, z=first.z, step=first.step, midline=first.midline,
+                       legs=first.legs, x_range=first.x_range, volume_ml=float("nan"), evidence=float("nan"),
+                       rest=True)]

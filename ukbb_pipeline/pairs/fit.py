@@ -189,12 +189,6 @@ class PairedItem:
     dxa_origin: np.ndarray
 
 
-def mid_coronal_row(slab_channels: Sequence[np.ndarray]) -> tuple[np.ndarray, int]:
-    """The loader's choice of coronal row: ``shape[1] // 2`` of each (x, rows, z) slab; stacked (channels, z, x)."""
-    row = slab_channels[0].shape[1] // 2
-    return np.stack([np.asarray(channel[:, row, :], dtype=np.float32).T for channel in slab_channels]), row
-
-
 def make_pair(
     mri_rows: np.ndarray,
     dxa_images: np.ndarray,

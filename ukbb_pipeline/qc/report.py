@@ -7,8 +7,9 @@ Self-contained: inline CSS, pictures embedded as base64 data URIs, no scripts, n
 archived as one file.
 
 Shown: the status per stage (done, failed, flagged, missing, excluded, out of date), the failures with their reasons,
-flagged subjects (done, but with flags or notes), the fat/water swap table, the seam-mismatch table (QC columns whose
-name contains ``seam``, worst first), splits of the paired collection, and each stage's contact sheets.
+flagged inputs (done with a flag, counted as ``stage=status`` counts them), inputs done with notes only, the
+fat/water swap table, the seam-mismatch table (QC columns whose name contains ``seam``, worst first), splits of the
+paired collection, and each stage's contact sheets.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ukbb_pipeline.flags import SEAM_MISMATCH_LIMIT, is_swap_flag
+from ukbb_pipeline.flags import SEAM_MISMATCH_LIMIT
 from ukbb_pipeline.qc.sheets import sheet_files
-from ukbb_pipeline.qc.status import StageStatus, format_status, statuses_from_records
+from ukbb_pipeline.qc.status import StageStatus, flags_of, format_status, notes_of, statuses_from_records
 from ukbb_pipeline.runtime.atomic import atomic_file
 from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.state import DONE, FAILED, stage_state
@@ -64,17 +65,14 @@ class StageReport:
         return [row for row in self.rows if row["state"] == FAILED]
 
     @property
-    def flagged(self) -> list[tuple[dict[str, str], str]]:
-        """(row, why) for done inputs that carry flags or notes (a mere redo is not worth a look)."""
-        flagged = []
-        for row in self.done:
-            reasons = [part for part in row.get("notes", "").split("; ") if part and not part.startswith("redone:")]
-            noted_swap = any("swapped" in reason for reason in reasons)  # the stage's note says it already
-            reasons += [flag for flag in row.get("flags", "").split("; ")
-                        if flag and not (noted_swap and is_swap_flag(flag))]
-            if reasons:
-                flagged.append((row, "; ".join(reasons)))
-        return flagged
+    def flagged(self) -> list[dict[str, str]]:
+        """Done inputs with flags (a swap, a seam mismatch, a moved window): counted as ``stage=status`` counts."""
+        return [row for row in self.done if flags_of(row)]
+
+    @property
+    def noted(self) -> list[dict[str, str]]:
+        """Done inputs with notes but no flag (a repeat chosen, an image passed over; a mere redo is no note)."""
+        return [row for row in self.done if notes_of(row) and not flags_of(row)]
 
 
 def has_swaps(row: Mapping[str, str]) -> bool:
@@ -113,6 +111,8 @@ def render(stages: list[StageReport], *, root: Path, statuses: list[StageStatus]
         _failures(stages, max_rows=max_rows),
         "<h2 id='flagged'>Flagged subjects</h2>",
         _flagged(stages, max_rows=max_rows),
+        "<h2 id='notes'>Notes</h2>",
+        _noted(stages, max_rows=max_rows),
         "<h2 id='swaps'>Fat/water swaps</h2>",
         _swaps(stages, max_rows=max_rows),
         "<h2 id='seams'>Seam mismatch</h2>",
@@ -157,10 +157,11 @@ def _counts_table(stages: list[StageReport]) -> str:
     for stage in stages:
         counts = stage.counts
         last = max((row.get("finished_at", "") for row in stage.rows), default="")
-        rows.append([stage.name, counts[DONE], counts[FAILED], len(stage.flagged), len(stage.rows),
+        with_notes = sum(1 for row in stage.done if notes_of(row))
+        rows.append([stage.name, counts[DONE], counts[FAILED], len(stage.flagged), with_notes, len(stage.rows),
                      last or "not run", str(stage.folder)])
-    return _table(["stage", "done", "failed", "with flags or notes", "inputs", "last run", "folder"], rows,
-                  numeric={1, 2, 3, 4}, cls={2: "failed"})
+    return _table(["stage", "done", "failed", "flagged", "with notes", "inputs", "last run", "folder"], rows,
+                  numeric={1, 2, 3, 4, 5}, cls={2: "failed"})
 
 
 def _failures(stages: list[StageReport], *, max_rows: int) -> str:
@@ -177,13 +178,23 @@ def _failures(stages: list[StageReport], *, max_rows: int) -> str:
 
 
 def _flagged(stages: list[StageReport], *, max_rows: int) -> str:
-    rows = [[stage.name, row["eid"], row["instance"], Path(row["input"]).name, why]
-            for stage in stages for row, why in stage.flagged]
+    rows = [[stage.name, row["eid"], row["instance"], Path(row["input"]).name, "; ".join(flags_of(row)),
+             "; ".join(notes_of(row))] for stage in stages for row in stage.flagged]
     if not rows:
         return "<p class='ok'>No flagged subjects.</p>"
     shown, note = _capped(rows, max_rows)
-    return f"<p>{len(rows)} subject(s) processed with a flag.</p>" + note + _table(
-        ["stage", "eid", "instance", "input", "flag"], shown)
+    return f"<p>{len(rows)} input(s) done with a flag.</p>" + note + _table(
+        ["stage", "eid", "instance", "input", "flags", "notes"], shown)
+
+
+def _noted(stages: list[StageReport], *, max_rows: int) -> str:
+    rows = [[stage.name, row["eid"], row["instance"], Path(row["input"]).name, "; ".join(notes_of(row))]
+            for stage in stages for row in stage.noted]
+    if not rows:
+        return "<p class='ok'>No other notes.</p>"
+    shown, note = _capped(rows, max_rows)
+    return f"<p>{len(rows)} input(s) done with notes only (no flag).</p>" + note + _table(
+        ["stage", "eid", "instance", "input", "notes"], shown)
 
 
 def _swaps(stages: list[StageReport], *, max_rows: int) -> str:

@@ -16,7 +16,7 @@ import os
 import re
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,12 +26,14 @@ from ukbb_pipeline.runtime.atomic import atomic_file
 from ukbb_pipeline.runtime.cells import csv_cell
 from ukbb_pipeline.runtime.inputs import discover_inputs
 from ukbb_pipeline.runtime.provenance import out_of_date
-from ukbb_pipeline.runtime.state import DONE, FAILED, LEFT_OUT, cohort_state
+from ukbb_pipeline.runtime.register import Withdrawals, register_path, withdrawn_lists
+from ukbb_pipeline.runtime.state import DONE, FAILED, LEFT_OUT, cohort_records
 
 log = logging.getLogger(__name__)
 
 RAW_SUFFIX = ".zip"
-_NAMES_IN_REASON = re.compile(r"'[^']*'|\"[^\"]*\"|\d+(\.\d+)?")
+# A quoted name opens after a non-word character and closes before one: the apostrophe of "exam's" is not a quote.
+_NAMES_IN_REASON = re.compile(r"(?<!\w)'[^']*'(?!\w)|(?<!\w)\"[^\"]*\"(?!\w)|\d+(\.\d+)?")
 
 
 def reason_group(reason: str) -> str:
@@ -51,7 +53,9 @@ class StageStatus:
     failed: dict[str, list[str]] = field(default_factory=dict)
     flagged: dict[str, list[str]] = field(default_factory=dict)
     missing: dict[str, list[str]] = field(default_factory=dict)
+    noted: int = 0  # done inputs with notes (a repeat chosen, an image passed over): worth knowing, not a flag
     excluded: int = 0
+    withdrawn: int = 0  # inputs of participants in the root's withdrawal register (left out by every run)
     out_of_date: list[str] = field(default_factory=list)
     left_out: dict[str, list[str]] = field(default_factory=dict)  # collect: reason -> visits not collected
     versions: Counter = field(default_factory=Counter)  # the package versions that made the done outputs
@@ -67,9 +71,11 @@ class StageStatus:
         rows += [line("failed", kind, visits) for kind, visits in _by_size(self.failed)]
         rows.append(line("flagged", "", len({v for visits in self.flagged.values() for v in visits})))
         rows += [line("flagged", kind, visits) for kind, visits in _by_size(self.flagged)]
+        rows.append(line("with notes", "", self.noted))
         rows += [line("missing", kind, visits) for kind, visits in self.missing.items()]
         rows += [line("left out", kind, visits) for kind, visits in _by_size(self.left_out)]
-        rows.append(line("excluded", "", self.excluded))  # inputs of EIDs in exclude_eids_file
+        rows.append(line("excluded", "", self.excluded))
+        rows.append(line("withdrawn", "", self.withdrawn))  # inputs of EIDs in exclude_eids_file
         rows.append(line("out of date", "", self.out_of_date))  # made before the last change to the stage's outputs
         rows += [line("version", version, count) for version, count in sorted(self.versions.items())]
         return rows
@@ -77,6 +83,16 @@ class StageStatus:
 
 def _by_size(groups: Mapping[str, list[str]]) -> list[tuple[str, list[str]]]:
     return sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))
+
+
+def flags_of(record: Mapping[str, str]) -> list[str]:
+    """A done input's flags (what is worth a look): the one definition status and the report count by."""
+    return [flag for flag in record.get("flags", "").split("; ") if flag]
+
+
+def notes_of(record: Mapping[str, str]) -> list[str]:
+    """A done input's notes (what the stage did about a quirk), without a mere redo."""
+    return [note for note in record.get("notes", "").split("; ") if note and not note.startswith("redone:")]
 
 
 def visit(record: Mapping[str, str]) -> str:
@@ -97,10 +113,11 @@ def cohort_status(
     seam_mismatch_limit: float | None = SEAM_MISMATCH_LIMIT,
     check_outputs: bool = True,
 ) -> list[StageStatus]:
-    """Every stage's status under ``root``. ``raw_inputs`` maps a stage to the folder of its input zips."""
-    records = cohort_state(root, seam_mismatch_limit=seam_mismatch_limit)
+    """Every stage's status under ``root``. ``raw_inputs`` maps a stage to the folder of its input zips; inputs of
+    participants in the root's withdrawal register are counted as withdrawn, never as not yet run."""
+    records = cohort_records(root, seam_mismatch_limit=seam_mismatch_limit)
     return statuses_from_records(records, raw_inputs=raw_inputs, only_eids=only_eids, exclude_eids=exclude_eids,
-                                 check_outputs=check_outputs)
+                                 check_outputs=check_outputs, withdrawn=Withdrawals.of_root(root))
 
 
 def statuses_from_records(
@@ -110,8 +127,9 @@ def statuses_from_records(
     only_eids: Iterable[int] | None = None,
     exclude_eids: Iterable[int] | None = None,
     check_outputs: bool = True,
+    withdrawn: Container[object] = (),
 ) -> list[StageStatus]:
-    """The status of each stage in ``records`` (state records of one or more stages, :func:`cohort_state`)."""
+    """The status of each stage in ``records`` (state records of one or more stages, as ``cohort_records`` gives)."""
     by_stage: dict[str, list[dict[str, str]]] = defaultdict(list)
     for record in records:
         by_stage[record["stage"]].append(record)
@@ -125,7 +143,7 @@ def statuses_from_records(
         status = _stage_status(name, by_stage.get(name, []), check_outputs=check_outputs)
         inputs = _inputs(name, raw_inputs, by_stage)
         if inputs is not None:
-            _missing(status, by_stage.get(name, []), inputs, only=only, exclude=exclude)
+            _missing(status, by_stage.get(name, []), inputs, only=only, exclude=exclude, withdrawn=withdrawn)
         statuses.append(status)
     return statuses
 
@@ -153,8 +171,9 @@ def _stage_status(name: str, records: list[dict[str, str]], *, check_outputs: bo
         status.versions[record.get("version") or "unknown"] += 1
         if out_of_date(name, record.get("output_version", "")):
             status.out_of_date.append(visit(record))
-        for flag in filter(None, record["flags"].split("; ")):
+        for flag in flags_of(record):
             flagged[flag_kind(flag)].append(visit(record))
+        status.noted += bool(notes_of(record))
     status.failed, status.flagged, status.left_out = dict(failed), dict(flagged), dict(left_out)
     if gone:
         status.missing["output gone (recorded as done)"] = gone
@@ -176,17 +195,36 @@ def _inputs(name: str, raw_inputs: Mapping[str, str | Path], by_stage: Mapping[s
 
 
 def _missing(status: StageStatus, records: list[dict[str, str]], inputs: Mapping[str, tuple[int | None, str]],
-             *, only: set[int] | None, exclude: set[int]) -> None:
+             *, only: set[int] | None, exclude: set[int], withdrawn: Container[object] = ()) -> None:
     known = {record["stem"] for record in records}
     with_input = {eid for eid, _ in inputs.values() if eid is not None}
+    gone = {stem for stem, (eid, _) in inputs.items() if eid is not None and eid in withdrawn}
     kept = {stem: value for stem, value in inputs.items()
-            if value[0] not in exclude and (only is None or value[0] in only)}
+            if value[0] not in exclude and (only is None or value[0] in only) and stem not in gone}
     status.excluded = sum(1 for eid, _ in inputs.values() if eid in exclude)
+    status.withdrawn = len(gone)
     if only is not None:
         no_input = sorted(eid for eid in only - with_input if eid not in exclude)
         status.missing["EIDs in eids_file with no input"] = [str(eid) for eid in no_input]
     not_run = [value[1] for stem, value in sorted(kept.items()) if stem not in known]
     status.missing["inputs not yet run"] = not_run
+
+
+def register_lines(root: Path) -> list[dict[str, str]]:
+    """The root's withdrawal register as status rows: one per list applied (``stage=withdraw``), with its count."""
+    return [{"stage": "withdrawal register", "what": "list", "detail": name, "count": str(count),
+             "examples": f"applied {when}"} for name, when, count in withdrawn_lists(root)]
+
+
+def format_register(root: Path) -> str:
+    """The withdrawal register as text: where it is and the lists applied (every run leaves those participants out)."""
+    rows = register_lines(root)
+    if not rows:
+        return f"withdrawal register: none ({register_path(root)} does not exist)"
+    total = sum(int(row["count"]) for row in rows)
+    lines = [f"withdrawal register ({register_path(root)}): {total} participant(s), left out by every run:"]
+    lines += [f"  {row['detail']}: {row['count']} ({row['examples']})" for row in rows]
+    return "\n".join(lines)
 
 
 def format_status(statuses: list[StageStatus], *, examples: int = 5) -> str:
@@ -203,14 +241,15 @@ def format_status(statuses: list[StageStatus], *, examples: int = 5) -> str:
     return "\n".join(lines) if lines else "no stage has run here yet"
 
 
-def write_status_csv(statuses: list[StageStatus], *, output_dir: Path, examples: int = 5) -> Path:
+def write_status_csv(statuses: list[StageStatus], *, output_dir: Path, examples: int = 5,
+                     extra: Iterable[dict[str, str]] = ()) -> Path:
     """Write ``<output_dir>/status-<time>.csv`` (columns stage, what, detail, count, examples), atomically."""
     path = output_dir / f"status-{time.strftime('%Y%m%d-%H%M%S')}.csv"
     with atomic_file(path, scratch_dir=output_dir / "tmp") as tmp:
         with open(tmp, "w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=COLUMNS)
             writer.writeheader()
-            for status in statuses:
+            for lines in [*(status.lines(examples=examples) for status in statuses), list(extra)]:
                 writer.writerows({key: csv_cell(str(value)) for key, value in line.items()}
-                                 for line in status.lines(examples=examples))  # no cell a spreadsheet runs
+                                 for line in lines)  # no cell a spreadsheet runs
     return path

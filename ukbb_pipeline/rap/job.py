@@ -11,10 +11,8 @@ import argparse
 import json
 import logging
 import os
-import re
 import subprocess
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 from ukbb_pipeline import registry
@@ -27,6 +25,17 @@ log = logging.getLogger("ukbb_pipeline.rap.job")
 
 RAW_PATHS = {DXA_FIELD: "paths.raw_dxa", MRI_FIELD: "paths.raw_mri"}
 UPLOAD_EVERY_S = float(os.environ.get("UKBB_RAP_UPLOAD_EVERY_S", "30"))
+MOUNTED = {value.removeprefix("paths.") for value in RAW_PATHS.values()}  # the bulk zips, read through the mount
+
+
+def _folders(entry: registry.StageEntry) -> tuple[str, ...]:
+    output, reads = entry.paths_keys()
+    return tuple(key for key in (output, *reads) if key is not None and key not in MOUNTED)
+
+
+READS = {  # the stage folders (PathsConfig keys) a per-input stage writes and reads, from the table of stages
+    entry.name: _folders(entry) for entry in registry.STAGES if entry.version is not None
+}
 SHARED = ("pipeline-runs",)  # what every stage honours under the root: the withdrawal register
 
 
@@ -36,22 +45,12 @@ def subfolder(key: str) -> str:
 
 
 def laid_out(stage: str, *, folder: str) -> list[str]:
-    """The project folders to lay out locally: a per-input stage's own output folder, the stage folders it reads,
-    and the withdrawal register (at 100,000 subjects a job lists and links what it needs, not the whole cohort);
-    the stages that read across the root (report, status, withdraw) lay out all of it."""
-    entry = registry.stage(stage) if stage in registry.STAGE_NAMES else None
-    if entry is None or entry.version is None:
+    """The project folders to lay out locally: a per-input stage's own output folder, the folders it reads, and the
+    withdrawal register (at 100,000 subjects a job lists and links what it needs, not the whole cohort); the stages
+    that read across the root (report, status, withdraw) lay out all of it."""
+    if stage not in READS:
         return [folder]
-    keys = [key for name in ("output_dir", *(f.name for f in fields(entry.schema) if f.name != "output_dir"))
-            if isinstance(getattr(entry.schema, name, None), str)
-            and (key := _paths_key(getattr(entry.schema, name))) is not None]
-    return [*dict.fromkeys(f"{folder}/{subfolder(key)}" for key in keys), *(f"{folder}/{name}" for name in SHARED)]
-
-
-def _paths_key(default: str) -> str | None:
-    """``${paths.mri}`` -> ``mri``; None for anything else, and for the bulk zips (read through the mount)."""
-    match = re.fullmatch(r"\$\{paths\.(\w+)\}", default)
-    return match.group(1) if match and not match.group(1).startswith("raw_") else None
+    return [*(f"{folder}/{subfolder(key)}" for key in READS[stage]), *(f"{folder}/{name}" for name in SHARED)]
 
 
 def stage_overrides(*, local: Path, mount: Path, inputs: dict[int, str]) -> list[str]:

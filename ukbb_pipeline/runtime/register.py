@@ -17,6 +17,7 @@ import csv
 import hashlib
 import io
 import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,14 +80,20 @@ class Withdrawals:
     to worker processes with the stage."""
 
     path: Path
+    recheck_s: float = 0.5  # at most one stat per this many seconds (a 100,000-row flush asks 100,000 times)
     _signature: tuple[int, int] | None = field(default=None, repr=False)
     _digests: frozenset[str] = field(default=frozenset(), repr=False)
+    _checked: float = field(default=float("-inf"), repr=False)
 
     @classmethod
     def of_root(cls, root: Path | str) -> Withdrawals:
         return cls(register_path(root))
 
     def _current(self) -> frozenset[str]:
+        now = time.monotonic()
+        if now - self._checked < self.recheck_s:
+            return self._digests
+        self._checked = now
         try:
             stat = os.stat(self.path)
         except FileNotFoundError:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ukbb_pipeline.errors import InputError, OutputError, StageFailed
+from ukbb_pipeline.errors import ConfigError, InputError, OutputError, StageFailed
 from ukbb_pipeline.flags import SEAM_MISMATCH_LIMIT
 from ukbb_pipeline.runtime.atomic import remove_stale_scratch
 from ukbb_pipeline.runtime.cells import escape_controls
@@ -40,8 +40,12 @@ from ukbb_pipeline.runtime.parallel import imap_unordered
 from ukbb_pipeline.runtime.progress import progress
 from ukbb_pipeline.runtime.register import Withdrawals
 from ukbb_pipeline.runtime.sharding import in_shard
+from ukbb_pipeline.runtime.state import LEFT_OUT
 
 log = logging.getLogger(__name__)
+
+SETTINGS_CHANGED = "redone: settings changed since the previous output"
+VERSION_RAISED = "redone: the stage's output version was raised since the previous output (CHANGELOG.md)"
 
 
 
@@ -137,6 +141,18 @@ class Stage:
     def fingerprint(self) -> str:
         return settings_fingerprint({"stage": self.name, **self.settings})
 
+    def settings_change(self, stored: str) -> str:
+        """Why outputs with the settings fingerprint ``stored`` differ: only an older output version of this stage
+        (an upgrade, redone as CHANGELOG.md says) or other settings (refused unless ``overwrite``)."""
+        version = self.settings.get("version")
+        if isinstance(version, int):
+            base = {"stage": self.name, **self.settings}
+            older = {settings_fingerprint({**base, "version": earlier}) for earlier in range(version)}
+            older.add(settings_fingerprint({key: value for key, value in base.items() if key != "version"}))
+            if stored in older:
+                return VERSION_RAISED
+        return SETTINGS_CHANGED
+
     def check_done(self, units: list[Unit], *, fingerprint: str, overwrite: bool) -> Iterator[Task | Result]:
         """Each unit as a :class:`Task` to do, or a skipped :class:`Result`. Default: redo everything."""
         for unit in units:
@@ -217,9 +233,11 @@ def run_units(stage: Stage, units: list[Unit], options: RunOptions) -> StageSumm
         elif result.reason and result.status == OK:
             log.info("%s: %s", Path(result.unit.input).name, result.reason)
 
+    outcomes = list(stage.check_done(selected, fingerprint=stage.fingerprint(), overwrite=options.overwrite))
+    refuse_changed_settings(stage, outcomes)
     try:
         todo: list[Task] = []
-        for outcome in stage.check_done(selected, fingerprint=stage.fingerprint(), overwrite=options.overwrite):
+        for outcome in outcomes:
             if isinstance(outcome, Task):
                 todo.append(outcome)
             else:
@@ -249,6 +267,16 @@ def run_units(stage: Stage, units: list[Unit], options: RunOptions) -> StageSumm
     )
     log.info(format_summary(summary))
     return summary
+
+
+def refuse_changed_settings(stage: Stage, outcomes: list[Task | Result]) -> None:
+    """Stop before any work when outputs here were made with other settings: redoing a cohort is never silent."""
+    changed = [o.unit for o in outcomes if isinstance(o, Task) and o.redo == SETTINGS_CHANGED]
+    if changed:
+        raise ConfigError(
+            f"{stage.name}: {len(changed)} output(s) in {stage.folders.output} were made with other settings "
+            f"(e.g. {changed[0].key}): set overwrite=true to redo them, or write to another output folder "
+            "(paths.root=... or stage.output_dir=...)")
 
 
 def _run_tasks(stage: Stage, todo: list[Task], options: RunOptions, record: Callable[[Result], None]) -> None:
@@ -312,9 +340,11 @@ def raise_on_failures(summaries: list[StageSummary], *, allow_failures: bool) ->
 
 def format_summary(summary: StageSummary) -> str:
     counts = summary.counts
+    left_out = sum(row.status == SKIPPED and row.reason.startswith(LEFT_OUT) for row in summary.rows)
     lines = [
         f"{summary.name}: {len(summary.rows)} inputs: {counts.get(OK, 0)} ok, {counts.get(FAILED, 0)} failed, "
-        f"{counts.get(SKIPPED, 0)} skipped in {summary.seconds:.1f} s",
+        f"{counts.get(SKIPPED, 0) - left_out} skipped (done earlier)"
+        + (f", {left_out} left out" if left_out else "") + f" in {summary.seconds:.1f} s",
         f"  outputs:  {summary.output_dir}",
     ]
     if summary.manifest is not None:

@@ -334,16 +334,16 @@ def stage_state(
     return [dict(record) for record in records]
 
 
-def cohort_state(
+def cohort_records(
     folder: Path | str, *, stages: Iterable[str] | None = None, cache: bool = True,
     seam_mismatch_limit: float | None = SEAM_MISMATCH_LIMIT,
 ) -> list[dict[str, str]]:
     """Every input's current state under ``folder``: a data root (every stage), a stage's output or metadata folder.
 
-    One record per (stage, input), a dict of strings with the columns :data:`STATE_COLUMNS` followed by the stage's
-    QC columns (``swapped_stations``, ``max_seam_mismatch``, ``centre_index``, ...). ``state`` is ``done`` or
-    ``failed``; inputs never run have no record (the ``status`` stage lists them). ``pandas.DataFrame(records)`` gives
-    a table. ``stages`` keeps only those stages.
+    One record per (stage, input), a dict of strings (as the manifests hold them) with the columns
+    :data:`STATE_COLUMNS` followed by the stage's QC columns. ``state`` is ``done``, ``failed`` or ``left out``;
+    inputs never run have no record. ``stages`` keeps only those stages. The public, typed view of these records is
+    :func:`ukbb_pipeline.runtime.cohort.cohort_state`.
     """
     wanted = None if stages is None else set(stages)
     records: list[dict[str, str]] = []

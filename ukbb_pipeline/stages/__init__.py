@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,35 +33,26 @@ def run_options(config: PipelineConfig) -> RunOptions:
         only_eids=frozenset(read_eid_list(Path(config.eids_file))) if config.eids_file else None,
         exclude_eids=frozenset(read_eid_list(Path(config.exclude_eids_file))) if config.exclude_eids_file else None,
         seam_mismatch_limit=config.seam_mismatch_limit,
-        withdrawals=Withdrawals.of_root(config.paths.root),  # every later run honours every withdrawal
+        # every later run honours every withdrawal (a stage given only its own folders has no root, so no register)
+        withdrawals=Withdrawals.of_root(config.paths.root) if config.paths.root is not None else None,
         eids_file=config.eids_file,
         exclude_eids_file=config.exclude_eids_file,
     )
 
 
-def _paths_key(value: str) -> str | None:
-    """``${paths.dxa}`` -> ``dxa``; None for a folder that is not one of ``paths``."""
-    match = re.fullmatch(r"\$\{paths\.(\w+)\}", value)
-    return match.group(1) if match else None
-
-
 def _folders_of_stages() -> tuple[dict[str, str], dict[str, str]]:
-    """From the table of stages and their schemas' defaults: the ``paths`` folder each processing stage makes, and
-    the stage reading each ``paths`` folder (``input_dir``, ``dxa_dir``, ...)."""
+    """From the table of stages: the ``paths`` folder each processing stage makes, and the stage reading each
+    ``paths`` folder (``input_dir``, ``dxa_dir``, ...)."""
     makes: dict[str, str] = {}
     read_by: dict[str, str] = {}
     for entry in registry.STAGES:
         if entry.version is None:  # not a processing stage
             continue
-        schema = entry.schema()
-        for item in dataclasses.fields(schema):
-            key = _paths_key(str(getattr(schema, item.name))) if item.name.endswith("_dir") else None
-            if key is None:
-                continue
-            if item.name == "output_dir":
-                makes[entry.name] = key
-            else:
-                read_by.setdefault(key, entry.name)
+        output, reads = entry.paths_keys()
+        if output is not None:
+            makes[entry.name] = output
+        for key in reads:
+            read_by.setdefault(key, entry.name)
     return makes, read_by
 
 
@@ -94,15 +83,17 @@ def run_configured(config: PipelineConfig) -> list[StageSummary]:
     stage: StageConfig = config.stage
     from ukbb_pipeline.stages.withdraw import remember_log_folder, remember_output_folder
 
-    remembers = stage.name != "withdraw"  # (a withdrawal cleans its own log folder, and must not make a root)
-    if remembers:
-        remember_log_folder(config.paths.root)  # logs name subjects: a withdrawal must find every run's
+    # (a withdrawal cleans its own log folder, and must not make a root; a stage given its folders one by one has none)
+    root = config.paths.root
+    remembers = stage.name != "withdraw" and root is not None
+    if remembers and root is not None:
+        remember_log_folder(root)  # logs name subjects: a withdrawal must find every run's
     try:
         summaries = registry.stage(stage.name).run()(stage, options=options, writer=writer, qc=config.qc)
     finally:
-        if remembers:
-            remember_log_folder(config.paths.root)  # the demo makes its root
-            remember_output_folder(config.paths.root, stage.output_dir)  # a withdrawal cleans it wherever it is
+        if remembers and root is not None:
+            remember_log_folder(root)  # the demo makes its root
+            remember_output_folder(root, stage.output_dir)  # a withdrawal cleans it wherever it is
     raise_on_failures(summaries, allow_failures=options.allow_failures)
     return summaries
 

@@ -217,7 +217,7 @@ def settings_from(config: ExtractSlicesConfig) -> SlabSettings:
 
 def discover_volumes(input_dir: Path, *, eids: frozenset[int] | set[int] | None = None) -> list[InputFile]:
     """The volumes in ``input_dir``, in whichever format unzip_mri wrote them (HDF5 first where a stem has several)."""
-    found = find_outputs(input_dir)
+    found = find_outputs(input_dir, made_by="unzip_mri")
     return found if eids is None else [item for item in found if item.eid in eids]
 
 

@@ -116,7 +116,7 @@ class FileStage(Stage):
         if stored is None:
             return "redone: the previous output did not open"
         if stored.split("-")[0] != fingerprint.split("-")[0]:
-            return "redone: settings changed since the previous output"
+            return self.settings_change(stored.split("-")[0])  # other settings are refused (runner)
         if stored != fingerprint:
             return "redone: the input changed since the previous output"
         return None

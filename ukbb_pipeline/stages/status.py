@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ukbb_pipeline.config import StatusConfig
 from ukbb_pipeline.formats import Writer
-from ukbb_pipeline.qc.status import cohort_status, format_status, write_status_csv
+from ukbb_pipeline.qc.status import cohort_status, format_register, format_status, register_lines, write_status_csv
 from ukbb_pipeline.runtime.runner import RunOptions, StageSummary
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,10 @@ def run(config: StatusConfig, *, options: RunOptions, writer: Writer, qc: bool =
         raise FileNotFoundError(f"data root {root} does not exist")
     statuses = cohort_status(root, raw_inputs=config.raw_inputs, only_eids=options.only_eids,
                              exclude_eids=options.exclude_eids, seam_mismatch_limit=options.seam_mismatch_limit)
-    path = write_status_csv(statuses, output_dir=Path(config.output_dir), examples=config.examples)
-    log.info("status of %s:\n%s\n  written to %s", root, format_status(statuses, examples=config.examples), path)
+    path = write_status_csv(statuses, output_dir=Path(config.output_dir), examples=config.examples,
+                            extra=register_lines(root))
+    log.info("status of %s:", root)
+    for line in [*format_status(statuses, examples=config.examples).splitlines(), *format_register(root).splitlines()]:
+        log.info("%s", line)  # a line per record: the log escapes line breaks inside a value
+    log.info("  written to %s", path)
     return []

@@ -69,7 +69,7 @@ def make_job(config: UnzipDxaConfig, *, inputs: list[InputFile], writer: Writer,
 
 def run(config: UnzipDxaConfig, *, options: RunOptions, writer: Writer, qc: bool = True) -> list[StageSummary]:
     eids = None if options.only_eids is None else set(options.only_eids)
-    inputs = discover_inputs(Path(config.input_dir), suffix=".zip", eids=eids)
+    inputs = discover_inputs(Path(config.input_dir), suffix=".zip", eids=eids, made_by="download")
     job = make_job(config, inputs=inputs, writer=writer, qc=qc)
     summary = run_stage(job, options)
     if qc and summary.rows:

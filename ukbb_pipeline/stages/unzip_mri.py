@@ -90,5 +90,6 @@ def make_job(config: UnzipMriConfig, *, inputs: list[InputFile], writer: Writer)
 
 
 def run(config: UnzipMriConfig, *, options: RunOptions, writer: Writer, qc: bool = True) -> list[StageSummary]:
-    inputs = discover_inputs(Path(config.input_dir), suffix=".zip", eids=options.only_eids)
+    inputs = discover_inputs(Path(config.input_dir), suffix=".zip", eids=options.only_eids,
+                             made_by="download")
     return [run_stage(make_job(config, inputs=inputs, writer=writer), options)]

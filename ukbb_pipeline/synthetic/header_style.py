@@ -44,6 +44,8 @@ class HeaderStyle:
     - ``patient_position``: HFS, or FFS (feet first: the stations are acquired knees first; IPP stays in
       patient coordinates).
     - ``spacing_between_slices``: SpacingBetweenSlices written or left out.
+    - ``phase_images``: the echoes' phase images (ImageType ``ORIGINAL\\PRIMARY\\P\\ND``) written in the in and
+      opp series beside the magnitudes, as Philips stores them.
     """
 
     times: str = "station"
@@ -56,6 +58,7 @@ class HeaderStyle:
     rescale: tuple[float, float] | None = None
     patient_position: str = "HFS"
     spacing_between_slices: bool = True
+    phase_images: bool = False
 
     def __post_init__(self) -> None:
         if self.times not in TIME_LAYOUTS:
@@ -87,6 +90,7 @@ class HeaderStyle:
             rescale=None if rng.random() < 0.5 else REAL_RESCALES[int(rng.integers(len(REAL_RESCALES)))],
             patient_position=str(rng.choice(PATIENT_POSITIONS)),
             spacing_between_slices=bool(rng.random() < 0.5),
+            phase_images=bool(rng.random() < 0.3),
         )
 
     def stored(self, image: np.ndarray) -> np.ndarray:

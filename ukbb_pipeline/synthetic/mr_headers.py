@@ -90,6 +90,7 @@ class Series:
     style: HeaderStyle = HeaderStyle()  # noqa: RUF009 (frozen, so a shared default is safe)
     shared: bool = False  # one series holds this channel and another (description without the channel suffix)
     slice_interval: float = 0.0  # s between the AcquisitionTimes of successive slices (style times "slice")
+    phase: bool = False  # the phase images of this echo (ImageType ...\\P\\...), written in its series
 
     @property
     def description(self) -> str:
@@ -100,6 +101,8 @@ class Series:
 
     @property
     def image_type(self) -> list[str]:
+        if self.phase:
+            return ["ORIGINAL", "PRIMARY", "P", "ND"]
         values = IMAGE_TYPE[self.channel] if self.style.image_type_tokens else PLAIN_IMAGE_TYPE[self.channel]
         return values + (["ND"] if self.derived and "ND" not in values else [])
 

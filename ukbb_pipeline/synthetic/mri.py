@@ -262,6 +262,10 @@ def _write_station(
             slice_interval=SLAB_DURATION[geometry.station in (2, 3, 4)] / geometry.n_slices,
         )
         _write_series(study, series, image, skip=skip, quirks=quirks, uids=uids, members=members, rows=rows)
+        if style.phase_images and channel in ("in", "opp"):  # Philips: phase images in the magnitude's series
+            phase = np.random.default_rng([series.number, station]).integers(0, 4096, image.shape, dtype=np.uint16)
+            _write_series(study, dataclasses.replace(series, phase=True), phase, skip=skip, quirks=quirks, uids=uids,
+                          members=members, rows=rows)
         if channel in quirks.derived_series and step.first_series <= 24 and not corrupted:
             derived_time = series_time + timedelta(seconds=2.0)
             derived = dataclasses.replace(series, number=DERIVED_FIRST_SERIES + series.number, derived=True,

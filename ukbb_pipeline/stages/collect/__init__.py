@@ -52,6 +52,7 @@ class ShardPlan:
     final: Path  # collection-shard<i>of<n>.h5
     content: str  # the content fingerprint of the shard's pairs, made with these settings
     rebuild: bool  # False: the file holds exactly that content, with no failed pair: every pair is skipped
+    redo: str = ""  # why it is rebuilt, when the file there was made with other settings (refused by the runner)
 
 
 class CollectStage(Stage):
@@ -88,7 +89,11 @@ class CollectStage(Stage):
         stored = None if overwrite else collection.stored_attrs(final, locking=self.hdf5.file_locking)
         unchanged = stored is not None and stored.get("content_fingerprint") == content and \
             int(stored.get("n_failed", 1)) == 0
-        return ShardPlan(final=final, content=content, rebuild=not unchanged)
+        redo = ""
+        made_with = None if stored is None else stored.get("settings_fingerprint")
+        if not unchanged and made_with not in (None, self.fingerprint()):
+            redo = self.settings_change(str(made_with))  # other settings, or a raised output version
+        return ShardPlan(final=final, content=content, rebuild=not unchanged, redo=redo)
 
     @property
     def final(self) -> Path:
@@ -97,7 +102,8 @@ class CollectStage(Stage):
     def check_done(self, units: list[Unit], *, fingerprint: str, overwrite: bool) -> Iterator[Task | Result]:
         """Every pair to do when the plan rebuilds the shard file; else every pair skipped, as the file holds it."""
         if self.plan.rebuild:
-            yield from (Task(unit, "redone: overwrite=true" if overwrite else "", fingerprint) for unit in units)
+            yield from (Task(unit, "redone: overwrite=true" if overwrite else self.plan.redo, fingerprint)
+                        for unit in units)
             return
         held = collection.stored_visits(self.final, locking=self.hdf5.file_locking)
         earlier = {row["input"]: row["reason"] for row in read_manifests(self.folders.meta)
@@ -139,7 +145,8 @@ def _signature(path: Path) -> str:
 def run(config: CollectConfig, *, options: RunOptions, writer: Writer, qc: bool = True) -> list[StageSummary]:
     if not isinstance(writer, Hdf5Writer):
         log.info("collect: the collection is always HDF5 (writer=%s only applies to the other stages)", writer.name)
-    pairing = fit.pair_by_visit(find_outputs(Path(config.input_dir)), find_outputs(Path(config.dxa_dir)))
+    pairing = fit.pair_by_visit(find_outputs(Path(config.input_dir), made_by="extract_slices"),
+                                find_outputs(Path(config.dxa_dir), made_by="unzip_dxa", key="stage.dxa_dir"))
     shard.log_unpaired(pairing)
     stage = CollectStage(config, writer=writer, options=options, pairs=pairing.pairs)
     shard.warn_other_shard_counts(stage.folders.output, options.shard_count)
