@@ -44,11 +44,12 @@ def test_the_seam_limit_is_one_top_level_setting():
     assert config.PipelineConfig().seam_mismatch_limit == flags.SEAM_MISMATCH_LIMIT
 
 
-def test_the_seam_limit_setting_reaches_every_stage_through_the_run_options(compose):
+def test_the_seam_limit_setting_reaches_every_stage_through_the_run_options(compose, tmp_path):
     from ukbb_pipeline.stages import run_options
 
     for stage in ("collect", "extract_slices", "status", "report", "demo"):
-        typed = config.pipeline_config(compose([f"stage={stage}", "seam_mismatch_limit=0.35"]))
+        typed = config.pipeline_config(compose([f"stage={stage}", "seam_mismatch_limit=0.35",
+                                                f"paths.root={tmp_path}"]))
         assert run_options(typed).seam_mismatch_limit == 0.35
 
 
@@ -132,14 +133,15 @@ def test_range_checks_live_only_in_the_configs_validation():
         (["stage=collect", "seam_mismatch_limit=-0.1"], "seam_mismatch_limit=-0.1 is refused"),
     ],
 )
-def test_the_config_refuses_what_the_stages_no_longer_check(compose, overrides, message):
+def test_the_config_refuses_what_the_stages_no_longer_check(compose, tmp_path, overrides, message):
     from ukbb_pipeline.errors import ConfigError
 
     with pytest.raises(ConfigError) as caught:
-        config.pipeline_config(compose(overrides))
+        config.pipeline_config(compose([*overrides, f"paths.root={tmp_path}"]))
     assert message in str(caught.value)
 
 
-def test_dx_has_no_ukbfetch_limits(compose):
-    typed = config.pipeline_config(compose(["stage=download", "stage.backend=dx", "stage.parallel=32"]))
+def test_dx_has_no_ukbfetch_limits(compose, tmp_path):
+    typed = config.pipeline_config(compose(["stage=download", "stage.backend=dx", "stage.parallel=32",
+                                            f"paths.root={tmp_path}"]))
     assert typed.stage.parallel == 32

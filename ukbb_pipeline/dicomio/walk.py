@@ -100,7 +100,7 @@ def _walk(data: bytes, stop_after: int | None) -> Elements | None:
     syntax = _uid(data[start : start + length])
     if syntax in _NATIVE:
         implicit = _NATIVE[syntax]
-    elif stop_after is not None and syntax.is_encapsulated and syntax in pydicom.uid.AllTransferSyntaxes:
+    elif stop_after is not None and syntax in pydicom.uid.AllTransferSyntaxes and syntax.is_encapsulated:
         implicit = False  # pydicom reads any other known syntax as Explicit VR Little Endian
     else:
         return None  # deflated, big endian, private or unknown: pydicom

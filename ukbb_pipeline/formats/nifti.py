@@ -87,8 +87,6 @@ class NiftiWriter(Writer):
     suffix = ".nii.gz"
 
     def __init__(self, *, compression_level: int = 1, layout: str = "ras"):
-        if layout not in LAYOUTS:
-            raise ValueError(f"writer.layout must be one of {', '.join(LAYOUTS)}, got {layout}")
         require_nibabel()  # fail at start-up, with the install line, when it is missing
         self.compression_level = compression_level
         self.layout = layout
