@@ -97,7 +97,7 @@ class RapLauncher(Launcher):
                         "(docs/how-to/platform.md says how to upload a wheelhouse once per version)", __version__)
         sweep = Path(self.config.hydra.sweep.dir)
         sweep.mkdir(parents=True, exist_ok=True)
-        jobs = []
+        jobs: list[dict[str, Any]] = []
         for overrides, command in zip(job_overrides, commands, strict=False):
             job_id = dx.call(*command[1:]).strip()
             jobs.append({"id": job_id, "overrides": list(overrides), "name": command[command.index("--name") + 1]})
