@@ -31,7 +31,7 @@ from ukbb_pipeline.errors import InputError
 from ukbb_pipeline.formats.pickle import safe_load
 from ukbb_pipeline.runtime.inputs import parse_input
 from ukbb_pipeline.runtime.manifest import read_manifests
-from ukbb_pipeline.runtime.state import cohort_state
+from ukbb_pipeline.runtime.state import cohort_records
 from ukbb_pipeline.stages import run_stage_from_config
 from ukbb_pipeline.stages.unzip_dxa import process_dxa_zip
 from ukbb_pipeline.stages.unzip_mri import process_mri_zip
@@ -615,7 +615,7 @@ def test_a_run_killed_before_its_manifest_flush_keeps_the_qc_flags_of_what_it_ma
 
     rerun = run_main("stage=unzip_mri", f"paths.root={tmp_path}", "n_jobs=1")
     assert rerun.returncode == 0, rerun.stderr[-2000:]
-    records = cohort_state(tmp_path, stages=["unzip_mri"])
+    records = cohort_records(tmp_path, stages=["unzip_mri"])
     assert len(records) == len(eids)
     assert all(record["flags"].startswith("swapped station 3") for record in records), [r["flags"] for r in records]
     assert {record["swapped_stations"] for record in records} == {"3"}

@@ -6,6 +6,7 @@ import itertools
 import os
 import re
 import signal
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -124,10 +125,30 @@ def _pooled(
                                        window=n_jobs if window > n_jobs else 1, on_death=on_death)
                 executor = _executor(n_jobs, shared)
             if requested_stop() is not None:
-                executor.shutdown(wait=False, kill_workers=True)
+                _abandon(executor)
     except BaseException:  # stopped (an error that ends the run): the workers must not run on
-        executor.shutdown(wait=False, kill_workers=True)  # (its futures are failed by the executor, not cancelled
-        raise  # here: loky's manager thread fails on a cancelled future while it shuts down)
+        _abandon(executor)
+        raise
+
+
+def _abandon(executor: Any) -> None:
+    """End the workers of a run that is stopping (an error, a signal), without waiting for their calls.
+
+    The executor fails its futures itself (cancelling them here would trip loky's manager thread). That thread can
+    still trip over a result that arrives while the workers are killed (a ``KeyError`` on a work item already
+    dropped): its error says nothing about the run, so it is kept out of the log while the executor shuts down.
+    """
+    previous = threading.excepthook
+
+    def quiet(args: threading.ExceptHookArgs) -> None:
+        if args.thread is None or args.thread.name != "ExecutorManagerThread":
+            previous(args)
+
+    threading.excepthook = quiet
+    try:
+        executor.shutdown(wait=True, kill_workers=True)
+    finally:
+        threading.excepthook = previous
 
 
 _SIGNAL_IN_MESSAGE = re.compile(r"\((-?\d+)\)")
