@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ukbb_pipeline.errors import InputError
+from ukbb_pipeline.slices.curved import curved_rows
 
 # The median |difference| of two independent Rayleigh(sigma) samples (magnitude noise in air) is 0.613 sigma.
 _MEDIAN_DIFFERENCE_TO_SIGMA = 1.0 / 0.613
@@ -182,18 +183,10 @@ def weighted_median_row(profile: np.ndarray, *, rows: np.ndarray, n_rows: int) -
 
 
 def slab_window(centre: int, *, n_rows: int, n_neighbours: int, spacing: int) -> SlabWindow:
-    """The centre plus ``n_neighbours`` rows each side, every ``spacing``-th row, moved inward to fit the volume."""
-    if n_neighbours < 0 or spacing < 1:
-        raise ValueError(f"need n_neighbours >= 0 and spacing >= 1, got {n_neighbours} and {spacing}")
-    span = 2 * n_neighbours * spacing
-    if span >= n_rows:
-        raise InputError(
-            f"the volume has {n_rows} coronal rows; {2 * n_neighbours + 1} rows {spacing} apart need {span + 1}"
-        )
-    start = centre - n_neighbours * spacing
-    fitted = min(max(start, 0), n_rows - 1 - span)
-    rows = fitted + spacing * np.arange(2 * n_neighbours + 1)
-    return SlabWindow(centre=centre, rows=rows, shift=fitted - start)
+    """The centre plus ``n_neighbours`` rows each side, every ``spacing``-th row, moved inward to fit the volume
+    (the curved window of :func:`~ukbb_pipeline.slices.curved.curved_rows` with one centre)."""
+    _, rows, shifts = curved_rows(np.array([centre]), n_rows=n_rows, n_neighbours=n_neighbours, spacing=spacing)
+    return SlabWindow(centre=centre, rows=rows[:, 0], shift=int(shifts[0]))
 
 
 def estimate_centre(
