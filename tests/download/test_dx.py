@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 from fake_dx import FakePlatform
 from fakes import DX_FOLDERS, FakeTools, synthetic_zip
@@ -107,10 +110,8 @@ def test_on_the_mounted_project_an_eid_list_lists_only_the_folders_it_needs(tmp_
     """The other stages can read ``/mnt/project/Bulk/...`` in place; with an EID list only its NN folders are listed."""
     mounted = fakes.project / "Bulk" / "Whole Body MRI" / "Dixon"
     listed: list[str] = []
-    original_glob = type(mounted).glob
-    monkeypatch.setattr(
-        type(mounted), "glob", lambda self, pattern: listed.append(self.name) or original_glob(self, pattern)
-    )
+    original_scandir = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda folder: listed.append(Path(folder).name) or original_scandir(folder))
     found = discover_inputs(mounted, suffix=".zip", eids={2100001, 2100003})
     assert {item.eid for item in found} == set(EIDS[4:])  # the folder "21" (the runner then keeps the listed EIDs)
     assert sorted(set(listed)) == ["21", "Dixon"]  # never the folder "10"
