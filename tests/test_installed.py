@@ -74,10 +74,11 @@ def test_the_installed_command_runs_the_demo_from_an_empty_folder(installed, tmp
 
     # every stage, Hydra overrides, multirun and `python -m` behave as with main.py
     again = _run([str(installed["python"]), "-m", "ukbb_pipeline", "stage=extract_slices", "stage.n_neighbours=3",
-                  "stage.output_dir=outputs/slices3"], cwd=empty)
+                  "paths.root=outputs/demo", "stage.output_dir=outputs/slices3"], cwd=empty)
     assert again.returncode == 0, again.stderr[-3000:]
     assert len(list((empty / "outputs" / "slices3").glob("*.h5"))) == 2
-    sweep = _run([str(installed["command"]), "-m", "stage=unzip_dxa", "shard.count=2", "shard.index=range(2)"],
+    sweep = _run([str(installed["command"]), "-m", "stage=unzip_dxa", "paths.root=outputs/demo", "shard.count=2",
+                  "shard.index=range(2)"],
                  cwd=empty)
     assert sweep.returncode == 0, sweep.stderr[-3000:]
     assert len(list((empty / "outputs" / "multirun").rglob("ukbb-pipeline.log"))) == 2
