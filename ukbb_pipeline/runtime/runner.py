@@ -414,6 +414,20 @@ def stop_if_disk_refuses(error: BaseException, *, stage: str, folder: Path) -> N
         raise OutputError(f"{stage}: cannot write to {folder}: {os.strerror(code)}") from None
 
 
+def draw_pictures(draw: Callable[[], list[Path]], *, stage: str, what: str, folder: Path) -> None:
+    """Draw a stage's QC pictures once its outputs and manifest are written: a picture never fails the run, but a
+    full or read-only disk stops it (exit 3), since every later write would fail too. ``what`` names them in the log
+    (``"contact sheet(s)"``)."""
+    try:
+        drawn = draw()
+    except Exception as error:
+        stop_if_disk_refuses(error, stage=stage, folder=folder)
+        log.exception("%s: %s failed", stage, what)
+        return
+    if drawn:
+        log.info("%s: %d %s drawn in %s", stage, len(drawn), what, drawn[0].parent)
+
+
 def errno_of(error: OSError) -> int | None:
     """The errno of an OSError; h5py puts it only in the message ("... errno = 28, error message = ...")."""
     if error.errno is not None:

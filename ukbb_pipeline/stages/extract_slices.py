@@ -31,7 +31,7 @@ from ukbb_pipeline.registry import output_version
 from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.inputs import InputFile
 from ukbb_pipeline.runtime.manifest import SKIPPED
-from ukbb_pipeline.runtime.runner import RunOptions, StageSummary, stop_if_disk_refuses
+from ukbb_pipeline.runtime.runner import RunOptions, StageSummary, draw_pictures
 from ukbb_pipeline.slices.curved import curved_rows
 from ukbb_pipeline.slices.midcoronal import (
     auto_in_plane_step,
@@ -253,20 +253,13 @@ def run(config: ExtractSlicesConfig, *, options: RunOptions, writer: Writer, qc:
     job = make_job(config, inputs=inputs, writer=writer, qc=qc)
     summary = run_stage(job, options)
     if qc and summary.rows:
-        try:
-            drawn = sheets.update_contact_sheets(
-                folders=job.folders,
-                mri_dir=Path(config.input_dir),
-                shard_index=options.shard_index,
-                shard_count=options.shard_count,
-                processed={Path(row.input).name.split(".", 1)[0] for row in summary.rows if row.status != SKIPPED},
-                sheet_size=config.sheet_size,
-                seam_mismatch_limit=options.seam_mismatch_limit,
-            )
-        except Exception as error:  # the outputs and manifest are written; a picture must not fail the run ...
-            stop_if_disk_refuses(error, stage=STAGE, folder=job.folders.qc)  # ... but a full disk stops it
-            log.exception("%s: contact sheets failed", STAGE)
-        else:
-            if drawn:
-                log.info("%s: %d contact sheet(s) drawn in %s", STAGE, len(drawn), drawn[0].parent)
+        draw_pictures(lambda: sheets.update_contact_sheets(
+            folders=job.folders,
+            mri_dir=Path(config.input_dir),
+            shard_index=options.shard_index,
+            shard_count=options.shard_count,
+            processed={Path(row.input).name.split(".", 1)[0] for row in summary.rows if row.status != SKIPPED},
+            sheet_size=config.sheet_size,
+            seam_mismatch_limit=options.seam_mismatch_limit,
+        ), stage=STAGE, what="contact sheet(s)", folder=job.folders.qc)
     return [summary]

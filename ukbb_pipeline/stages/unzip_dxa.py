@@ -14,7 +14,7 @@ from ukbb_pipeline.registry import output_version
 from ukbb_pipeline.runtime.folders import StageFolders
 from ukbb_pipeline.runtime.inputs import InputFile, discover_inputs, require_ukbb_name, search_description
 from ukbb_pipeline.runtime.manifest import SKIPPED
-from ukbb_pipeline.runtime.runner import RunOptions, StageSummary, stop_if_disk_refuses
+from ukbb_pipeline.runtime.runner import RunOptions, StageSummary, draw_pictures
 from ukbb_pipeline.stages.file_stage import StageJob, run_stage
 from ukbb_pipeline.ukbb import DXA_FIELD
 
@@ -79,14 +79,7 @@ def run(config: UnzipDxaConfig, *, options: RunOptions, writer: Writer, qc: bool
 
 def _draw_contact_sheets(config: UnzipDxaConfig, job: StageJob, summary: StageSummary, options: RunOptions) -> None:
     """This shard's contact sheets, from the cohort's state; a picture never fails the run."""
-    try:
-        drawn = dxa_pictures.update_contact_sheets(
-            folders=job.folders, shard_index=options.shard_index, shard_count=options.shard_count,
-            processed={Path(row.input).name.split(".", 1)[0] for row in summary.rows if row.status != SKIPPED},
-            sheet_size=config.sheet_size)
-    except Exception as error:  # the outputs and manifest are written; only a full or read-only disk stops the run
-        stop_if_disk_refuses(error, stage="unzip_dxa", folder=job.folders.qc)
-        log.exception("unzip_dxa: contact sheets failed")
-    else:
-        if drawn:
-            log.info("unzip_dxa: %d contact sheet(s) drawn in %s", len(drawn), drawn[0].parent)
+    draw_pictures(lambda: dxa_pictures.update_contact_sheets(
+        folders=job.folders, shard_index=options.shard_index, shard_count=options.shard_count,
+        processed={Path(row.input).name.split(".", 1)[0] for row in summary.rows if row.status != SKIPPED},
+        sheet_size=config.sheet_size), stage="unzip_dxa", what="contact sheet(s)", folder=job.folders.qc)

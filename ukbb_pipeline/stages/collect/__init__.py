@@ -34,9 +34,9 @@ from ukbb_pipeline.runtime.runner import (
     StageSummary,
     Task,
     Unit,
+    draw_pictures,
     run_units,
     select_units,
-    stop_if_disk_refuses,
 )
 from ukbb_pipeline.stages.collect import shard
 
@@ -161,13 +161,7 @@ def run(config: CollectConfig, *, options: RunOptions, writer: Writer, qc: bool 
 
 def _draw_pair_sheets(stage: CollectStage, summary: StageSummary) -> None:
     """The shard's pair pictures (redrawn when the shard file changed); a picture never fails the run."""
-    try:
-        drawn = pair_pictures.update_pair_sheets(
-            stage.final, folders=stage.folders,
-            n_left_out=sum(1 for row in summary.rows if row.reason.startswith("left out")))
-    except Exception as error:  # the collection and manifest are written; only a full or read-only disk stops the run
-        stop_if_disk_refuses(error, stage="collect", folder=stage.folders.qc)
-        log.exception("collect: pair pictures failed")
-    else:
-        if drawn:
-            log.info("collect: %d pair picture(s) drawn in %s", len(drawn), drawn[0].parent)
+    draw_pictures(lambda: pair_pictures.update_pair_sheets(
+        stage.final, folders=stage.folders,
+        n_left_out=sum(1 for row in summary.rows if row.reason.startswith("left out"))),
+        stage="collect", what="pair picture(s)", folder=stage.folders.qc)
